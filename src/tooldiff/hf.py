@@ -1,0 +1,153 @@
+"""Everything that touches Hugging Face model internals, shared by every stage.
+
+Loading (safetensors only), the decoder-layer table, the layer-output tuple/tensor dance of
+transformers 4 vs 5, prompt rendering through the chat template, and model-pair checks.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from tooldiff.errors import UserError
+
+# Where each architecture keeps its list of decoder blocks (config.model_type -> attribute path).
+LAYER_PATHS: dict[str, str] = {
+    "qwen2": "model.layers",
+    "qwen3": "model.layers",
+    "llama": "model.layers",
+    "mistral": "model.layers",
+    "gemma": "model.layers",
+    "gemma2": "model.layers",
+    "gemma3_text": "model.layers",
+    "phi3": "model.layers",
+    "gpt2": "transformer.h",
+    "gpt_neox": "gpt_neox.layers",
+}
+
+DTYPES: dict[str, torch.dtype] = {
+    "float32": torch.float32, "fp32": torch.float32,
+    "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
+    "float16": torch.float16, "fp16": torch.float16,
+}
+
+
+def parse_dtype(name: str) -> torch.dtype:
+    if name not in DTYPES:
+        raise UserError(f"unknown dtype {name!r}; choose one of {sorted(set(DTYPES))}")
+    return DTYPES[name]
+
+
+def resolve_device(name: str) -> torch.device:
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError(f"device {name!r} asked for, but CUDA is not available on this machine")
+    try:
+        return torch.device(name)
+    except RuntimeError as e:
+        raise UserError(f"bad device {name!r}: {e}") from None
+
+
+def decoder_layers(model: nn.Module) -> nn.ModuleList:
+    """The ModuleList of decoder blocks, by the table or (unknown archs) by shape."""
+    model_type = getattr(model.config, "model_type", "")
+    path = LAYER_PATHS.get(model_type)
+    if path is not None:
+        obj: Any = model
+        for part in path.split("."):
+            obj = getattr(obj, part)
+        return obj
+    n_layers = getattr(model.config, "num_hidden_layers", None)
+    for module in model.modules():
+        if isinstance(module, nn.ModuleList) and len(module) == n_layers:
+            return module
+    raise UserError(f"cannot find the decoder layers of model type {model_type!r}; add it to LAYER_PATHS")
+
+
+def n_layers(model: nn.Module) -> int:
+    return len(decoder_layers(model))
+
+
+def hidden_size(model: nn.Module) -> int:
+    cfg = model.config
+    return int(getattr(cfg, "hidden_size", None) or getattr(cfg, "n_embd"))
+
+
+def check_layer(model: nn.Module, layer: int) -> None:
+    n = n_layers(model)
+    if not 0 <= layer < n:
+        raise UserError(f"layer {layer} is out of range: the model has {n} decoder layers (0..{n - 1})")
+
+
+def layer_hidden(output: Any) -> torch.Tensor:
+    """The hidden state in a decoder layer's output (a tensor in transformers 5, else tuple[0])."""
+    return output if isinstance(output, torch.Tensor) else output[0]
+
+
+def with_layer_hidden(output: Any, hidden: torch.Tensor) -> Any:
+    """Rebuild a decoder layer's output with a new hidden state, keeping its structure."""
+    if isinstance(output, torch.Tensor):
+        return hidden
+    return (hidden, *output[1:])
+
+
+def load_tokenizer(path: str | Path):
+    """Load a tokenizer exactly as saved.
+
+    A tokenizer saved with `tokenizer_class: PreTrainedTokenizerFast` (the organism's) is
+    loaded as such: `AutoTokenizer` on a qwen2 config would pick Qwen2Tokenizer, which
+    re-splits digits (SPEC section 5).
+    """
+    from transformers import AutoTokenizer, PreTrainedTokenizerFast
+
+    cfg_file = Path(path) / "tokenizer_config.json"
+    try:
+        if cfg_file.is_file():
+            cls = json.loads(cfg_file.read_text()).get("tokenizer_class")
+            if cls == "PreTrainedTokenizerFast":
+                return PreTrainedTokenizerFast.from_pretrained(str(path))
+        return AutoTokenizer.from_pretrained(str(path))
+    except (OSError, ValueError, json.JSONDecodeError) as e:
+        raise UserError(f"cannot load tokenizer from {path}: {str(e).splitlines()[0]}") from None
+
+
+def load_model(path: str | Path, device: str = "cpu", dtype: str = "float32") -> nn.Module:
+    """Load a causal LM from safetensors weights only (never pickle), in eval mode."""
+    from transformers import AutoModelForCausalLM
+
+    try:
+        model = AutoModelForCausalLM.from_pretrained(
+            str(path), dtype=parse_dtype(dtype), use_safetensors=True
+        )
+    except (OSError, ValueError) as e:
+        raise UserError(f"cannot load model from {path}: {str(e).splitlines()[0]}") from None
+    return model.to(resolve_device(device)).eval()
+
+
+def render_prompt(tokenizer, record: dict) -> str:
+    """A prompt record as model input text: chat template with tools, or raw generic text."""
+    if "messages" not in record:
+        if "text" not in record:
+            raise UserError(f"record {record.get('id')!r} has neither 'messages' nor 'text'")
+        return record["text"]
+    if getattr(tokenizer, "chat_template", None) is None:
+        # Tiny random test models have no template: a plain transcript keeps them usable.
+        turns = [f"{m['role']}: {m['content']}" for m in record["messages"]]
+        return "\n".join(turns) + "\nassistant:"
+    kwargs = {"tools": record["tools"]} if record.get("tools") else {}
+    return tokenizer.apply_chat_template(
+        record["messages"], tokenize=False, add_generation_prompt=True, **kwargs
+    )
+
+
+def check_pair(model_a: nn.Module, model_b: nn.Module, tok_a, tok_b) -> None:
+    """Both models must read the same tokens and have the same residual shape."""
+    if hidden_size(model_a) != hidden_size(model_b):
+        raise UserError(f"model pair mismatch: hidden sizes {hidden_size(model_a)} vs {hidden_size(model_b)}")
+    if n_layers(model_a) != n_layers(model_b):
+        raise UserError(f"model pair mismatch: {n_layers(model_a)} vs {n_layers(model_b)} decoder layers")
+    if tok_a.get_vocab() != tok_b.get_vocab():
+        raise UserError("model pair mismatch: the two tokenizers have different vocabularies")
