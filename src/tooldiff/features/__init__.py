@@ -1,0 +1,6 @@
+"""Stage: rank crosscoder latents as tool features on the calibration split."""
+
+from tooldiff.features.plot import plot_d_vs_delta
+from tooldiff.features.rank import CalibrationActs, rank_features
+
+__all__ = ["CalibrationActs", "rank_features", "plot_d_vs_delta"]
