@@ -27,7 +27,9 @@ err_console = Console(stderr=True)
 # --- evaluation -------------------------------------------------------------------------
 @app.command()
 def score(
-    bench: str = typer.Option(..., help="Benchmark, e.g. bfcl:simple, bfcl:irrelevance."),
+    bench: str = typer.Option(
+        ..., help="bfcl:CATEGORY (simple, multiple, parallel, parallel_multiple, irrelevance, "
+        "live_*) or a prompt-record .jsonl file."),
     predictions: Path = typer.Option(..., help='JSONL of {"id", "output"} lines.'),
     format: str = typer.Option("hermes", "--format", help="Output format: hermes|toolrl|openai."),
     out: Optional[Path] = typer.Option(None, help="Write summary + per-example JSON here."),
