@@ -31,7 +31,7 @@ class CalibrationActs:
 
 def decoder_matrix(crosscoder) -> torch.Tensor:
     """dec_MLD: every latent's decoder row per model in normalized space (zeros where absent)."""
-    n_models, n_latents = crosscoder.cfg.n_models, crosscoder.cfg.dict_size
+    n_models, n_latents = crosscoder.n_models, crosscoder.dict_size
     return torch.stack([
         torch.stack([crosscoder.decoder_vector(i, m, raw=False) for i in range(n_latents)])
         for m in range(n_models)
@@ -64,7 +64,7 @@ def _masks(kinds: list[str]) -> dict[str, torch.Tensor]:
 
 def _group_of(crosscoder, rl_share_L: torch.Tensor) -> list[list[str]]:
     groups = []
-    for i in range(crosscoder.cfg.dict_size):
+    for i in range(crosscoder.dict_size):
         g = crosscoder.latent_group(i)
         groups.append([g, "shared_rl_dominant"] if g == "shared" and rl_share_L[i] > RL_DOMINANT_SHARE else [g])
     return groups
@@ -98,7 +98,7 @@ def rank_features(crosscoder, acts: CalibrationActs, n_examples: int = 5) -> dic
     if int(masks["call"].sum()) < 2 or int((masks["tool"] & ~masks["call"]).sum()) < 2:
         raise ValueError("calibration data needs at least two should-call and two no-call tool prompts")
     x_NMD = acts.x_NMD.float()
-    x_norm_NMD = crosscoder.normalize(x_NMD)
+    x_norm_NMD = torch.stack([crosscoder.normalize(x_NMD[:, m], m) for m in range(crosscoder.n_models)], 1)
     f_NL = crosscoder.encode(x_norm_NMD, normalized=True)
     xhat_norm_NMD = crosscoder.decode(f_NL, normalized=True)
     dec_MLD = decoder_matrix(crosscoder)

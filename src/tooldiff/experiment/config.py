@@ -1,0 +1,62 @@
+"""The experiment grid: which conditions run, on how many test prompts, with what controls."""
+
+from __future__ import annotations
+
+import math
+
+from pydantic import BaseModel, ConfigDict, field_validator
+
+from tooldiff.errors import UserError
+
+
+class ExperimentConfig(BaseModel):
+    """Knobs of `tooldiff experiment`; defaults follow the paper's grid (SPEC §1, §3)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    alphas: list[float] = [1, 6, 16, 32, 64]
+    doses: list[float] = [0.25, 0.5, 1.0]
+    negative_alpha: float = -4.0
+    top_s: int = 4  # |S| for the multi-latent steer / ablate
+    n_random: int = 5  # random equal-norm directions per steer/add condition
+    n_unrelated: int = 2  # least tool-related latents per steer/add condition
+    contrast: str = "paper"  # which ranking picks "the top A-exclusive latent": paper | strict
+    positions: str = "last_prompt"
+    n_per_kind: int = 60  # test prompts per request kind (call / not_offered / chitchat)
+    max_new_tokens: int = 48
+    batch_size: int = 64
+    n_boot: int = 1000
+    seed: int = 0
+    device: str = "cpu"
+
+    @field_validator("alphas", "doses")
+    @classmethod
+    def _finite(cls, v: list[float]) -> list[float]:
+        if not v or any(not math.isfinite(x) for x in v):
+            raise ValueError("must be a non-empty list of finite numbers")
+        return v
+
+    @field_validator("negative_alpha")
+    @classmethod
+    def _finite_one(cls, v: float) -> float:
+        if not math.isfinite(v):
+            raise ValueError("must be finite")
+        return v
+
+    @field_validator("contrast")
+    @classmethod
+    def _contrast(cls, v: str) -> str:
+        if v not in ("paper", "strict"):
+            raise ValueError("must be 'paper' or 'strict'")
+        return v
+
+
+def load_experiment_config(overrides: dict | None) -> ExperimentConfig:
+    from pydantic import ValidationError
+
+    try:
+        return ExperimentConfig(**(overrides or {}))
+    except ValidationError as e:
+        err = e.errors()[0]
+        where = ".".join(str(p) for p in err["loc"]) or "config"
+        raise UserError(f"experiment config: {where}: {err['msg']}") from None

@@ -1,0 +1,112 @@
+"""`tooldiff experiment`: rank features per crosscoder, build the grid, run it, analyse it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from tooldiff.errors import UserError
+from tooldiff.experiment.analysis import add_effects, add_verdicts, sweep_summary
+from tooldiff.experiment.candidates import build_candidates
+from tooldiff.experiment.conditions import A, crosscoder_conditions, none_conditions
+from tooldiff.experiment.config import ExperimentConfig
+from tooldiff.experiment.data import calibration_acts, stratified_sample, write_calibration_file
+from tooldiff.experiment.runner import run_conditions
+from tooldiff.features import CalibrationActs, plot_d_vs_delta, rank_features
+
+
+def load_crosscoders(directory: Path, organism) -> dict:
+    """Every checkpoint under `directory` (itself or one level down); all must fit the pair."""
+    from tooldiff.crosscoder import Crosscoder
+
+    dirs = [directory] if (directory / "config.json").is_file() else sorted(
+        p.parent for p in directory.glob("*/config.json"))
+    if not dirs:
+        raise UserError(f"no crosscoder checkpoints under {directory}")
+    ccs = {d.name: Crosscoder.load(d) for d in dirs}
+    for name, cc in ccs.items():
+        _check_pair(name, cc, organism)
+    if len({cc.info.layer for cc in ccs.values()}) != 1:
+        raise UserError(f"the crosscoders under {directory} were trained on different layers; run one layer at a time")
+    return ccs
+
+
+def _check_pair(name: str, cc, organism) -> None:
+    if cc.info.models:
+        want = [str(organism.rl_path.resolve()), str(organism.base_path.resolve())]
+        have = [str(Path(m).resolve()) for m in cc.info.models]
+        if have != want:
+            raise UserError(f"crosscoder {name} was trained on models {cc.info.models}, not this organism's "
+                            f"(rl, base) = ({organism.rl_path}, {organism.base_path})")
+    if cc.info.layer is None:
+        raise UserError(f"crosscoder {name} records no layer; retrain it with `tooldiff train`")
+
+
+def _harvest_calibration(organism, layer: int, out: Path, device: str) -> CalibrationActs:
+    from tooldiff.activations import harvest_pair
+
+    records_file = write_calibration_file(organism, out / "calibration.jsonl")
+    acts_dir = out / "calibration_acts"
+    harvest_pair(base=str(organism.base_path), rl=str(organism.rl_path), layer=layer, data=records_file, out=acts_dir,
+                 positions="decision", device=device)
+    return calibration_acts(acts_dir, records_file)
+
+
+def _rank(name: str, cc, acts: CalibrationActs, out: Path) -> dict:
+    ranking = rank_features(cc, acts)
+    (out / "features").mkdir(parents=True, exist_ok=True)
+    (out / "features" / f"{name}.json").write_text(json.dumps(ranking, indent=1))
+    plot_d_vs_delta(ranking, out / "features" / f"{name}.png", title=f"{name}: tool-feature candidates")
+    return ranking
+
+
+def planted_check(cc, ranking: dict, planted_D: torch.Tensor, top: list[int]) -> dict:
+    """Positive control: cosine of RL decoder directions with the planted rank-1 direction."""
+    span = cc.model_latents(A)
+    dec_LD = torch.stack([cc.decoder_vector(i, A, raw=True) for i in range(span.start, span.stop)])
+    cos_L = torch.nn.functional.cosine_similarity(dec_LD, planted_D[None].float(), dim=1)
+    best = int(cos_L.abs().argmax()) + span.start
+    return {"best_latent": best, "best_abs_cosine": float(cos_L.abs().max()),
+            "best_group": cc.latent_group(best),
+            "top_ranked_latent": top[0] if top else None,
+            "top_ranked_abs_cosine": float(cos_L[top[0] - span.start].abs()) if top else None}
+
+
+def run_experiment(organism: Path, crosscoders: Path, out: Path, config: ExperimentConfig,
+                   planted_D: torch.Tensor | None = None) -> dict:
+    """Run the whole grid; returns the analysed results (also written to out/experiment.json)."""
+    from tooldiff.organism import load_organism
+
+    org = load_organism(organism, models=True, device=config.device)
+    ccs = load_crosscoders(Path(crosscoders), org)
+    layer = next(iter(ccs.values())).info.layer
+    out.mkdir(parents=True, exist_ok=True)
+    acts = _harvest_calibration(org, layer, out, config.device)
+    test = stratified_sample(org.records("test"), config.n_per_kind, config.seed, org.data["test"])
+    models, tokenizer = {"base": org.base, "rl": org.rl}, org.tokenizer
+    conditions, rankings, positive = none_conditions(config.positions), {}, {}
+    for name, cc in ccs.items():
+        rankings[name] = _rank(name, cc, acts, out)
+        cand = build_candidates(cc, rankings[name], acts, config.contrast, config.top_s,
+                                config.n_unrelated, config.n_random, config.seed)
+        conditions += crosscoder_conditions(name, layer, config, cand)
+        if planted_D is not None:
+            positive[name] = planted_check(cc, rankings[name], planted_D, cand.top)
+    results = run_conditions(conditions, models, tokenizer, test, ccs, out / "results.jsonl", config)
+    kinds = [r["kind"] for r in test]
+    add_effects(results, kinds, config.seed, config.n_boot)
+    add_verdicts(results)
+    summary = {"layer": layer, "n_test": len(test), "test_ids": [r["id"] for r in test], "config": config.model_dump(),
+               "conditions": list(results.values()), "sweep": sweep_summary(results), "rankings": rankings,
+               "crosscoders": {n: _train_metrics(Path(crosscoders), n) for n in ccs}, "positive_control": positive}
+    (out / "experiment.json").write_text(json.dumps(summary, indent=1))
+    return summary
+
+
+def _train_metrics(root: Path, name: str) -> dict:
+    for candidate in (root / name / "metrics.json", root / "metrics.json"):
+        if candidate.is_file():
+            return json.loads(candidate.read_text())
+    return {}

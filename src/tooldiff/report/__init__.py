@@ -1,0 +1,31 @@
+"""Stage: results.json (SPEC §7) and report.md with its plots, generated from the numbers."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from tooldiff.report.markdown import render_report
+from tooldiff.report.plots import plot_delta_histogram, plot_dose_response
+from tooldiff.report.results import build_results
+
+
+def write_report(experiment: dict, out: Path, organism_info: dict | None = None,
+                 positive: dict | None = None, machine: str | None = None) -> dict:
+    """Write out/results.json, out/report.md and the PNGs beside it; returns the results."""
+    out.mkdir(parents=True, exist_ok=True)
+    results = build_results(experiment, organism_info, positive)
+    (out / "results.json").write_text(json.dumps(results, indent=1))
+    plots = {"dose-response": plot_dose_response(results, out / "dose_response.png").name,
+             "Δ histogram": plot_delta_histogram(experiment["rankings"], out / "delta_hist.png").name}
+    for name in experiment["rankings"]:
+        src = out / "features" / f"{name}.png"
+        if src.is_file():
+            shutil.copy(src, out / f"features_{name}.png")
+            plots[f"feature ranking {name}"] = f"features_{name}.png"
+    (out / "report.md").write_text(render_report(results, plots, machine))
+    return results
+
+
+__all__ = ["write_report", "build_results", "render_report"]

@@ -1,0 +1,121 @@
+"""report.md, generated from results.json: every sentence below comes from a number."""
+
+from __future__ import annotations
+
+import platform
+from datetime import datetime, timezone
+
+PAPER = {  # SPEC §1: mean ± std over the paper's 48-config sweep, in percentage points
+    ("rl", "reconstruct", "-"): "+31.1 ± 9.7 pp",
+    ("base", "reconstruct", "-"): "+6.8 ± 5.0 pp",
+    ("rl", "steer", "top1@32"): "+65 pp [47.9, 82.1] (one latent)",
+    ("rl", "steer", "topS@32"): "+70 pp (plain, 33 latents)",
+}
+
+
+def _pct(x: float | None) -> str:
+    return "n/a" if x is None else f"{100 * x:.1f}%"
+
+
+def _pp(x: float) -> str:
+    return f"{100 * x:+.1f} pp"
+
+
+def _ci(ci: list[float]) -> str:
+    return f"[{100 * ci[0]:+.1f}, {100 * ci[1]:+.1f}]"
+
+
+def _models_table(results: dict) -> list[str]:
+    lines = ["| model | n | strict (95% CI) | lenient | precision | recall | F1 | FPR | calls/prompt |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for name in ("base", "rl"):
+        m = results["models"].get(name)
+        if m:
+            t = m["trigger"]
+            lines.append(f"| {name} | {m['n']} | {_pct(m['strict']['mean'])} [{_pct(m['strict']['ci95'][0])}, "
+                         f"{_pct(m['strict']['ci95'][1])}] | {_pct(m['lenient']['mean'])} | {t['precision']:.2f} | "
+                         f"{t['recall']:.2f} | {t['f1']:.2f} | {t['fpr']:.2f} | {m['calls_per_prompt']:.2f} |")
+    return lines
+
+
+def _paper_table(results: dict) -> list[str]:
+    lines = ["| condition | ours: mean ± std of Δstrict over crosscoders (n) | paper (lenient, n=40-100) |",
+             "|---|---|---|"]
+    for row in results["sweep"]:
+        if row["intervention"] not in ("reconstruct", "reconstruct_mismatched", "steer", "ablate", "add",
+                                       "negative_steer"):
+            continue
+        feats = "-" if row["intervention"].startswith("reconstruct") else row["features"]
+        knob = f"α={row['alpha']:g}" if row["alpha"] is not None else (f"c={row['dose']:g}" if row["dose"] is not None else "")
+        paper_key = (row["model"], row["intervention"],
+                     "-" if feats == "-" else f"{'top1' if feats == 'top1' else 'topS'}@{row['alpha']:g}"
+                     if row["alpha"] is not None else feats)
+        lines.append(f"| {row['model']} {row['intervention']} {'' if feats == '-' else feats} {knob} | "
+                     f"{_pp(row['mean_diff'])} ± {100 * row['std_diff']:.1f} ({row['n_crosscoders']}) | "
+                     f"{PAPER.get(paper_key, '')} |")
+    return lines
+
+
+def _findings(results: dict) -> list[str]:
+    f = results["findings"]
+    single = f["single_latent"]
+    lines = []
+    if single["holds"]:
+        for w in single["winners"]:
+            lines.append(f"- **Held:** {w['intervention']} of latent {w['features'][0]} ({w['crosscoder']}, "
+                         f"α={w['alpha']}) moved strict correctness by {_pp(w['diff'])} {_ci(w['ci95'])}, "
+                         "beyond its control panel.")
+    elif single["largest"]:
+        b = single["largest"]
+        cr = b["control_range"]
+        lines.append(f"- **Did not hold:** of {single['n_tried']} single-latent steer/ablate conditions, none moved "
+                     f"strict correctness with a 95% CI excluding 0 *and* beyond its control panel. The largest was "
+                     f"{b['intervention']} of latent {b['features'][0]} ({b['crosscoder']}, α={b['alpha']}): "
+                     f"{_pp(b['diff'])} {_ci(b['ci95'])}; its controls moved it by "
+                     f"{'n/a' if cr is None else f'{_pp(cr[0])} to {_pp(cr[1])}'}.")
+    for r in f["recon_artifact"]:
+        lines.append(f"- Reconstruction splice, {r['model']}, {r['normalization']} normalization ({r['crosscoder']}): "
+                     f"{_pp(r['diff'])} {_ci(r['ci95'])}.")
+    for r in f["dfc_vs_dom"]:
+        better = "more" if abs(r["latent_call_rate_diff"]) > abs(r["rival_call_rate_diff"]) else "less"
+        lines.append(f"- Transfer into the base at c={r['dose']} ({r['crosscoder']}): latent {r['latent']} → strict "
+                     f"{_pct(r['latent_strict'])}, call rate {_pp(r['latent_call_rate_diff'])}; {r['rival']} → "
+                     f"strict {_pct(r['rival_strict'])}, call rate {_pp(r['rival_call_rate_diff'])} "
+                     f"(the latent moves calls {better} than the rival).")
+    return lines
+
+
+def _positive(results: dict) -> list[str]:
+    pc = results.get("positive_control") or {}
+    if not pc:
+        return ["No positive control in this run."]
+    lines = [f"Organism variant `rank1`: RL may only add a gated rank-1 update along a known direction. "
+             f"Pass criterion: |cos| > 0.9 and ablation removes calls beyond controls.", "",
+             "| crosscoder | best latent (group) | its abs cosine | top-ranked latent | its abs cosine |",
+             "|---|---|---|---|---|"]
+    for name, p in pc.get("crosscoders", {}).items():
+        top_cos = "n/a" if p["top_ranked_abs_cosine"] is None else f"{p['top_ranked_abs_cosine']:.3f}"
+        lines.append(f"| {name} | {p['best_latent']} ({p['best_group']}) | {p['best_abs_cosine']:.3f} | "
+                     f"{p['top_ranked_latent']} | {top_cos} |")
+    for line in pc.get("ablation", []):
+        lines.append(f"- {line}")
+    return lines
+
+
+def render_report(results: dict, plots: dict[str, str], machine: str | None = None) -> str:
+    now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    machine = machine or f"{platform.machine()}, {platform.system()}, Python {platform.python_version()}"
+    parts = [
+        "# tooldiff report", "",
+        f"Generated {now} on {machine}. Layer {results['layer']}, n = {results['n_test']} test prompts per "
+        f"condition (stratified by kind), seed {results['seed']}. Features were ranked on the calibration "
+        "split; everything below is measured on the disjoint test split. Strict = BFCL-AST correctness "
+        "(no call is correct on no-call prompts); lenient = the paper's metric.", "",
+        "## Models without intervention", "", *_models_table(results), "",
+        "## The paper's table, our numbers beside it", "", *_paper_table(results), "",
+        "## What held, what did not", "", *_findings(results), "",
+        "## Positive control", "", *_positive(results), "",
+        "## Plots", "",
+        *[f"![{name}]({file})" for name, file in plots.items()], "",
+    ]
+    return "\n".join(parts)
