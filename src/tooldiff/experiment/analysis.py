@@ -74,7 +74,8 @@ def sweep_summary(results: dict[str, dict]) -> list[dict]:
     cells: dict[tuple, list[float]] = {}
     for e in results.values():
         if e["role"] == "effect" and "effect" in e:
-            feats = "top1" if len(e["features"]) == 1 else f"top{len(e['features'])}"
+            n = len(e["features"])
+            feats = "-" if n == 0 else "top1" if n == 1 else f"top{n}"
             cell = (e["model"], e["intervention"], feats, e["alpha"], e["dose"])
             cells.setdefault(cell, []).append(e["effect"]["strict"]["diff"])
     rows = []

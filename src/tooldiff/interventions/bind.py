@@ -1,0 +1,151 @@
+"""Turn an `Intervention` into an edit function for one model and crosscoder.
+
+Binding is where an intervention meets the model: the layer must exist, a vector must have the
+model's width, a latent must exist and belong to the model whose weights it reads, and the
+crosscoder must match the model's width and layer. Decoder directions are gathered once here,
+so the hook itself only does arithmetic.
+
+At intervention time only the hooked model's activations exist, so latents are read with
+`encode_single(h, model_index)` (the other model's normalized input taken as 0).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+import torch
+from torch import nn
+
+from tooldiff.crosscoder.model import Crosscoder
+from tooldiff.errors import UserError
+from tooldiff.hf import check_layer, hidden_size
+from tooldiff.interventions import ops
+from tooldiff.interventions.spec import Intervention
+
+Edit = Callable[[torch.Tensor], torch.Tensor]
+MODEL_NAMES = {0: "A (RL)", 1: "B (base)"}
+
+
+@dataclass(frozen=True)
+class BoundIntervention:
+    """An intervention ready to run: which positions, which rows (None = all) and the edit."""
+
+    spec: Intervention
+    edit: Edit
+    rows_B: Optional[torch.Tensor] = None
+
+    @property
+    def positions(self) -> str:
+        return self.spec.positions
+
+    @property
+    def layer(self) -> int:
+        return self.spec.layer
+
+
+def bind(spec: Intervention, model: nn.Module, crosscoder: Optional[Crosscoder], model_index: int) -> Edit:
+    """The edit h_ND -> h_ND that `spec` performs on `model` (checked against model and crosscoder)."""
+    check_layer(model, spec.layer)
+    d_model = hidden_size(model)
+    if spec.vector is not None:
+        return _bind_vector(spec, torch.tensor(spec.vector, dtype=torch.float32), d_model)
+    cc = _checked_crosscoder(spec, crosscoder, model_index, d_model)
+    if spec.op == "reconstruct":
+        return _bind_reconstruct(spec, cc, model_index)
+    return _bind_latents(spec, cc, model_index)
+
+
+def _checked_crosscoder(spec: Intervention, cc: Optional[Crosscoder], model_index: int, d_model: int) -> Crosscoder:
+    what = "reconstruct" if spec.op == "reconstruct" else f"{spec.op} on feature {list(spec.feature or ())}"
+    if cc is None:
+        raise UserError(f"{what} needs a crosscoder, and none was given")
+    if not 0 <= model_index < cc.n_models:
+        raise UserError(f"model_index {model_index} out of range for a {cc.n_models}-model crosscoder")
+    if cc.d_model != d_model:
+        raise UserError(f"crosscoder width {cc.d_model} does not match the model's hidden size {d_model}")
+    trained_layer = cc.info.layer
+    if trained_layer is not None and trained_layer != spec.layer:
+        raise UserError(f"crosscoder was trained on layer {trained_layer}, but the intervention is at layer {spec.layer}")
+    return cc
+
+
+def _owned_latents(spec: Intervention, cc: Crosscoder, model: int) -> list[int]:
+    """The spec's latents, each checked to exist and to have weights in model `model`."""
+    owned = cc.model_latents(model)
+    latents = list(spec.feature or ())
+    for latent in latents:
+        if not 0 <= latent < cc.dict_size:
+            raise UserError(f"latent {latent} out of range: the crosscoder has {cc.dict_size} latents (0..{cc.dict_size - 1})")
+        if not owned.start <= latent < owned.stop:
+            raise UserError(
+                f"latent {latent} is {cc.latent_group(latent)}: model {MODEL_NAMES.get(model, model)} has no weights for it"
+            )
+    return latents
+
+
+def _in_float32(fn: Edit, device: torch.device | None = None) -> Edit:
+    """Run `fn` in float32 (on `device`), handing back the model's dtype and device."""
+
+    def run(h_ND: torch.Tensor) -> torch.Tensor:
+        out_ND = fn(h_ND.to(device=device or h_ND.device, dtype=torch.float32))
+        return out_ND.to(device=h_ND.device, dtype=h_ND.dtype)
+
+    return run
+
+
+def _cc_device(cc: Crosscoder) -> torch.device:
+    return cc.b_enc_L.device
+
+
+def _bind_vector(spec: Intervention, v_D: torch.Tensor, d_model: int) -> Edit:
+    if v_D.shape[0] != d_model:
+        raise UserError(f"vector has {v_D.shape[0]} entries, but the model's hidden size is {d_model}")
+    u_D = ops.unit_direction(v_D)
+    if spec.op == "add":
+        dose = float(spec.dose)  # type: ignore[arg-type]
+        return _in_float32(lambda h: ops.add_relative(h, u_D.to(h.device), dose))
+    # steer / ablate / clamp treat the unit direction as a latent: f = h.u, d = u.
+    return _in_float32(lambda h: _latent_op(spec, h, ops.project(h, u_D.to(h.device)), u_D.to(h.device)[None]))
+
+
+def _bind_reconstruct(spec: Intervention, cc: Crosscoder, model: int) -> Edit:
+    # "mismatched" replays the paper's artifact: raw activations fed to (and read back from)
+    # a crosscoder trained on normalized ones, i.e. the normalization is skipped both ways.
+    skip_norm = spec.normalization == "mismatched"
+
+    def run(h_ND: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            f_NL = cc.encode_single(h_ND, model, normalized=skip_norm)
+            x_hat_ND = cc.decode_single(f_NL, model, normalized=skip_norm)
+        return ops.reconstruct(h_ND, x_hat_ND, spec.add_error)
+
+    return _in_float32(run, _cc_device(cc))
+
+
+def _bind_latents(spec: Intervention, cc: Crosscoder, model: int) -> Edit:
+    source = spec.from_model if spec.from_model is not None else model
+    latents = _owned_latents(spec, cc, source)
+    with torch.no_grad():
+        d_SD = torch.stack([cc.decoder_vector(i, source, raw=True) for i in latents]).float()
+    if spec.op == "add":
+        u_D, dose = ops.unit_direction(d_SD[0]), float(spec.dose)  # type: ignore[arg-type]
+        return _in_float32(lambda h: ops.add_relative(h, u_D, dose), _cc_device(cc))
+    index_S = torch.tensor(latents, device=_cc_device(cc))
+
+    def run(h_ND: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            f_NS = cc.encode_single(h_ND, model).index_select(1, index_S)
+        return _latent_op(spec, h_ND, f_NS, d_SD)
+
+    return _in_float32(run, _cc_device(cc))
+
+
+def _latent_op(spec: Intervention, h_ND: torch.Tensor, f_NS: torch.Tensor, d_SD: torch.Tensor) -> torch.Tensor:
+    if spec.op == "steer":
+        return ops.steer(h_ND, f_NS, d_SD, float(spec.alpha))  # type: ignore[arg-type]
+    if spec.op == "ablate":
+        return ops.ablate(h_ND, f_NS, d_SD)
+    if spec.op == "clamp":
+        return ops.clamp(h_ND, f_NS, d_SD, float(spec.value))  # type: ignore[arg-type]
+    raise UserError(f"op {spec.op!r} cannot act on latents")

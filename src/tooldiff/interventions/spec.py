@@ -1,0 +1,205 @@
+"""One intervention, as a validated and hashable value (SPEC section 3).
+
+The same shape travels as JSON through the experiment's results and the server's `steering`
+field: `{feature | vector, layer, op, alpha | dose | value, positions, add_error}`.
+Every malformed intervention raises `UserError` with a one-line cause.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
+
+from tooldiff.errors import UserError
+
+Op = Literal["reconstruct", "steer", "add", "ablate", "clamp"]
+Positions = Literal["last_prompt", "prompt", "generated", "all"]
+OPS: tuple[str, ...] = ("reconstruct", "steer", "add", "ablate", "clamp")
+POSITIONS: tuple[str, ...] = ("last_prompt", "prompt", "generated", "all")
+
+# Guard rails: the paper's grid tops out at alpha = 64 and relative doses above ~2 already
+# break generation (SPEC section 5); anything far beyond is a typo or an attack on the server.
+MAX_ABS_ALPHA = 1000.0
+MAX_ABS_DOSE = 100.0
+MAX_ABS_VALUE = 1e6
+
+# Which numeric knob each op needs; every other knob is rejected so typos cannot pass silently.
+KNOB_OF_OP: dict[str, str | None] = {
+    "reconstruct": None, "steer": "alpha", "add": "dose", "ablate": None, "clamp": "value",
+}
+KNOB_LIMITS: dict[str, float] = {"alpha": MAX_ABS_ALPHA, "dose": MAX_ABS_DOSE, "value": MAX_ABS_VALUE}
+
+
+class Intervention(BaseModel):
+    """One edit of decoder layer `layer`'s output at the chosen positions.
+
+    - reconstruct: h <- x_hat (+ (h - x_hat) when add_error); needs a crosscoder.
+    - steer: h + sum_i (alpha - 1) f_i d_i.
+    - add: h + dose * u * ||h||, u = the unit direction of `feature` (decoder of `from_model`) or `vector`.
+    - ablate: h - sum_i f_i d_i.
+    - clamp: h + sum_i (value - f_i) d_i.
+    With `vector` instead of `feature`, the latent is the unit direction u itself: f = h.u, d = u.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    op: Op
+    layer: int
+    feature: tuple[int, ...] | None = None
+    vector: tuple[float, ...] | None = None
+    alpha: float | None = None
+    dose: float | None = None
+    value: float | None = None
+    positions: Positions = "last_prompt"
+    add_error: bool = False
+    normalization: Literal["matched", "mismatched"] = "matched"
+    from_model: int | None = None
+
+    def __init__(self, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as e:
+            raise UserError(f"bad intervention: {_first_error(e)}") from None
+
+    @field_validator("layer", "alpha", "dose", "value", "from_model", mode="before")
+    @classmethod
+    def _no_bool_numbers(cls, v: Any) -> Any:
+        # pydantic would quietly read true as 1; a boolean here is always a mistake.
+        if isinstance(v, bool):
+            raise ValueError(f"expected a number, got {v}")
+        return v
+
+    @field_validator("feature", mode="before")
+    @classmethod
+    def _feature_as_tuple(cls, v: Any) -> Any:
+        if v is None or isinstance(v, bool):
+            return v
+        if isinstance(v, int):
+            return (v,)
+        if hasattr(v, "tolist"):  # a tensor or an array of latent ids
+            v = v.tolist()
+            return (v,) if isinstance(v, int) else v
+        return v
+
+    @field_validator("vector", mode="before")
+    @classmethod
+    def _vector_as_tuple(cls, v: Any) -> Any:
+        if v is None:
+            return v
+        if hasattr(v, "detach"):  # torch tensor
+            v = v.detach().float().cpu()
+        if hasattr(v, "tolist"):
+            v = v.tolist()
+        if not isinstance(v, (list, tuple)) or (v and isinstance(v[0], (list, tuple))):
+            raise ValueError("vector must be a flat list of numbers")
+        return tuple(v)
+
+    @model_validator(mode="after")
+    def _check(self) -> "Intervention":
+        self._check_target()
+        self._check_knobs()
+        self._check_op_only_fields()
+        return self
+
+    def _check_target(self) -> None:
+        if self.feature is not None and self.vector is not None:
+            raise ValueError("give either feature or vector, not both")
+        if self.op == "reconstruct":
+            if self.feature is not None or self.vector is not None:
+                raise ValueError("reconstruct takes neither feature nor vector")
+            return
+        if self.feature is None and self.vector is None:
+            raise ValueError(f"op {self.op!r} needs a feature (latent id) or a vector")
+        if self.feature is not None:
+            if not self.feature:
+                raise ValueError("feature is an empty list")
+            if any(i < 0 for i in self.feature):
+                raise ValueError(f"latent ids must be >= 0, got {list(self.feature)}")
+            if len(set(self.feature)) != len(self.feature):
+                raise ValueError(f"latent ids repeat in {list(self.feature)}")
+            if self.op == "add" and len(self.feature) != 1:
+                raise ValueError("add takes one feature; stack several interventions to add several")
+        if self.vector is not None:
+            if not self.vector:
+                raise ValueError("vector is empty")
+            if not all(math.isfinite(x) for x in self.vector):
+                raise ValueError("vector holds NaN or inf")
+
+    def _check_knobs(self) -> None:
+        needed = KNOB_OF_OP[self.op]
+        for knob in ("alpha", "dose", "value"):
+            given = getattr(self, knob)
+            if knob != needed:
+                if given is not None:
+                    raise ValueError(f"{knob} is not used by op {self.op!r}")
+                continue
+            if given is None:
+                raise ValueError(f"op {self.op!r} needs {knob}")
+            if not math.isfinite(given):
+                raise ValueError(f"{knob} must be finite, got {given}")
+            if abs(given) > KNOB_LIMITS[knob]:
+                raise ValueError(f"{knob}={given} exceeds the limit |{knob}| <= {KNOB_LIMITS[knob]:g}")
+
+    def _check_op_only_fields(self) -> None:
+        if self.layer < 0:
+            raise ValueError(f"layer must be >= 0, got {self.layer}")
+        if self.add_error and self.op != "reconstruct":
+            raise ValueError("add_error only applies to reconstruct")
+        if self.normalization != "matched" and self.op != "reconstruct":
+            raise ValueError("normalization='mismatched' only applies to reconstruct")
+        if self.from_model is not None:
+            if self.op != "add" or self.feature is None:
+                raise ValueError("from_model only applies to add with a feature")
+            if self.from_model not in (0, 1):
+                raise ValueError(f"from_model must be 0 (A, RL) or 1 (B, base), got {self.from_model}")
+
+    @property
+    def uses_crosscoder(self) -> bool:
+        return self.op == "reconstruct" or self.feature is not None
+
+    def to_json(self) -> dict[str, Any]:
+        """The compact JSON form (defaults and unused fields left out)."""
+        out = self.model_dump(exclude_none=True, exclude_defaults=True)
+        out["op"], out["layer"] = self.op, self.layer
+        for key in ("feature", "vector"):
+            if key in out:
+                out[key] = list(out[key])
+        return out
+
+
+def parse_intervention(obj: Any) -> Intervention:
+    """An Intervention from itself, a dict, or a JSON object string."""
+    if isinstance(obj, Intervention):
+        return obj
+    if isinstance(obj, str):
+        try:
+            obj = json.loads(obj)
+        except json.JSONDecodeError as e:
+            raise UserError(f"bad intervention JSON: {e}") from None
+    if not isinstance(obj, dict):
+        raise UserError(f"an intervention must be a JSON object, got {type(obj).__name__}")
+    return Intervention(**obj)
+
+
+def parse_interventions(obj: Any) -> list[Intervention]:
+    """A list of interventions from a list of dicts/Interventions or a JSON array string."""
+    if isinstance(obj, str):
+        try:
+            obj = json.loads(obj)
+        except json.JSONDecodeError as e:
+            raise UserError(f"bad steering JSON: {e}") from None
+    if isinstance(obj, (dict, Intervention)):
+        obj = [obj]
+    if not isinstance(obj, (list, tuple)):
+        raise UserError(f"interventions must be a list, got {type(obj).__name__}")
+    return [parse_intervention(item) for item in obj]
+
+
+def _first_error(e: ValidationError) -> str:
+    err = e.errors()[0]
+    where = ".".join(str(p) for p in err.get("loc", ()))
+    msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+    return f"{where}: {msg}" if where else msg
