@@ -12,13 +12,13 @@ N = 40
 KINDS = ["call"] * 20 + ["not_offered"] * 10 + ["chitchat"] * 10
 
 
-def entry(key, model, intervention, valid, made_call=None, role="effect", controls_for=None, features=(7,),
+def entry(key, model, intervention, valid, made_call=None, role="effect", controls=(), features=(7,),
           alpha=None, dose=None, crosscoder="cc0"):
     made_call = made_call if made_call is not None else valid
     mean = sum(valid) / len(valid)
     return {"key": key, "model": model, "intervention": intervention, "crosscoder": crosscoder,
             "features": list(features), "alpha": alpha, "dose": dose, "positions": "last_prompt", "role": role,
-            "controls_for": controls_for, "valid": valid, "made_call": made_call,
+            "controls": list(controls), "rivals": [], "valid": valid, "made_call": made_call,
             "metrics": {"n": len(valid), "strict": {"mean": mean, "ci95": [mean - 0.1, mean + 0.1]},
                         "lenient": {"mean": mean, "ci95": [mean - 0.1, mean + 0.1]},
                         "trigger": {"precision": 1, "recall": 1, "f1": 1, "fpr": 0}, "calls_per_prompt": mean}}
@@ -30,9 +30,10 @@ def ones(k):
 
 def analysed(effect_k: int, control_ks: list[int]) -> dict:
     results = {"none": entry("none", "rl", "none", ones(10), role="reference", features=())}
-    results["eff"] = entry("eff", "rl", "steer", ones(effect_k), alpha=32.0)
+    results["eff"] = entry("eff", "rl", "steer", ones(effect_k), alpha=32.0,
+                           controls=[f"c{i}" for i in range(len(control_ks))])
     for i, k in enumerate(control_ks):
-        results[f"c{i}"] = entry(f"c{i}", "rl", "add", ones(k), role="control_random", controls_for="eff",
+        results[f"c{i}"] = entry(f"c{i}", "rl", "add", ones(k), role="control_random",
                                  features=(f"random:{i}",), dose=0.3)
     add_effects(results, KINDS, seed=0, n_boot=500)
     add_verdicts(results)

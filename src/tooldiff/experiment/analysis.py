@@ -51,14 +51,10 @@ def _beats(effect: dict, control_diffs: list[float]) -> bool:
 
 def add_verdicts(results: dict[str, dict]) -> None:
     """For each effect with controls: does it beat its panel (strict correctness and call rate)?"""
-    panels: dict[str, list[dict]] = {}
-    for e in results.values():
-        if e.get("controls_for") and e["role"].startswith("control"):
-            panels.setdefault(e["controls_for"], []).append(e)
-    for key, entry in results.items():
+    for entry in results.values():
         if entry["role"] != "effect" or "effect" not in entry:
             continue
-        controls = panels.get(key, [])
+        controls = [results[k] for k in entry.get("controls", []) if k in results]
         entry["verdict"] = {
             metric: {"excludes_zero": entry["effect"][metric]["ci95"][0] > 0 or entry["effect"][metric]["ci95"][1] < 0,
                      "beats_controls": _beats(entry["effect"][metric], [c["effect"][metric]["diff"] for c in controls]),

@@ -1,14 +1,16 @@
 """The experiment's conditions: one intervention setting on one model, with its control panel.
 
-Every effect condition (role "effect") names the controls that must be beaten: random
-equal-norm directions ("control_random") and the least tool-related latents
-("control_unrelated"); the difference-of-means rival is role "baseline".
+An effect condition (role "effect") lists the keys of the controls it must beat: random
+equal-norm directions ("control_random", shared by every crosscoder and effect of the same
+size) and the least tool-related latents ("control_unrelated"); and of its rivals, the
+difference-of-means directions at the same dose (role "baseline").
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field
 
 import torch
@@ -18,6 +20,9 @@ from tooldiff.interventions import Intervention
 
 A, B = 0, 1  # model index: A = RL, B = base
 MODEL_INDEX = {"rl": A, "base": B}
+# Random controls are dosed to the effect's mean relative size, rounded to this grid (log-nearest)
+# so that effects of similar size share one panel instead of each generating its own.
+CONTROL_DOSES = (0.02, 0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 8.0)
 
 
 @dataclass(frozen=True)
@@ -30,19 +35,23 @@ class Condition:
     dose: float | None = None
     positions: str = "last_prompt"
     role: str = "effect"  # effect | control_random | control_unrelated | baseline | reference
-    controls_for: str | None = None  # key of the effect condition this one controls
+    controls: tuple[str, ...] = ()  # keys of the control conditions (effects only)
+    rivals: tuple[str, ...] = ()  # keys of the difference-of-means conditions at the same dose
     specs: tuple[Intervention, ...] = field(default=(), compare=False)
 
     @property
     def key(self) -> str:
-        """Stable id (resume key): everything that defines the condition, specs included."""
-        body = json.dumps({**self.describe(), "specs": [s.to_json() for s in self.specs]}, sort_keys=True)
+        """Stable id (the resume key): what defines the condition, its interventions included."""
+        body = json.dumps({**self.identity(), "specs": [s.to_json() for s in self.specs]}, sort_keys=True)
         return f"{self.model}/{self.intervention}/{hashlib.sha256(body.encode()).hexdigest()[:12]}"
 
-    def describe(self) -> dict:
+    def identity(self) -> dict:
         return {"model": self.model, "intervention": self.intervention, "crosscoder": self.crosscoder,
                 "features": list(self.features), "alpha": self.alpha, "dose": self.dose,
-                "positions": self.positions, "role": self.role, "controls_for": self.controls_for}
+                "positions": self.positions, "role": self.role}
+
+    def describe(self) -> dict:
+        return {**self.identity(), "controls": list(self.controls), "rivals": list(self.rivals)}
 
 
 @dataclass
@@ -64,6 +73,43 @@ def _iv(layer: int, positions: str, **kw) -> Intervention:
     return Intervention(layer=layer, positions=positions, **kw)
 
 
+def control_dose(size: float) -> float:
+    """The shared-panel dose nearest (in log space) to an effect's relative size."""
+    size = max(abs(size), CONTROL_DOSES[0])
+    return min(CONTROL_DOSES, key=lambda c: abs(math.log(c / size)))
+
+
+def random_controls(model: str, size: float, cand: Candidates, layer: int, positions: str) -> list[Condition]:
+    """Random unit directions added at the effect's (grid-rounded) relative size; no crosscoder,
+    so every effect of that size on that model shares them."""
+    dose = control_dose(size)
+    return [
+        Condition(model=model, intervention="add", features=(f"random:{r}",), dose=dose, positions=positions,
+                  role="control_random",
+                  specs=(_iv(layer, positions, op="add", vector=cand.random_DR[r].tolist(), dose=dose),))
+        for r in range(cand.random_DR.shape[0])
+    ]
+
+
+def unrelated_controls(model: str, intervention: str, cc: str, cand: Candidates, n: int, layer: int,
+                       positions: str, **op) -> list[Condition]:
+    """The same op on the least tool-related latents (same alpha or dose)."""
+    return [
+        Condition(model=model, intervention=intervention, crosscoder=cc, features=(u,), alpha=op.get("alpha"),
+                  dose=op.get("dose"), positions=positions, role="control_unrelated",
+                  specs=(_iv(layer, positions, feature=(u,), **op),))
+        for u in cand.unrelated[:n]
+    ]
+
+
+def with_panel(effect: Condition, controls: list[Condition], rivals: list[Condition] = ()) -> list[Condition]:
+    """The effect, now naming its controls and rivals, followed by them."""
+    from dataclasses import replace
+
+    linked = replace(effect, controls=tuple(c.key for c in controls), rivals=tuple(r.key for r in rivals))
+    return [linked, *controls, *rivals]
+
+
 def reconstruct_conditions(cc: str, layer: int, positions: str) -> list[Condition]:
     out = []
     for model in ("base", "rl"):
@@ -73,82 +119,63 @@ def reconstruct_conditions(cc: str, layer: int, positions: str) -> list[Conditio
     return out
 
 
-def _random_controls(effect: Condition, cand: Candidates, dose: float, layer: int) -> list[Condition]:
-    """Random unit directions added at the effect's mean relative perturbation size."""
-    return [
-        Condition(model=effect.model, intervention="add", crosscoder=effect.crosscoder,
-                  features=(f"random:{r}",), dose=round(dose, 4), positions=effect.positions,
-                  role="control_random", controls_for=effect.key,
-                  specs=(_iv(layer, effect.positions, op="add", vector=cand.random_DR[r].tolist(), dose=dose),))
-        for r in range(cand.random_DR.shape[0])
-    ]
-
-
-def _unrelated_controls(effect: Condition, cand: Candidates, n: int, layer: int, **op) -> list[Condition]:
-    """The same op on the least tool-related latents (same alpha or dose)."""
-    return [
-        Condition(model=effect.model, intervention=effect.intervention, crosscoder=effect.crosscoder,
-                  features=(u,), alpha=effect.alpha, dose=effect.dose, positions=effect.positions,
-                  role="control_unrelated", controls_for=effect.key,
-                  specs=(_iv(layer, effect.positions, feature=(u,), **op),))
-        for u in cand.unrelated[:n]
-    ]
+def _latent_op(cc: str, layer: int, cfg: ExperimentConfig, cand: Candidates, name: str, feats: tuple,
+               size: float, **op) -> list[Condition]:
+    """One RL-side latent op (steer / ablate / negative steer) with its control panel."""
+    pos = cfg.positions
+    effect = Condition(model="rl", intervention=name, crosscoder=cc, features=feats, alpha=op.get("alpha"),
+                       positions=pos, specs=(_iv(layer, pos, feature=feats, **op),))
+    controls = (random_controls("rl", size, cand, layer, pos)
+                + unrelated_controls("rl", name, cc, cand, cfg.n_unrelated, layer, pos, **op))
+    return with_panel(effect, controls)
 
 
 def steer_conditions(cc: str, layer: int, cfg: ExperimentConfig, cand: Candidates) -> list[Condition]:
-    """Steer the top-1 and top-|S| latents in RL on the alpha grid, each with its controls."""
+    """Steer the top-1 and top-|S| latents in RL on the alpha grid (alpha = 1 *is* `none`)."""
     out: list[Condition] = []
-    groups = [tuple(cand.top[:1]), tuple(cand.top[:cfg.top_s])] if cfg.top_s > 1 else [tuple(cand.top[:1])]
-    for feats in dict.fromkeys(groups):
-        for alpha in [a for a in cfg.alphas if a != 1]:  # alpha = 1 is the identity: it *is* "none"
-            spec = _iv(layer, cfg.positions, op="steer", feature=feats, alpha=alpha)
-            eff = Condition(model="rl", intervention="steer", crosscoder=cc, features=feats, alpha=alpha,
-                            positions=cfg.positions, specs=(spec,))
+    for feats in dict.fromkeys([tuple(cand.top[:1]), tuple(cand.top[:cfg.top_s])]):
+        for alpha in [a for a in cfg.alphas if a != 1]:
             size = abs(alpha - 1) * sum(cand.relative_size.get(i, 0.0) for i in feats)
-            out += [eff, *_random_controls(eff, cand, size, layer)]
-            out += _unrelated_controls(eff, cand, cfg.n_unrelated, layer, op="steer", alpha=alpha)
+            out += _latent_op(cc, layer, cfg, cand, "steer", feats, size, op="steer", alpha=alpha)
     return out
 
 
 def ablate_conditions(cc: str, layer: int, cfg: ExperimentConfig, cand: Candidates) -> list[Condition]:
-    """Ablate (and steer negatively) the top latents in RL: does tool use need them?"""
+    """Ablate the top latents, and steer the top one negatively, in RL: does tool use need them?"""
     out: list[Condition] = []
     for feats in dict.fromkeys([tuple(cand.top[:1]), tuple(cand.top[:cfg.top_s])]):
-        eff = Condition(model="rl", intervention="ablate", crosscoder=cc, features=feats, positions=cfg.positions,
-                        specs=(_iv(layer, cfg.positions, op="ablate", feature=feats),))
         size = sum(cand.relative_size.get(i, 0.0) for i in feats)
-        out += [eff, *_random_controls(eff, cand, -size, layer)]
-        out += _unrelated_controls(eff, cand, cfg.n_unrelated, layer, op="ablate")
-    feats = tuple(cand.top[:1])
-    neg = Condition(model="rl", intervention="negative_steer", crosscoder=cc, features=feats,
-                    alpha=cfg.negative_alpha, positions=cfg.positions,
-                    specs=(_iv(layer, cfg.positions, op="steer", feature=feats, alpha=cfg.negative_alpha),))
-    size = abs(cfg.negative_alpha - 1) * cand.relative_size.get(feats[0], 0.0)
-    out += [neg, *_random_controls(neg, cand, -size, layer)]
-    out += _unrelated_controls(neg, cand, cfg.n_unrelated, layer, op="steer", alpha=cfg.negative_alpha)
+        out += _latent_op(cc, layer, cfg, cand, "ablate", feats, size, op="ablate")
+    top = tuple(cand.top[:1])
+    size = abs(cfg.negative_alpha - 1) * cand.relative_size.get(top[0], 0.0)
+    out += _latent_op(cc, layer, cfg, cand, "negative_steer", top, size, op="steer", alpha=cfg.negative_alpha)
     return out
 
 
+def dom_conditions(cand: Candidates, dose: float, layer: int, positions: str) -> list[Condition]:
+    """The difference-of-means rivals added into the base (no crosscoder: shared by the sweep)."""
+    return [Condition(model="base", intervention="add", features=(f"dom:{name}",), dose=dose, positions=positions,
+                      role="baseline", specs=(_iv(layer, positions, op="add", vector=v_D.tolist(), dose=dose),))
+            for name, v_D in cand.dom.items()]
+
+
 def transfer_conditions(cc: str, layer: int, cfg: ExperimentConfig, cand: Candidates) -> list[Condition]:
-    """Add A's top decoder direction into the base (transfer without retraining), with controls
-    and the difference-of-means rivals at the same doses."""
+    """Add A's top decoder direction into the base (transfer without retraining)."""
     out: list[Condition] = []
-    top = cand.top[0]
+    top, pos = (cand.top[0],), cfg.positions
     for dose in cfg.doses:
-        eff = Condition(model="base", intervention="add", crosscoder=cc, features=(top,), dose=dose,
-                        positions=cfg.positions,
-                        specs=(_iv(layer, cfg.positions, op="add", feature=(top,), dose=dose, from_model=A),))
-        out += [eff, *_random_controls(eff, cand, dose, layer)]
-        out += _unrelated_controls(eff, cand, cfg.n_unrelated, layer, op="add", dose=dose, from_model=A)
-        for name, v_D in cand.dom.items():
-            out.append(Condition(model="base", intervention="add", crosscoder=cc, features=(f"dom:{name}",),
-                                 dose=dose, positions=cfg.positions, role="baseline", controls_for=eff.key,
-                                 specs=(_iv(layer, cfg.positions, op="add", vector=v_D.tolist(), dose=dose),)))
+        op = {"op": "add", "dose": dose, "from_model": A}
+        effect = Condition(model="base", intervention="add", crosscoder=cc, features=top, dose=dose, positions=pos,
+                           specs=(_iv(layer, pos, feature=top, **op),))
+        controls = (random_controls("base", dose, cand, layer, pos)
+                    + unrelated_controls("base", "add", cc, cand, cfg.n_unrelated, layer, pos, **op))
+        out += with_panel(effect, controls, dom_conditions(cand, dose, layer, pos))
     return out
 
 
 def crosscoder_conditions(cc: str, layer: int, cfg: ExperimentConfig, cand: Candidates) -> list[Condition]:
-    if not cand.top:
-        return reconstruct_conditions(cc, layer, cfg.positions)
-    return (reconstruct_conditions(cc, layer, cfg.positions) + steer_conditions(cc, layer, cfg, cand)
-            + ablate_conditions(cc, layer, cfg, cand) + transfer_conditions(cc, layer, cfg, cand))
+    conditions = reconstruct_conditions(cc, layer, cfg.positions)
+    if cand.top:
+        conditions += (steer_conditions(cc, layer, cfg, cand) + ablate_conditions(cc, layer, cfg, cand)
+                       + transfer_conditions(cc, layer, cfg, cand))
+    return conditions

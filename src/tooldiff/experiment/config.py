@@ -23,8 +23,8 @@ class ExperimentConfig(BaseModel):
     contrast: str = "paper"  # which ranking picks "the top A-exclusive latent": paper | strict
     positions: str = "last_prompt"
     n_per_kind: int = 60  # test prompts per request kind (call / not_offered / chitchat)
-    max_new_tokens: int = 48
-    batch_size: int = 64
+    max_new_tokens: int = 40
+    batch_size: int = 256  # tiny models generate ~1.5x faster per row at 256 than at 64 on CPU
     n_boot: int = 1000
     seed: int = 0
     device: str = "cpu"

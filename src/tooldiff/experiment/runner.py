@@ -19,7 +19,7 @@ from tooldiff.experiment.conditions import MODEL_INDEX, Condition
 from tooldiff.experiment.config import ExperimentConfig
 from tooldiff.interventions import generate
 
-CONDITIONS_PER_RUN = 8
+ROWS_PER_RUN = 1024  # prompts x conditions generated together: large batches, frequent checkpoints
 
 
 def read_results(path: Path) -> dict[str, dict]:
@@ -34,6 +34,15 @@ def read_results(path: Path) -> dict[str, dict]:
             continue
         done[entry["key"]] = entry
     return done
+
+
+def _drop_torn_tail(path: Path) -> None:
+    """Cut a partial last line left by a crash, so the next append starts on a line of its own."""
+    if not path.is_file():
+        return
+    data = path.read_bytes()
+    if data and not data.endswith(b"\n"):
+        path.write_bytes(data[:data.rfind(b"\n") + 1])
 
 
 def _append(path: Path, entry: dict) -> None:
@@ -51,23 +60,24 @@ def _score(cond: Condition, records: list[dict], outputs: list[str], cfg: Experi
             "examples": [{"id": r["id"], "output": o} for r, o in list(zip(records, outputs))[:3]]}
 
 
-def _groups(conditions: list[Condition]) -> list[list[Condition]]:
+def _groups(conditions: list[Condition], n_prompts: int) -> list[list[Condition]]:
     """Chunks of conditions that can share one generation run (same model and crosscoder)."""
+    per_run = max(1, ROWS_PER_RUN // max(1, n_prompts))
     by_key: dict[tuple, list[Condition]] = {}
     for c in conditions:
         by_key.setdefault((c.model, c.crosscoder), []).append(c)
-    return [group[i:i + CONDITIONS_PER_RUN] for group in by_key.values()
-            for i in range(0, len(group), CONDITIONS_PER_RUN)]
+    return [group[i:i + per_run] for group in by_key.values() for i in range(0, len(group), per_run)]
 
 
 def run_conditions(conditions: list[Condition], models: dict, tokenizer, records: list[dict],
                    crosscoders: dict, results_path: Path, cfg: ExperimentConfig) -> dict[str, dict]:
     """Run every condition not yet in `results_path`; return all results by key."""
+    _drop_torn_tail(results_path)
     done = read_results(results_path)
     todo = [c for c in dict.fromkeys(conditions) if c.key not in done]
     with Progress(TextColumn("[bold]experiment"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()) as bar:
         task = bar.add_task("conditions", total=len(todo))
-        for chunk in _groups(todo):
+        for chunk in _groups(todo, len(records)):
             model_name, cc_name = chunk[0].model, chunk[0].crosscoder
             prompts = [r for _ in chunk for r in records]
             per_row = [list(c.specs) for c in chunk for _ in records]

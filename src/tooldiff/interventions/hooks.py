@@ -73,6 +73,8 @@ def _layer_hook(bound: list[BoundIntervention], tracker: PositionTracker):
         call = tracker.current
         if call is None:
             raise UserError("a decoder layer ran outside a model forward call; interventions cannot place positions")
+        if call.selects_nothing:
+            return output
         h_BTD = layer_hidden(output)
         new_BTD: Optional[torch.Tensor] = None
         for item in bound:
@@ -111,7 +113,7 @@ def intervene(
     if not bound:
         yield bound
         return
-    tracker = PositionTracker(model)
+    tracker = PositionTracker(model, prompt_only=all(b.positions in ("last_prompt", "prompt") for b in bound))
     layers = decoder_layers(model)
     handles = [
         model.register_forward_pre_hook(tracker.pre_hook, with_kwargs=True),

@@ -33,6 +33,7 @@ class CallPositions:
     last_prompt_BT: torch.Tensor
     generated_BT: torch.Tensor
     is_prefill: bool
+    selects_nothing: bool = False  # a decoding call when every intervention is prompt-only
 
     def select(self, positions: str) -> torch.Tensor:
         if positions == "last_prompt":
@@ -49,8 +50,11 @@ class CallPositions:
 class PositionTracker:
     """Fed by a forward pre-hook; holds the positions of the call in flight."""
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, model: nn.Module, prompt_only: bool = False) -> None:
         self._arg_names = list(inspect.signature(model.forward).parameters)
+        # With only last_prompt/prompt interventions, decoding calls select nothing: skip their
+        # masks, which would otherwise be most of the per-token cost of steering (the server).
+        self.prompt_only = prompt_only
         self.prompt_len: int | None = None
         self.last_prompt_col_B: torch.Tensor | None = None
         self.current: CallPositions | None = None
@@ -70,6 +74,8 @@ class PositionTracker:
         n_past = mask.shape[1] - length if mask is not None else _cache_length(inputs.get("past_key_values"))
         if n_past < 0:
             raise UserError(f"attention mask has {mask.shape[1]} columns for {length} new tokens")
+        if n_past > 0 and self.prompt_only and self.prompt_len is not None:
+            return _NOTHING_SELECTED
         real_BT = (mask[:, n_past:] != 0) if mask is not None else torch.ones(batch, length, dtype=torch.bool, device=device)
         if n_past == 0:
             self._start_prompt(real_BT)
@@ -103,6 +109,10 @@ class PositionTracker:
             generated_BT=real_BT & ~in_prompt_BT,
             is_prefill=n_past == 0,
         )
+
+
+_EMPTY_BT = torch.zeros(0, 0, dtype=torch.bool)
+_NOTHING_SELECTED = CallPositions(_EMPTY_BT, _EMPTY_BT, _EMPTY_BT, _EMPTY_BT, is_prefill=False, selects_nothing=True)
 
 
 def _call_shape(inputs: dict[str, Any]) -> tuple[int, int, torch.device]:

@@ -15,7 +15,7 @@ def _curve(conditions: list[dict], pick, x_key: str) -> tuple[list, list, list, 
     """Mean strict correctness (and mean CI bounds) across crosscoders at each x."""
     by_x: dict[float, list[dict]] = {}
     for c in conditions:
-        if pick(c):
+        if pick(c) and c[x_key] is not None:
             by_x.setdefault(c[x_key], []).append(c["metrics"]["strict"])
     xs = sorted(by_x)
     mean = [statistics.fmean(m["mean"] for m in by_x[x]) for x in xs]
@@ -34,28 +34,33 @@ def plot_dose_response(results: dict, path: Path) -> Path:
     conds = results["conditions"]
     by_key = {c["key"]: c for c in conds}
     none = {c["model"]: c["metrics"]["strict"] for c in conds if c["intervention"] == "none"}
+    # alpha = 1 and dose = 0 are the unmodified model: every curve starts there
+    anchors = [c | {"alpha": 1.0, "dose": 0.0} for c in conds if c["intervention"] == "none"]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
     for n_feats, color in ((1, "tab:red"), (None, "tab:orange")):
-        pick = lambda c, n=n_feats: (c["role"] == "effect" and c["intervention"] == "steer" and c["model"] == "rl"  # noqa: E731
-                                     and ((len(c["features"]) == 1) == (n == 1)))
-        _band(ax1, *_curve(conds, pick, "alpha"), "top-1 latent" if n_feats else "top-|S| latents", color)
+        pick = lambda c, n=n_feats: c["model"] == "rl" and (c["intervention"] == "none" or (  # noqa: E731
+            c["role"] == "effect" and c["intervention"] == "steer" and (len(c["features"]) == 1) == (n == 1)))
+        _band(ax1, *_curve(conds + anchors, pick, "alpha"), "top-1 latent" if n_feats else "top-|S| latents", color)
+    steer_controls = [by_key[k] | {"alpha": e["alpha"]} for e in conds
+                      if e["role"] == "effect" and e["intervention"] == "steer" for k in e.get("controls") or []]
     for role, color in (("control_random", "tab:gray"), ("control_unrelated", "tab:purple")):
-        pick = lambda c, r=role: (c["role"] == r and by_key.get(c["controls_for"], {}).get("intervention") == "steer")  # noqa: E731
-        xs, mean, lo, hi = _curve([c | {"alpha": by_key[c["controls_for"]]["alpha"]} for c in conds
-                                   if c.get("controls_for") in by_key], pick, "alpha")
-        _band(ax1, xs, mean, lo, hi, role.replace("_", ": "), color, "--")
+        _band(ax1, *_curve(steer_controls, lambda c, r=role: c["role"] == r, "alpha"), role.replace("_", ": "),
+              color, "--")
     if "rl" in none:
         ax1.axhline(none["rl"]["mean"], color="black", lw=0.8, label="RL, no intervention")
     ax1.set_xscale("log")
     ax1.set_xlabel("steering α (RL model, last prompt token)")
     ax1.set_ylabel("strict correctness (BFCL-AST)")
     ax1.legend(fontsize=7)
-    pick_add = lambda c: c["role"] == "effect" and c["intervention"] == "add" and c["model"] == "base"  # noqa: E731
-    _band(ax2, *_curve(conds, pick_add, "dose"), "RL top latent direction", "tab:red")
+    pick_add = lambda c: c["model"] == "base" and (c["intervention"] == "none" or (  # noqa: E731
+        c["role"] == "effect" and c["intervention"] == "add"))
+    _band(ax2, *_curve(anchors + conds, pick_add, "dose"), "RL top latent direction", "tab:red")
     for label, color in (("dom:call_vs_nocall", "tab:green"), ("dom:rl_minus_base", "tab:olive")):
         _band(ax2, *_curve(conds, lambda c, lab=label: c["features"] == [lab], "dose"), label, color)
-    pick_rand = lambda c: c["role"] == "control_random" and by_key.get(c["controls_for"], {}).get("intervention") == "add"  # noqa: E731
-    _band(ax2, *_curve(conds, pick_rand, "dose"), "random directions", "tab:gray", "--")
+    add_controls = [by_key[k] | {"dose": e["dose"]} for e in conds
+                    if e["role"] == "effect" and e["intervention"] == "add" for k in e.get("controls") or []]
+    _band(ax2, *_curve(add_controls, lambda c: c["role"] == "control_random", "dose"), "random directions",
+          "tab:gray", "--")
     if "base" in none:
         ax2.axhline(none["base"]["mean"], color="black", lw=0.8, label="base, no intervention")
     ax2.set_xlabel("relative dose c (added into the base)")

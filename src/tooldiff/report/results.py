@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 CONDITION_KEYS = ("model", "intervention", "crosscoder", "features", "alpha", "dose", "positions", "role",
-                  "controls_for", "key", "metrics", "per_kind", "effect", "verdict")
+                  "controls", "rivals", "key", "metrics", "per_kind", "effect", "verdict")
 SINGLE_LATENT_OPS = ("steer", "ablate", "negative_steer")
 
 
@@ -33,9 +33,8 @@ def dfc_vs_dom(conditions: list[dict]) -> list[dict]:
     """Each base 'add' of a crosscoder direction beside the difference-of-means rivals at that dose."""
     by_key = {c["key"]: c for c in conditions}
     rows = []
-    for c in conditions:
-        if c["role"] == "baseline" and c["controls_for"] in by_key:
-            eff = by_key[c["controls_for"]]
+    for eff in conditions:
+        for c in [by_key[k] for k in eff.get("rivals") or [] if k in by_key]:
             rows.append({"crosscoder": eff["crosscoder"], "dose": eff["dose"], "latent": eff["features"][0],
                          "latent_strict": eff["metrics"]["strict"]["mean"],
                          "latent_call_rate_diff": eff["effect"]["call_rate"]["diff"],

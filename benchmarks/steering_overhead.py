@@ -1,0 +1,143 @@
+"""Generation tokens/s with steering vs without, side by side in one run.
+
+    python benchmarks/steering_overhead.py [--model DIR | --organism DIR] [--batch 8]
+        [--new-tokens 64] [--repeats 10] [--threads 1]
+
+Runs the shared generation loop (`tooldiff.interventions.generate_completions`, the one the
+server uses) on one fixed batch of prompts, alternating conditions in a shuffled order each
+repeat so that machine noise hits all of them alike. Every row generates exactly
+`--new-tokens` tokens (EOS is ignored, as in vLLM's throughput benchmarks), so a steering that
+changes *when* the model stops cannot change the token count. Conditions:
+
+- plain: no steering;
+- last_prompt: `add` of a unit vector, dose 0.5, at the last prompt token (the server's default);
+- all: the same at every prompt and generated token (the costliest placement);
+- per_row: half the rows steered at last_prompt, half not (a mixed server batch).
+
+Prints tokens/s per condition and its ratio to plain (the target is >= 0.95), and exits 1 if
+the last_prompt ratio is below the target. Default model: the tiny organism, built into
+--organism if missing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import sys
+import time
+
+import torch
+
+TARGET = 0.95
+
+
+class IgnoreEos:
+    """The tokenizer seen by the loop, without an EOS id: every row runs to --new-tokens."""
+
+    eos_token_id = None
+
+    def __init__(self, tokenizer):
+        self._tokenizer = tokenizer
+
+    def __getattr__(self, name):
+        return getattr(self._tokenizer, name)
+
+    def __call__(self, *args, **kwargs):
+        return self._tokenizer(*args, **kwargs)
+
+
+def load(args):
+    from tooldiff.hf import load_model, load_tokenizer, render_prompt
+
+    if args.model:
+        model, tokenizer = load_model(args.model), load_tokenizer(args.model)
+        prompts = [render_prompt(tokenizer, {"messages": [{"role": "user", "content": f"Request number {i}: what now?"}]})
+                   for i in range(args.batch)]
+        return model, tokenizer, prompts
+    from tooldiff.organism import build_organism, load_organism
+
+    build_organism(args.organism, preset="tiny", seed=0)  # reuses a finished build
+    org = load_organism(args.organism)
+    records = [r for r in org.records("test") if r.get("kind") == "call"][: args.batch]
+    return org.rl, org.tokenizer, [render_prompt(org.tokenizer, r) for r in records]
+
+
+def conditions(model, batch: int, layer: int) -> dict:
+    from tooldiff.hf import hidden_size
+
+    gen = torch.Generator().manual_seed(0)
+    vector = torch.randn(hidden_size(model), generator=gen).tolist()
+
+    def add(positions):
+        return {"op": "add", "layer": layer, "vector": vector, "dose": 0.5, "positions": positions}
+
+    return {
+        "plain": None,
+        "last_prompt": [add("last_prompt")],
+        "all": [add("all")],
+        "per_row": [[add("last_prompt")] if i % 2 == 0 else [] for i in range(batch)],
+    }
+
+
+def time_once(model, tokenizer, prompts, interventions, new_tokens: int) -> tuple[int, float]:
+    from tooldiff.interventions import generate_completions
+
+    start = time.perf_counter()
+    out = generate_completions(model, tokenizer, prompts, interventions=interventions, max_new_tokens=new_tokens,
+                               batch_size=len(prompts), progress=False)
+    seconds = time.perf_counter() - start
+    return sum(len(c.token_ids) for c in out), seconds
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", help="HF model directory (default: the tiny organism's RL model)")
+    parser.add_argument("--organism", default="/tmp/tooldiff-bench/organism", help="organism directory")
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--new-tokens", type=int, default=64)
+    parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--layer", type=int, default=None, help="steered layer (default: the middle one)")
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    from tooldiff.hf import n_layers
+
+    model, tokenizer, prompts = load(args)
+    model.generation_config.eos_token_id = None
+    tokenizer = IgnoreEos(tokenizer)
+    layer = args.layer if args.layer is not None else n_layers(model) // 2
+    conds = conditions(model, len(prompts), layer)
+    for interventions in conds.values():  # warm-up: allocator, kernels, first-call costs
+        time_once(model, tokenizer, prompts, interventions, 8)
+
+    tokens = {name: 0 for name in conds}
+    seconds = {name: 0.0 for name in conds}
+    per_repeat = {name: [] for name in conds}
+    order = list(conds)
+    rng = random.Random(0)
+    for _ in range(args.repeats):
+        rng.shuffle(order)  # interleaved, in a fresh order each repeat
+        for name in order:
+            n, s = time_once(model, tokenizer, prompts, conds[name], args.new_tokens)
+            tokens[name] += n
+            seconds[name] += s
+            per_repeat[name].append(n / s)
+
+    plain = tokens["plain"] / seconds["plain"]
+    print(f"model: {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M params, {n_layers(model)} layers, "
+          f"layer {layer} steered; batch {len(prompts)} x {args.new_tokens} new tokens; {args.repeats} interleaved repeats; "
+          f"{args.threads} thread(s)")
+    print(f"{'condition':<12} {'tokens/s':>10} {'median/rep':>11} {'ratio':>7}")
+    for name in conds:
+        rate = tokens[name] / seconds[name]
+        print(f"{name:<12} {rate:>10.1f} {statistics.median(per_repeat[name]):>11.1f} {rate / plain:>7.3f}")
+    ratio = (tokens["last_prompt"] / seconds["last_prompt"]) / plain
+    verdict = "PASS" if ratio >= TARGET else "FAIL"
+    print(f"{verdict}: steered (last_prompt) / plain = {ratio:.3f} (target >= {TARGET})")
+    return 0 if ratio >= TARGET else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,105 @@
+"""The experiment end to end on the tiny organism: runs, resumes after a crash, refuses bad input."""
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tooldiff.errors import UserError
+from tooldiff.experiment import load_experiment_config, run_experiment
+from tooldiff.report import write_report
+
+SWEEP = """
+[train]
+batch_size = 128
+eval_rows = 64
+checkpoint_every = 100
+
+[[crosscoder]]
+name = "plain"
+dict_size = 64
+k = 4
+steps = 60
+lr = 1e-3
+
+[[crosscoder]]
+name = "dfc"
+dict_size = 64
+excl_a = 0.125
+excl_b = 0.125
+k = 4
+steps = 60
+lr = 1e-3
+"""
+
+GRID = {"n_per_kind": 3, "n_random": 1, "n_unrelated": 1, "alphas": [1, 16], "doses": [0.5], "top_s": 2,
+        "n_boot": 100, "max_new_tokens": 24}
+
+
+@pytest.fixture(scope="module")
+def crosscoders(tiny_organism, tmp_path_factory):
+    from tooldiff.activations import harvest_pair
+    from tooldiff.crosscoder import train_sweep
+    from tooldiff.organism import load_organism
+
+    org = load_organism(tiny_organism, models=False)
+    root = tmp_path_factory.mktemp("study")
+    harvest_pair(base=str(org.base_path), rl=str(org.rl_path), layer=org.layer, data=org.data["rl"],
+                 out=root / "acts", positions="decision")
+    (root / "sweep.toml").write_text(SWEEP)
+    train_sweep(acts=root / "acts", config=root / "sweep.toml", out=root / "cc", device="cpu")
+    return root / "cc"
+
+
+def test_experiment_writes_every_condition_and_resumes_without_regenerating(tiny_organism, crosscoders, tmp_path,
+                                                                          monkeypatch):
+    cfg = load_experiment_config(GRID)
+    summary = run_experiment(tiny_organism, crosscoders, tmp_path, cfg)
+    lines = (tmp_path / "results.jsonl").read_text().splitlines()
+    assert len(lines) == len(summary["conditions"]) > 20
+    roles = {c["role"] for c in summary["conditions"]}
+    assert {"reference", "effect", "control_random", "control_unrelated", "baseline"} <= roles
+    assert all(c["metrics"]["n"] == 9 for c in summary["conditions"])
+    assert set(summary["rankings"]) == {"plain", "dfc"}
+
+    # a crash mid-write: drop the last half and tear the final line; the rerun redoes only those
+    keep = len(lines) // 2
+    (tmp_path / "results.jsonl").write_text("\n".join(lines[:keep]) + "\n" + lines[keep][:40])
+    again = run_experiment(tiny_organism, crosscoders, tmp_path, cfg)
+    assert {c["key"] for c in again["conditions"]} == {c["key"] for c in summary["conditions"]}
+
+    # a finished run regenerates nothing at all
+    import tooldiff.experiment.runner as runner
+
+    monkeypatch.setattr(runner, "generate", lambda *a, **k: pytest.fail("regenerated a finished condition"))
+    run_experiment(tiny_organism, crosscoders, tmp_path, cfg)
+
+    results = write_report(summary, tmp_path / "report")
+    assert set(results) >= {"models", "conditions", "features", "crosscoders"}
+    assert (tmp_path / "report" / "report.md").read_text().count("## ") >= 4
+    assert (tmp_path / "report" / "dose_response.png").stat().st_size > 1000
+
+
+def test_crosscoder_from_another_pair_is_refused(tiny_organism, crosscoders, tmp_path):
+    cc = tmp_path / "cc" / "dfc"
+    shutil.copytree(crosscoders / "dfc", cc)
+    meta = json.loads((cc / "config.json").read_text())
+    meta["info"]["models"] = ["/somewhere/else/rl", "/somewhere/else/base"]
+    (cc / "config.json").write_text(json.dumps(meta))
+    with pytest.raises(UserError, match="trained on models"):
+        run_experiment(tiny_organism, cc, tmp_path / "out", load_experiment_config(GRID))
+
+
+def test_empty_test_split_is_refused(tiny_organism, crosscoders, tmp_path):
+    org = tmp_path / "org"
+    shutil.copytree(tiny_organism, org)
+    test = org / "data" / "test.jsonl"
+    test.write_text("".join(l + "\n" for l in test.read_text().splitlines() if '"kind": "call"' not in l))
+    with pytest.raises(UserError):
+        run_experiment(org, crosscoders, tmp_path / "out", load_experiment_config(GRID))
+
+
+def test_missing_organism_is_refused(crosscoders, tmp_path):
+    with pytest.raises(UserError, match="organism"):
+        run_experiment(tmp_path / "nothing", crosscoders, tmp_path / "out", load_experiment_config(GRID))

@@ -1,0 +1,248 @@
+"""The server as a client sees it: the real `openai` client against `tooldiff serve` running in
+a subprocess on a free loopback port, serving the organism's RL model (tiny preset).
+
+One server for the whole module. Covers: parsed tool calls, a steering dial that moves the
+tool-call rate in the asked direction, streaming, tool_choice "none" and a named function,
+the feature listing, and malformed requests (4xx with a message, the server healthy after).
+"""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+import torch
+
+from tooldiff.crosscoder import CheckpointInfo, Crosscoder, CrosscoderConfig
+from tooldiff.features import diff_of_means
+from tooldiff.hf import decoder_layers, layer_hidden, render_prompt
+from tooldiff.organism import load_organism
+
+pytestmark = pytest.mark.slow
+torch.set_num_threads(1)
+NAME = "rl"
+MAX_TOKENS_CAP = 48
+MAX_BODY = 60_000
+N_PROMPTS = 16
+
+
+@pytest.fixture(scope="module")
+def organism(tiny_organism):
+    return load_organism(tiny_organism)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def random_crosscoder(directory: Path, d_model: int, layer: int, models: list[str]) -> Path:
+    cfg = CrosscoderConfig(d_model=d_model, dict_size=64, excl_a=0.1, excl_b=0.1, k=4, seed=0)
+    Crosscoder.initialized(cfg, CheckpointInfo(layer=layer, models=models)).save(directory)
+    return directory
+
+
+@pytest.fixture(scope="module")
+def server(organism, tmp_path_factory):
+    """`tooldiff serve` in a subprocess; yields its base URL; stopped (SIGINT) at the end."""
+    tmp = tmp_path_factory.mktemp("serve")
+    width = organism.rl.config.hidden_size
+    cc = random_crosscoder(tmp / "cc", width, organism.layer, [str(organism.rl_path), str(organism.base_path)])
+    port = free_port()
+    log = open(tmp / "server.log", "w")
+    cmd = [sys.executable, "-m", "tooldiff.cli", "serve", "--model", str(organism.rl_path), "--model-name", NAME,
+           "--prompt-format", "organism", "--crosscoder", str(cc), "--port", str(port), "--threads", "1",
+           "--max-tokens-cap", str(MAX_TOKENS_CAP), "--default-max-tokens", "40", "--max-body-bytes", str(MAX_BODY),
+           "--batch-wait-ms", "20"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_healthy(base, proc, tmp / "server.log")
+        yield base
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+def _wait_healthy(base: str, proc: subprocess.Popen, log: Path, timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the server exited with {proc.returncode}:\n{log.read_text()}")
+        try:
+            if httpx.get(f"{base}/health", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    raise RuntimeError(f"the server was not healthy after {timeout}s:\n{log.read_text()}")
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    return openai.OpenAI(base_url=f"{server}/v1", api_key="unused", max_retries=0, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def call_prompts(organism):
+    """The fixed prompt set: should-call requests of the TEST split."""
+    return [r for r in organism.records("test") if r["kind"] == "call"][:N_PROMPTS]
+
+
+def ask(client, record, **kwargs):
+    return client.chat.completions.create(model=NAME, messages=record["messages"], tools=record["tools"],
+                                          temperature=0, max_tokens=40, **kwargs)
+
+
+def ask_all(client, records, **kwargs):
+    """Concurrently, so the server batches them."""
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        return list(pool.map(lambda r: ask(client, r, **kwargs), records))
+
+
+def call_rate(responses) -> float:
+    return sum(bool(r.choices[0].message.tool_calls) for r in responses) / len(responses)
+
+
+def test_a_tool_needed_request_comes_back_as_parsed_tool_calls(client, call_prompts, server):
+    responses = ask_all(client, call_prompts)
+    assert call_rate(responses) >= 0.25, [r.choices[0].message.content for r in responses]
+    for record, r in zip(call_prompts, responses):
+        choice = r.choices[0]
+        if not choice.message.tool_calls:
+            assert choice.finish_reason in ("stop", "length")
+            continue
+        assert choice.finish_reason == "tool_calls"
+        offered = {t["function"]["name"] for t in record["tools"]}
+        for call in choice.message.tool_calls:
+            assert call.id.startswith("call_") and call.type == "function"
+            assert call.function.name in offered  # the server never invents or runs a tool
+            assert isinstance(json.loads(call.function.arguments), dict)
+        assert r.usage.prompt_tokens > 0 and r.usage.completion_tokens > 0
+    assert httpx.get(f"{server}/health").json()["largest_batch"] > 1  # the concurrent requests were batched
+
+
+def decision_activations(organism, records) -> torch.Tensor:
+    """Layer-L output at the last prompt token of each record, from the RL model."""
+    captured = []
+    hook = decoder_layers(organism.rl)[organism.layer].register_forward_hook(
+        lambda module, args, out: captured.append(layer_hidden(out)[0, -1].detach().clone()))
+    try:
+        with torch.no_grad():
+            for record in records:
+                ids = organism.tokenizer(render_prompt(organism.tokenizer, record), return_tensors="pt",
+                                         add_special_tokens=False)["input_ids"]
+                organism.rl(input_ids=ids)
+    finally:
+        hook.remove()
+    return torch.stack(captured)
+
+
+def test_steering_in_extra_body_lowers_the_call_rate(client, organism, call_prompts):
+    """A negative dose along the should-call minus no-call direction (difference of means on the
+    CALIBRATION split, the ASA/CAA vector) must lower the tool-call rate on the TEST prompts."""
+    calibration = organism.records("calibration")
+    x_ND = decision_activations(organism, calibration)
+    should_call_N = torch.tensor([r["kind"] == "call" for r in calibration])
+    direction = diff_of_means(x_ND, should_call_N).tolist()
+    steer = [{"op": "add", "vector": direction, "layer": organism.layer, "dose": -2.0, "positions": "all"}]
+    plain = ask_all(client, call_prompts)
+    steered = ask_all(client, call_prompts, extra_body={"steering": steer})
+    assert steered[0].model_extra["steering"][0]["dose"] == -2.0  # the server says what it applied
+    assert call_rate(plain) >= 0.25, "the RL model must call on its own for the dial to turn it down"
+    assert call_rate(steered) <= call_rate(plain) - 0.25, (call_rate(plain), call_rate(steered))
+
+
+def test_streaming_matches_the_whole_response(client, call_prompts):
+    record = call_prompts[0]
+    whole = ask(client, record)
+    chunks = list(ask(client, record, stream=True, stream_options={"include_usage": True}))
+    content = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    calls = [tc for c in chunks if c.choices for tc in (c.choices[0].delta.tool_calls or [])]
+    reasons = [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason]
+    assert chunks[0].choices[0].delta.role == "assistant"
+    assert content == (whole.choices[0].message.content or "")
+    assert [(c.function.name, c.function.arguments) for c in calls] == [
+        (c.function.name, c.function.arguments) for c in whole.choices[0].message.tool_calls or []]
+    assert reasons == [whole.choices[0].finish_reason]
+    assert chunks[-1].usage.completion_tokens == whole.usage.completion_tokens
+
+
+def test_tool_choice_none_is_honoured(client, call_prompts):
+    responses = ask_all(client, call_prompts, tool_choice="none")
+    for r in responses:
+        assert not r.choices[0].message.tool_calls and r.choices[0].finish_reason in ("stop", "length")
+        assert "<tool_call>" not in (r.choices[0].message.content or "")
+
+
+def test_a_named_function_is_called(client, call_prompts):
+    record = call_prompts[1]
+    name = record["tools"][-1]["function"]["name"]
+    r = ask(client, record, tool_choice={"type": "function", "function": {"name": name}})
+    assert r.choices[0].finish_reason == "tool_calls"
+    assert [c.function.name for c in r.choices[0].message.tool_calls] == [name]
+
+
+def test_models_and_features_are_listed(client, server):
+    assert [m.id for m in client.models.list().data] == [NAME]
+    listing = httpx.get(f"{server}/v1/steering/features", params={"limit": 5}).json()
+    assert listing["source"] == "decoder_norms" and len(listing["data"]) == 5 and listing["model_index"] == 0
+    assert {row["group"] for row in listing["data"]} == {"a_excl"} and all(row["steerable"] for row in listing["data"])
+
+
+def _body(**overrides) -> bytes:
+    body = {"model": NAME, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4, **overrides}
+    return json.dumps(body).encode()
+
+
+def _steer(**item) -> bytes:
+    return _body(steering=[{"op": "steer", "feature": 1, "alpha": 4.0, **item}])
+
+
+MALFORMED = {
+    "bad JSON": (b'{"model": "rl", "messages": [{"role": "user", "content": "hi"}', 400, "not valid JSON"),
+    "not an object": (b'[1, 2, 3]', 400, "must be a JSON object"),
+    "wrong types": (_body(temperature="hot"), 400, "temperature: Input should be a valid number"),
+    "wrong message type": (_body(messages="hi"), 400, "messages"),
+    "unknown feature id": (_steer(feature=10 ** 6), 400, "latent 1000000 out of range"),
+    "layer out of range": (_steer(layer=99), 400, "layer 99 is out of range"),
+    "NaN alpha": (_steer().replace(b'"alpha": 4.0', b'"alpha": NaN'), 400, "alpha must be finite"),
+    "huge alpha": (_steer(alpha=1e12), 400, "alpha"),
+    "vector of the wrong width": (_body(steering=[{"op": "add", "vector": [1.0, 2.0], "dose": 1.0}]), 400, "vector has 2 entries"),
+    "oversize body": (_body(messages=[{"role": "user", "content": "x" * MAX_BODY}]), 413, "cap"),
+    "max_tokens over the cap": (_body(max_tokens=MAX_TOKENS_CAP + 1), 400, f"exceeds this server's cap of {MAX_TOKENS_CAP}"),
+    "empty messages": (_body(messages=[]), 400, "messages: List should have at least 1 item"),
+    "unknown model": (_body(model="gpt-4"), 404, "does not exist"),
+}
+
+
+@pytest.mark.parametrize("case", list(MALFORMED))
+def test_malformed_requests_get_a_4xx_with_a_message_and_the_server_stays_healthy(server, case):
+    raw, status, message = MALFORMED[case]
+    r = httpx.post(f"{server}/v1/chat/completions", content=raw, headers={"Content-Type": "application/json"}, timeout=30)
+    assert r.status_code == status, r.text
+    assert message in r.json()["error"]["message"]
+    assert httpx.get(f"{server}/health", timeout=5).json()["status"] == "ok"
+    ok = httpx.post(f"{server}/v1/chat/completions", content=_body(), headers={"Content-Type": "application/json"}, timeout=60)
+    assert ok.status_code == 200 and ok.json()["choices"][0]["finish_reason"] in ("stop", "length", "tool_calls")
+
+
+def test_the_openai_client_raises_a_readable_error(client):
+    with pytest.raises(openai.BadRequestError, match="latent 1000000 out of range"):
+        client.chat.completions.create(model=NAME, messages=[{"role": "user", "content": "hi"}],
+                                       extra_body={"steering": [{"op": "steer", "feature": 10 ** 6, "alpha": 2.0}]})

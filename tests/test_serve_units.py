@@ -1,0 +1,249 @@
+"""Server pieces without a server: request schema, steering checks, prompt rendering, output assembly."""
+
+import json
+import random
+
+import pytest
+import torch
+
+from test_interventions_support import LAYER, N_LAYERS, tiny_crosscoder, tiny_model, tiny_tokenizer
+from tooldiff.errors import UserError
+from tooldiff.serve.config import ServerSettings
+from tooldiff.serve.features import list_features
+from tooldiff.serve.output import OutputAssembler, assemble
+from tooldiff.serve.prompting import render_request
+from tooldiff.serve.schemas import parse_chat_request
+from tooldiff.serve.steering import SteeringPolicy
+
+torch.set_num_threads(1)
+WEATHER = {"type": "function", "function": {"name": "get_weather", "description": "Weather of a city",
+                                            "parameters": {"type": "object", "properties": {"city": {"type": "string"}},
+                                                           "required": ["city"]}}}
+OUTPUT = ('Let me check.\n<tool_call>\n{"name":"get_weather","arguments":{"city":"Paris"}}\n</tool_call>\n'
+          '<tool_call>\n[{"name":"a","arguments":{}}, {"name":"b","arguments":{"x":[1,2]}}]\n</tool_call>\nDone.  ')
+
+
+def request(**fields) -> bytes:
+    body = {"model": "m", "messages": [{"role": "user", "content": "weather in Paris?"}], **fields}
+    return json.dumps(body).encode()
+
+
+# --- request schema -----------------------------------------------------------------------
+@pytest.mark.parametrize("body, message", [
+    (b'{"model": "m", "messages": [', "not valid JSON"),
+    (request(messages=[]), "messages: List should have at least 1 item"),
+    (request(temperature="0.5"), "temperature: Input should be a valid number"),
+    (request(max_tokens=True), "max_tokens: Input should be a valid integer"),
+    (request(temperature=7), "temperature: Input should be less than or equal to 2"),
+    (request(messages=[{"role": "wizard", "content": "x"}]), "messages.0.role"),
+    (request(n=2), "n=1 is supported"),
+    (request(logit_bias={"1": 5}), "logit_bias"),
+    (request(tool_choice={"type": "function", "function": {"name": "nope"}}, tools=[WEATHER]), "'nope' is not among"),
+    (request(tool_choice="required"), "needs at least one tool"),
+    (request(stop=["a", "b", "c", "d", "e"]), "at most 4 stop strings"),
+    (b'{"model": "m", "messages": [{"role": "user", "content": "x"}], "top_p": NaN}', "top_p"),
+])
+def test_bad_requests_are_one_line_user_errors(body, message):
+    with pytest.raises(UserError, match=message.replace("(", r"\(").replace("[", r"\[")) as info:
+        parse_chat_request(body)
+    assert "\n" not in str(info.value)
+
+
+def test_a_good_request_parses_with_its_defaults():
+    req = parse_chat_request(request(tools=[WEATHER], stop="x", max_completion_tokens=5, steering=[{"op": "add"}]))
+    assert req.stop_strings == ["x"] and req.requested_max_tokens == 5 and req.tool_choice is None
+    assert req.steering == [{"op": "add"}]  # raw here: SteeringPolicy checks it against the model
+
+
+# --- steering -----------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def policy():
+    tok = tiny_tokenizer()
+    model = tiny_model("qwen2", len(tok))
+    return SteeringPolicy(model, tiny_crosscoder(), 0, ServerSettings(model="unused", layer=LAYER))
+
+
+def test_good_steering_is_parsed_and_gets_the_default_layer(policy):
+    specs = policy.for_request([{"op": "steer", "feature": 3, "alpha": 4.0},
+                                {"op": "add", "vector": [1.0] * 32, "dose": -1, "positions": "all"}])
+    assert [s.layer for s in specs] == [LAYER, LAYER] and specs[0].feature == (3,)
+    assert policy.for_request(None) == () and policy.for_request([]) == ()
+
+
+@pytest.mark.parametrize("item, message", [
+    ({"op": "steer", "feature": 9999, "alpha": 2}, "latent 9999 out of range"),
+    ({"op": "steer", "feature": 3, "alpha": 2, "layer": N_LAYERS}, f"layer {N_LAYERS} is out of range"),
+    ({"op": "steer", "feature": 3, "alpha": float("nan")}, "alpha must be finite"),
+    ({"op": "steer", "feature": 3, "alpha": 1e9}, "alpha"),
+    ({"op": "steer", "feature": 3, "alpha": 500}, "exceeds this server's cap of 128"),
+    ({"op": "add", "vector": [1.0] * 32, "dose": 9}, "exceeds this server's cap of 8"),
+    ({"op": "add", "vector": [1.0] * 5, "dose": 1}, "vector has 5 entries"),
+    ({"op": "steer", "feature": "3", "alpha": 2}, "feature"),
+    ({"op": "steer", "feature": 3, "alpha": "2"}, "alpha: Input should be a valid number"),
+    ({"op": "steer", "feature": 3, "alpha": 2, "dose": 2}, "dose is not used by op 'steer'"),
+    ({"op": "reconstruct"}, "op: must be one of"),
+    ({"op": "steer", "feature": 3, "alpha": 2, "colour": "red"}, "colour: Extra inputs"),
+    ({"op": "steer", "feature": 75, "alpha": 2}, "b_excl"),  # a base-only latent on the RL side
+    ("steer", "must be a JSON object"),
+])
+def test_bad_steering_is_refused_with_its_cause(policy, item, message):
+    with pytest.raises(UserError, match=message) as info:
+        policy.for_request([item])
+    assert str(info.value).startswith("steering[0]")
+
+
+def test_steering_must_be_a_short_list(policy):
+    with pytest.raises(UserError, match="must be a list"):
+        policy.parse({"op": "steer"}, "steering")
+    with pytest.raises(UserError, match="exceed the cap of 16"):
+        policy.for_request([{"op": "steer", "feature": 3, "alpha": 2}] * 17)
+
+
+def test_profile_is_the_default_and_a_request_replaces_it(policy, tmp_path):
+    path = tmp_path / "profile.json"
+    path.write_text(json.dumps({"steering": [{"op": "steer", "feature": 5, "alpha": 3}]}))
+    profiled = SteeringPolicy(policy.model, policy.crosscoder, 0, ServerSettings(model="x", layer=LAYER, profile=str(path)))
+    assert [s.feature for s in profiled.for_request(None)] == [(5,)]
+    assert profiled.for_request([]) == ()
+    path.write_text(json.dumps([{"op": "steer", "feature": 9999, "alpha": 3}]))
+    with pytest.raises(UserError, match="profile.json: profile\\[0\\]: latent 9999"):
+        SteeringPolicy(policy.model, policy.crosscoder, 0, ServerSettings(model="x", layer=LAYER, profile=str(path)))
+
+
+def test_features_fall_back_to_decoder_norms_and_prefer_a_ranking_file(policy, tmp_path):
+    listing = list_features(policy.crosscoder, None, 0, limit=5)
+    assert listing["source"] == "decoder_norms" and len(listing["data"]) == 5
+    assert [row["group"] for row in listing["data"]] == ["a_excl"] * 5  # Δ = 0 first
+    assert all(row["delta"] == 0.0 and row["steerable"] for row in listing["data"])
+    ranking = {"latents": [{"latent": 12, "group": "shared", "strict_auroc": 0.9, "strict_d": 2.0, "extra": 1},
+                           {"latent": 75, "group": "b_excl", "strict_auroc": 0.6, "strict_d": 0.1}]}
+    (tmp_path / "features.json").write_text(json.dumps(ranking))
+    (tmp_path / "cc").mkdir()
+    listing = list_features(policy.crosscoder, tmp_path / "cc", 0, limit=10)
+    assert listing["source"].endswith("features.json")
+    assert listing["data"] == [{"latent": 12, "group": "shared", "strict_auroc": 0.9, "strict_d": 2.0, "steerable": True},
+                               {"latent": 75, "group": "b_excl", "strict_auroc": 0.6, "strict_d": 0.1, "steerable": False}]
+
+
+# --- prompts ------------------------------------------------------------------------------
+class TemplateTokenizer:
+    """Stands in for a tokenizer with a chat template: records what it was asked to render."""
+
+    chat_template = "x"
+
+    def apply_chat_template(self, messages, tokenize, add_generation_prompt, tools=None):
+        self.seen = {"messages": messages, "tools": tools}
+        return "PROMPT|"
+
+
+def test_tool_choice_shapes_the_prompt():
+    tok = TemplateTokenizer()
+    base = {"messages": [{"role": "user", "content": "hi"}], "tools": [WEATHER]}
+    auto = render_request(tok, parse_chat_request(request(**base)), "chat-template")
+    assert auto.text == "PROMPT|" and auto.forced == "" and auto.calls_allowed and tok.seen["tools"][0]["function"]["name"] == "get_weather"
+    none = render_request(tok, parse_chat_request(request(**base, tool_choice="none")), "organism")
+    assert not none.calls_allowed and "tools" not in tok.seen or tok.seen["tools"] is None
+    named = {"type": "function", "function": {"name": "get_weather"}}
+    forced = render_request(tok, parse_chat_request(request(**base, tool_choice=named)), "organism")
+    assert forced.text == 'PROMPT|<tool_call>\n{"name":"get_weather","arguments":' and forced.parse_format == "hermes"
+    required = render_request(tok, parse_chat_request(request(**base, tool_choice="required")), "chat-template")
+    assert required.forced == "<tool_call>\n"
+
+
+def test_assistant_calls_reach_the_template_with_dict_arguments():
+    tok = TemplateTokenizer()
+    msgs = [{"role": "user", "content": "hi"},
+            {"role": "assistant", "content": None, "tool_calls": [
+                {"id": "c1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Rome"}'}}]},
+            {"role": "tool", "tool_call_id": "c1", "content": "sunny"}]
+    render_request(tok, parse_chat_request(request(messages=msgs, tools=[WEATHER])), "chat-template")
+    call = tok.seen["messages"][1]["tool_calls"][0]["function"]
+    assert call == {"name": "get_weather", "arguments": {"city": "Rome"}}
+    assert tok.seen["messages"][2] == {"role": "tool", "content": "sunny", "tool_call_id": "c1"}
+
+
+def test_toolrl_format_lists_tools_in_the_system_turn():
+    tok = TemplateTokenizer()
+    rendered = render_request(tok, parse_chat_request(request(tools=[WEATHER])), "toolrl")
+    system, user = tok.seen["messages"]
+    assert tok.seen["tools"] is None and rendered.parse_format == "toolrl"
+    assert '1. Name: get_weather\nDescription: Weather of a city\nParameters: {"city": {"type": "string"}}' in system["content"]
+    assert user["content"].startswith("**Dialogue Records History**\n<user> weather in Paris?")
+
+
+# --- output assembly ----------------------------------------------------------------------
+def test_whole_output_becomes_content_and_tool_calls():
+    out = assemble(OUTPUT, "hermes", calls_allowed=True)
+    assert out.content == "Let me check.\n\n\nDone."  # the whitespace between blocks is kept
+    assert [(c["index"], c["type"], c["function"]["name"], json.loads(c["function"]["arguments"])) for c in out.calls] == [
+        (0, "function", "get_weather", {"city": "Paris"}), (1, "function", "a", {}), (2, "function", "b", {"x": [1, 2]})]
+    assert len({c["id"] for c in out.calls}) == 3 and all(c["id"].startswith("call_") for c in out.calls)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_streamed_pieces_add_up_to_the_whole(seed):
+    rng = random.Random(seed)
+    cuts = sorted(rng.sample(range(1, len(OUTPUT)), 25)) + [len(OUTPUT)]
+    stream = OutputAssembler("hermes", calls_allowed=True)
+    content, calls = "", []
+    for cut in cuts:
+        delta = stream.feed(OUTPUT[:cut])
+        content += delta.content or ""
+        calls += delta.tool_calls
+        assert "<tool" not in content  # a tag is never leaked, even half-written
+    last = stream.finish(OUTPUT)
+    content, calls = content + (last.content or ""), calls + last.tool_calls
+    whole = assemble(OUTPUT, "hermes", calls_allowed=True)
+    assert content == whole.content
+    assert [c["function"] for c in calls] == [c["function"] for c in whole.calls]
+
+
+def test_unreadable_or_forbidden_calls_stay_text():
+    assert assemble('<tool_call>\n{"name":"f","argu', "hermes", True).content == '<tool_call>\n{"name":"f","argu'
+    half = assemble('<tool_call>\n{"name":"f","arguments":{"a":1}}', "hermes", True)  # cut by max_tokens
+    assert [c["function"]["name"] for c in half.calls] == ["f"]
+    off = assemble('<tool_call>\n{"name":"f","arguments":{}}\n</tool_call>', "hermes", calls_allowed=False)
+    assert off.calls == [] and off.content.startswith("<tool_call>")
+    toolrl = assemble('<think>no</think>\n<tool_call>\n{"name": "None", "parameters": {}}\n</tool_call>\n<response>hi</response>',
+                      "toolrl", True)
+    assert toolrl.calls == [] and toolrl.content == "<think>no</think>\n\n<response>hi</response>"
+
+
+# --- the command line ---------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def saved_model(tmp_path_factory):
+    path = tmp_path_factory.mktemp("tiny_model")
+    tok = tiny_tokenizer()
+    tiny_model("qwen2", len(tok)).save_pretrained(path)
+    tok.save_pretrained(path)
+    return path
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--prompt-format", "jinja"], "unknown prompt format 'jinja'"),
+    (["--profile", "PROFILE"], "profile[0]: steer on feature [3] needs a crosscoder"),
+])
+def test_serve_refuses_bad_settings_in_one_line_before_binding(saved_model, tmp_path, args, message):
+    import subprocess
+    import sys
+
+    profile = tmp_path / "profile.json"
+    profile.write_text(json.dumps([{"op": "steer", "layer": 1, "feature": 3, "alpha": 2}]))
+    args = [str(profile) if a == "PROFILE" else a for a in args]
+    result = subprocess.run([sys.executable, "-m", "tooldiff.cli", "serve", "--model", str(saved_model), "--port", "1", *args],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2, result.stderr
+    last = result.stderr.strip().splitlines()[-1]  # transformers may draw a loading bar above it
+    assert "Traceback" not in result.stderr and last.startswith("error: ") and message in last, result.stderr
+
+
+@pytest.mark.parametrize("settings, message", [
+    (dict(port=70000), "port 70000 is out of range"),
+    (dict(max_tokens_cap=8), "default_max_tokens 128 exceeds max_tokens_cap 8"),
+    (dict(max_queue=0), "max_queue must be >= 1"),
+    (dict(request_timeout_s=float("inf")), "request_timeout_s must be a finite number"),
+    (dict(api_key="  "), "api_key is empty"),
+])
+def test_nonsense_settings_are_user_errors(settings, message):
+    with pytest.raises(UserError, match=message):
+        ServerSettings(model="m", **settings).check()
