@@ -64,7 +64,7 @@ def harvest(
     layer: int = typer.Option(..., help="Decoder layer whose output is read."),
     data: Path = typer.Option(..., help="Prompt-record JSONL."),
     out: Path = typer.Option(..., help="Output directory for shards + manifest."),
-    positions: str = typer.Option("decision", help="decision|prompt|all."),
+    positions: str = typer.Option("decision", help="decision (last prompt token)|prompt|all (= prompt: records have no completions)."),
     batch_size: int = typer.Option(32, help="Prompts per forward pass."),
     shard_rows: int = typer.Option(65536, help="Rows per safetensors shard."),
     dtype: str = typer.Option("float32", help="Storage dtype: float32|float16|bfloat16."),
@@ -74,11 +74,13 @@ def harvest(
     """Run both models on the same tokens and store layer-L activations side by side."""
     from tooldiff.activations import harvest_pair
 
-    harvest_pair(
+    manifest = harvest_pair(
         base=base, rl=rl, layer=layer, data=data, out=out, positions=positions,
         batch_size=batch_size, shard_rows=shard_rows, dtype=dtype, device=device,
         model_dtype=model_dtype,
     )
+    Console().print(f"{manifest.n_rows} rows ({positions}) from {manifest.n_prompts} prompts, layer {layer}, "
+                    f"{len(manifest.shards)} shard(s) -> {out}", highlight=False, soft_wrap=True)
 
 
 # --- crosscoder -------------------------------------------------------------------------
@@ -89,10 +91,99 @@ def train(
     out: Path = typer.Option(..., help="Output directory, one subdirectory per config."),
     device: str = typer.Option("cpu", help="cpu|cuda|cuda:N."),
 ) -> None:
-    """Train one crosscoder or a whole sweep in a single pass over the activations."""
-    from tooldiff.crosscoder import train_sweep
+    """Train one crosscoder or a whole sweep in a single pass over the activations.
 
-    train_sweep(acts=acts, config=config, out=out, device=device)
+    Rerunning the same command resumes; `torchrun --nproc_per_node=N -m tooldiff.cli train ...` runs data-parallel.
+    """
+    from tooldiff.crosscoder import train_sweep
+    from tooldiff.crosscoder.ddp import is_main_process
+
+    metrics = train_sweep(acts=acts, config=config, out=out, device=device)
+    if is_main_process():
+        console = Console()
+        for name, m in metrics.items():
+            fve = " ".join(f"FVE[{k}]={v:.3f}" for k, v in m["fve"].items())
+            console.print(f"{name}: {fve} L0={m['l0']:.1f} dead={m['dead_frac']:.2f} -> {out / name}", highlight=False,
+                          soft_wrap=True)
+
+
+# --- experiment -------------------------------------------------------------------------
+@app.command()
+def experiment(
+    organism: Path = typer.Option(..., help="A built organism directory."),
+    crosscoders: Path = typer.Option(..., help="A crosscoder checkpoint, or a directory of them (a sweep)."),
+    out: Path = typer.Option(..., help="Output directory (results.jsonl resumes)."),
+    n_per_kind: int = typer.Option(60, help="Test prompts per request kind."),
+    seed: int = typer.Option(0, help="Seed for sampling, controls and bootstrap."),
+    device: str = typer.Option("cpu", help="cpu|cuda|cuda:N."),
+) -> None:
+    """Splice, steer, ablate and transfer the top tool features on the TEST split, with controls."""
+    from tooldiff.experiment import load_experiment_config, run_experiment
+    from tooldiff.report import write_report
+
+    cfg = load_experiment_config({"n_per_kind": n_per_kind, "seed": seed, "device": device})
+    write_report(run_experiment(organism, crosscoders, out, cfg), out)
+
+
+# --- demo -------------------------------------------------------------------------------
+@app.command()
+def demo(
+    out: Path = typer.Option(Path("runs/demo"), help="Output directory."),
+    preset: str = typer.Option("default", help="Organism preset: tiny|default."),
+    seed: int = typer.Option(0, help="Seed of every stage."),
+    sweep: Optional[Path] = typer.Option(None, help="Sweep TOML (default: configs/sweep-demo.toml)."),
+    n_per_kind: int = typer.Option(60, help="Test prompts per request kind in the experiment."),
+    positive_control: bool = typer.Option(True, help="Also run the rank1 positive-control organism."),
+) -> None:
+    """organism → harvest → sweep → features → experiment → report, on the embedded organism."""
+    from tooldiff.demo import run_demo
+
+    run_demo(out=out, preset=preset, seed=seed, sweep=sweep, n_per_kind=n_per_kind,
+             positive_control=positive_control)
+
+
+# --- serve ------------------------------------------------------------------------------
+@app.command()
+def serve(
+    model: str = typer.Option(..., help="Model directory to serve (HF save_pretrained, safetensors)."),
+    crosscoder: Optional[str] = typer.Option(None, help="Crosscoder checkpoint directory: steer by feature id."),
+    layer: Optional[int] = typer.Option(None, help="Default layer of steering items that give none (else the crosscoder's)."),
+    profile: Optional[Path] = typer.Option(None, help="JSON list of interventions applied to requests that send no steering."),
+    prompt_format: str = typer.Option("chat-template", help="chat-template | toolrl | organism."),
+    host: str = typer.Option("127.0.0.1", help="Interface to bind; loopback unless told otherwise."),
+    port: int = typer.Option(8000, help="TCP port."),
+    api_key: Optional[str] = typer.Option(None, envvar="TOOLDIFF_API_KEY", help="Require 'Authorization: Bearer KEY' on /v1."),
+    model_name: Optional[str] = typer.Option(None, help="Model id clients send (default: the directory name)."),
+    model_index: Optional[int] = typer.Option(None, help="Crosscoder side of the model: 0 = A (RL), 1 = B (base); default: inferred."),
+    device: str = typer.Option("cpu", help="cpu|cuda|cuda:N."),
+    dtype: str = typer.Option("float32", help="float32|bfloat16|float16."),
+    threads: Optional[int] = typer.Option(None, help="Torch CPU threads for generation."),
+    max_batch_size: int = typer.Option(8, help="Requests per forward pass."),
+    batch_wait_ms: float = typer.Option(5.0, help="How long a batch waits for more requests to join."),
+    max_queue: int = typer.Option(64, help="Waiting requests beyond this get 503."),
+    max_prompt_tokens: int = typer.Option(2048, help="Cap on prompt tokens."),
+    max_tokens_cap: int = typer.Option(512, help="Cap on max_tokens."),
+    default_max_tokens: int = typer.Option(128, help="max_tokens when a request gives none."),
+    max_body_bytes: int = typer.Option(1_000_000, help="Cap on the request body size."),
+    timeout: float = typer.Option(120.0, help="Seconds a request may take, queueing included."),
+    max_dose: float = typer.Option(8.0, help="Cap on |dose| of add steering."),
+    max_alpha: float = typer.Option(128.0, help="Cap on |alpha| of steer steering."),
+) -> None:
+    """Serve the model behind an OpenAI-compatible API with a per-request steering dial."""
+    if prompt_format not in ("chat-template", "toolrl", "organism"):
+        raise UserError(f"unknown prompt format {prompt_format!r}; choose chat-template, toolrl or organism")
+    from tooldiff.serve import ServerSettings
+    from tooldiff.serve import serve as run_server
+
+    settings = ServerSettings(
+        model=model, crosscoder=crosscoder, layer=layer, profile=str(profile) if profile else None,
+        prompt_format=prompt_format, host=host, port=port, api_key=api_key, model_name=model_name,
+        model_index=model_index, device=device, dtype=dtype, threads=threads, max_batch_size=max_batch_size,
+        batch_wait_ms=batch_wait_ms, max_queue=max_queue, max_prompt_tokens=max_prompt_tokens,
+        max_tokens_cap=max_tokens_cap, default_max_tokens=default_max_tokens, max_body_bytes=max_body_bytes,
+        request_timeout_s=timeout, max_abs_dose=max_dose, max_abs_alpha=max_alpha,
+    )
+    run_server(settings, announce=lambda line: err_console.print(Text(line), soft_wrap=True))
 
 
 def main() -> None:
