@@ -1,0 +1,191 @@
+"""Paired harvest: run both models on the same tokens and keep layer-L outputs side by side.
+
+- A forward hook on decoder layer L reads its output (tensor in transformers 5, tuple
+  before) and then stops the forward pass: layers above L are never computed.
+- Prompts are sorted by length (stable) so batches carry little padding. Padding is on the
+  right: with causal attention a real token never sees the pads after it, so its
+  activations equal those of the unpadded prompt.
+- Positions: `decision` = the last prompt token; `prompt` = every prompt token; `all` = the
+  same as `prompt`, because prompt records have no completions.
+- Model order in every row: index 0 = A = the RL model, index 1 = B = the base.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+from pathlib import Path
+from typing import Iterator
+
+import torch
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from torch import nn
+
+from tooldiff import hf
+from tooldiff.activations.manifest import (
+    SAMPLES_FILE, Manifest, harvest_identity, read_manifest, sha256_file, write_manifest,
+)
+from tooldiff.activations.records import Prompt, read_records, tokenize_records
+from tooldiff.activations.shards import ShardWriter
+from tooldiff.activations.store import stats_from_shards
+from tooldiff.activations.welford import Welford
+from tooldiff.errors import UserError
+
+POSITIONS = ("decision", "prompt", "all")
+
+
+class _StopForward(Exception):
+    """Raised by the capture hook: nothing above layer L is needed."""
+
+
+@contextlib.contextmanager
+def capture_layer(model: nn.Module, layer: int) -> Iterator[dict]:
+    """Hook decoder layer `layer`; its hidden output lands in the yielded dict as 'hidden'."""
+    box: dict = {}
+
+    def hook(_module, _inputs, output):
+        box["hidden"] = hf.layer_hidden(output)
+        raise _StopForward
+
+    handle = hf.decoder_layers(model)[layer].register_forward_hook(hook)
+    try:
+        yield box
+    finally:
+        handle.remove()
+
+
+@torch.inference_mode()
+def layer_output(model: nn.Module, layer: int, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """Hidden state (B, T, d) at the output of decoder layer `layer`, stopping right after it."""
+    with capture_layer(model, layer) as box:
+        try:
+            model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
+        except _StopForward:
+            pass
+    if "hidden" not in box:
+        raise RuntimeError(f"decoder layer {layer} never ran")
+    return box["hidden"]
+
+
+def pad_right(prompts: list[Prompt], pad_id: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    lengths = torch.tensor([len(p.token_ids) for p in prompts])
+    ids = torch.full((len(prompts), int(lengths.max())), pad_id, dtype=torch.long)
+    for i, p in enumerate(prompts):
+        ids[i, : len(p.token_ids)] = torch.tensor(p.token_ids)
+    mask = (torch.arange(ids.shape[1])[None, :] < lengths[:, None]).long()
+    return ids.to(device), mask.to(device), lengths
+
+
+def select_rows(lengths: torch.Tensor, positions: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """(batch row, token index) of every harvested position."""
+    if positions == "decision":
+        return torch.arange(len(lengths)), lengths - 1
+    rows = torch.repeat_interleave(torch.arange(len(lengths)), lengths)
+    starts = torch.repeat_interleave(torch.cumsum(lengths, 0) - lengths, lengths)
+    return rows, torch.arange(int(lengths.sum())) - starts
+
+
+def _vocab_hash(tokenizer) -> str:
+    return hashlib.sha256(json.dumps(sorted(tokenizer.get_vocab().items())).encode()).hexdigest()[:16]
+
+
+def _check_args(positions: str, batch_size: int, shard_rows: int) -> None:
+    if positions not in POSITIONS:
+        raise UserError(f"--positions must be one of {'|'.join(POSITIONS)}, got {positions!r}")
+    if batch_size < 1:
+        raise UserError(f"--batch-size must be positive, got {batch_size}")
+    if shard_rows < 1:
+        raise UserError(f"--shard-rows must be positive, got {shard_rows}")
+
+
+def _open_output(out: Path, fresh: Manifest) -> Manifest:
+    """A new manifest, or the one of an interrupted identical harvest to resume."""
+    if (out / "manifest.json").is_file():
+        old = read_manifest(out)
+        same = (old.harvest_id, old.shard_rows, old.model_dtype) == (fresh.harvest_id, fresh.shard_rows, fresh.model_dtype)
+        if not same:
+            raise UserError(f"{out} holds a different harvest (models, layer, positions, data or options); "
+                            "choose another --out")
+        return old
+    if out.exists() and any(out.iterdir()):
+        raise UserError(f"{out} exists, is not empty and holds no harvest manifest; choose another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    write_manifest(out, fresh)
+    return fresh
+
+
+def _write_samples(out: Path, prompts: list[Prompt]) -> None:
+    with open(out / SAMPLES_FILE, "w") as fh:
+        for p in prompts:
+            fh.write(json.dumps({"sample": p.index, "id": p.id, "kind": p.kind, "label": p.label,
+                                 "n_tokens": len(p.token_ids)}) + "\n")
+
+
+def _harvest_batch(models: list[nn.Module], layer: int, batch: list[Prompt], positions: str, pad_id: int,
+                   device: torch.device, kind_code: dict[str, int]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    ids, mask, lengths = pad_right(batch, pad_id, device)
+    rows, tokens = select_rows(lengths, positions)
+    acts = [layer_output(m, layer, ids, mask)[rows.to(device), tokens.to(device)].float().cpu() for m in models]
+    per_prompt = {"sample": torch.tensor([p.index for p in batch]), "label": torch.tensor([p.label for p in batch]),
+                  "kind": torch.tensor([kind_code[p.kind] for p in batch])}
+    meta = {f: v[rows] for f, v in per_prompt.items()}
+    meta.update(token=tokens, decision=tokens == lengths[rows] - 1)
+    return torch.stack(acts, dim=1), meta
+
+
+def harvest_pair(*, base: str, rl: str, layer: int, data: Path, out: Path, positions: str = "decision",
+                 batch_size: int = 32, shard_rows: int = 65536, dtype: str = "float32", device: str = "cpu",
+                 model_dtype: str = "float32") -> Manifest:
+    """Harvest layer-`layer` activations of (rl, base) on `data` into `out`; resumes if interrupted."""
+    _check_args(positions, batch_size, shard_rows)
+    store_dtype = hf.parse_dtype(dtype)
+    data, out = Path(data), Path(out)
+    records = read_records(data)
+    tok_a, tok_b = hf.load_tokenizer(rl), hf.load_tokenizer(base)
+    model_a = hf.load_model(rl, device=device, dtype=model_dtype)
+    model_b = hf.load_model(base, device=device, dtype=model_dtype)
+    hf.check_pair(model_a, model_b, tok_a, tok_b)
+    hf.check_layer(model_a, layer)
+    prompts = sorted(tokenize_records(records, tok_a, data), key=lambda p: len(p.token_ids))
+    fresh = _new_manifest(model_a, tok_a, [str(rl), str(base)], layer, positions, data, prompts, shard_rows, dtype,
+                          model_dtype)
+    manifest = _open_output(out, fresh)
+    if manifest.complete:
+        return manifest
+    _write_samples(out, prompts)
+    stats = stats_from_shards(out, manifest) if manifest.shards else Welford(2, manifest.d_model)
+    writer = ShardWriter(out, manifest, stats, store_dtype)
+    pad_id = tok_a.pad_token_id if tok_a.pad_token_id is not None else 0
+    kind_code = {k: i for i, k in enumerate(manifest.kinds)}
+    with _progress() as progress:
+        task = progress.add_task("harvest", total=len(prompts), completed=manifest.next_prompt)
+        for start in range(manifest.next_prompt, len(prompts), batch_size):
+            batch = prompts[start : start + batch_size]
+            acts, meta = _harvest_batch([model_a, model_b], layer, batch, positions, pad_id,
+                                        hf.resolve_device(device), kind_code)
+            if not torch.isfinite(acts.to(store_dtype)).all():
+                ids = [p.id for p in batch][:3]
+                raise UserError(f"non-finite activations (NaN/inf in {dtype}) in the batch of records {ids}; "
+                                "try --model-dtype float32 or --dtype float32")
+            writer.add(acts, **meta)
+            writer.end_batch(start + len(batch))
+            progress.update(task, advance=len(batch))
+    writer.finish()
+    return manifest
+
+
+def _new_manifest(model: nn.Module, tokenizer, models: list[str], layer: int, positions: str, data: Path,
+                  prompts: list[Prompt], shard_rows: int, dtype: str, model_dtype: str) -> Manifest:
+    data_sha = sha256_file(data)
+    return Manifest(
+        harvest_id=harvest_identity(models, layer, positions, data_sha, _vocab_hash(tokenizer), dtype),
+        models=models, layer=layer, positions=positions, d_model=hf.hidden_size(model), n_layers=hf.n_layers(model),
+        dtype=dtype, model_dtype=model_dtype, data_file=str(data), data_sha256=data_sha, n_prompts=len(prompts),
+        shard_rows=shard_rows, kinds=sorted({p.kind for p in prompts}),
+    )
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TimeRemainingColumn(), transient=False)

@@ -1,0 +1,203 @@
+"""C crosscoders of identical shape trained as one set of stacked tensors.
+
+All configurations of a group see the same normalized batch, so their encoders run as ONE
+matmul (x_m against every config's W_m at once) and the sparse decode as one embedding_bag.
+Configurations may differ in k, λ, lr, seed, AuxK and step count; the shape (d, D,
+partition, sparsity kind) must match. A C=1 stack is the plain single-config trainer.
+
+Losses are returned as per-config sums over the local rows divided by the GLOBAL batch size,
+so summing gradients over data-parallel ranks gives exactly the full-batch gradient.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+from torch import nn
+
+from tooldiff.crosscoder.config import CrosscoderConfig
+from tooldiff.crosscoder.ddp import Dist
+from tooldiff.crosscoder.model import CheckpointInfo, Crosscoder
+from tooldiff.crosscoder.sparse_ops import SparseEncoderGather, sparse_decode
+from tooldiff.crosscoder.sparsity import auxk_select, batchtopk_select, topk_select
+
+
+class CrosscoderStack(nn.Module):
+    def __init__(self, cfgs: list[CrosscoderConfig]):
+        super().__init__()
+        keys = {c.shape_key() for c in cfgs}
+        if len(keys) != 1:
+            raise ValueError(f"cannot stack configs of different shapes: {keys}")
+        self.cfgs = list(cfgs)
+        ref = cfgs[0]
+        self.sparsity = ref.sparsity
+        self.spans = ref.spans()
+        C, L, M, d = len(cfgs), ref.dict_size, ref.n_models, int(ref.d_model)
+        self.W_enc = nn.ParameterList([nn.Parameter(torch.zeros(C, b - a, d)) for a, b in self.spans])
+        self.W_dec = nn.ParameterList([nn.Parameter(torch.zeros(C, b - a, d)) for a, b in self.spans])
+        self.b_enc_CL = nn.Parameter(torch.zeros(C, L))
+        self.b_dec_CMD = nn.Parameter(torch.zeros(C, M, d))
+        self.register_buffer("theta_C", torch.zeros(C))
+        self.register_buffer("k_C", torch.tensor([c.k for c in cfgs]))
+        self.register_buffer("aux_k_C", torch.tensor([c.aux_k for c in cfgs]))
+        self.register_buffer("lambda_excl_C", torch.tensor([c.lambda_excl for c in cfgs]))
+        self.register_buffer("lambda_shared_C", torch.tensor([c.lambda_shared for c in cfgs]))
+        self.register_buffer("aux_coef_C", torch.tensor([c.aux_coef for c in cfgs]))
+        self.register_buffer("theta_momentum_C", torch.tensor([c.theta_momentum for c in cfgs]))
+        self.l1_norm_weighted = [c.use_decoder_norm_l1 for c in cfgs]
+
+    # --- conversion to and from single crosscoders ------------------------------------------
+    @classmethod
+    def from_crosscoders(cls, ccs: list[Crosscoder]) -> "CrosscoderStack":
+        stack = cls([cc.cfg for cc in ccs])
+        with torch.no_grad():
+            for m in range(len(stack.spans)):
+                stack.W_enc[m].copy_(torch.stack([cc.W_enc_LD[m] for cc in ccs]))
+                stack.W_dec[m].copy_(torch.stack([cc.W_dec_LD[m] for cc in ccs]))
+            stack.b_enc_CL.copy_(torch.stack([cc.b_enc_L for cc in ccs]))
+            stack.b_dec_CMD.copy_(torch.stack([cc.b_dec_MD for cc in ccs]))
+            stack.theta_C.copy_(torch.stack([cc.theta for cc in ccs]))
+        return stack
+
+    def export(self, c: int, mean_MD: torch.Tensor, scale_M: torch.Tensor, info: CheckpointInfo) -> Crosscoder:
+        cc = Crosscoder(self.cfgs[c], info)
+        with torch.no_grad():
+            for m in range(len(self.spans)):
+                cc.W_enc_LD[m].copy_(self.W_enc[m][c])
+                cc.W_dec_LD[m].copy_(self.W_dec[m][c])
+            cc.b_enc_L.copy_(self.b_enc_CL[c])
+            cc.b_dec_MD.copy_(self.b_dec_CMD[c])
+            cc.theta.copy_(self.theta_C[c])
+        cc.set_normalization(mean_MD, scale_M)
+        return cc.eval()
+
+    @property
+    def n_configs(self) -> int:
+        return len(self.cfgs)
+
+    # --- pieces of the forward pass ---------------------------------------------------------
+    def preactivation(self, xn_BMD: torch.Tensor) -> torch.Tensor:
+        """pre_BCL = b_enc + Σ_m x_m W_m^T over each model's own slice (one matmul per model)."""
+        B, C, L = xn_BMD.shape[0], self.n_configs, self.b_enc_CL.shape[1]
+        pre_BCL = self.b_enc_CL.unsqueeze(0).expand(B, C, L).clone()
+        for m, (a, b) in enumerate(self.spans):
+            W = self.W_enc[m]
+            pre_BCL[:, :, a:b] += (xn_BMD[:, m] @ W.reshape(-1, W.shape[-1]).T).view(B, C, b - a)
+        return pre_BCL
+
+    def decoder_norms_CML(self) -> torch.Tensor:
+        C, L = self.b_enc_CL.shape
+        norms = self.b_enc_CL.new_zeros(C, len(self.spans), L)
+        for m, (a, b) in enumerate(self.spans):
+            norms[:, m, a:b] = self.W_dec[m].norm(dim=2)
+        return norms
+
+    def batchtopk_score_CL(self) -> torch.Tensor:
+        norms = self.decoder_norms_CML().detach()
+        total = norms.sum(1)
+        owners = torch.zeros_like(total[0])
+        for a, b in self.spans:
+            owners[a:b] += 1
+        use_mean = torch.tensor([c.batchtopk_score == "mean" for c in self.cfgs], device=total.device)
+        return torch.where(use_mean[:, None], total / owners, total)
+
+    def decode(self, vals_BCK: torch.Tensor, idx_BCK: torch.Tensor, bias: bool = True) -> torch.Tensor:
+        parts = [sparse_decode(vals_BCK, idx_BCK, self.W_dec[m], span) for m, span in enumerate(self.spans)]
+        xhat_BCMD = torch.stack(parts, dim=2)
+        return xhat_BCMD + self.b_dec_CMD if bias else xhat_BCMD
+
+    def gather(self, pre_BCL: torch.Tensor, idx_BCK: torch.Tensor, xn_BMD: torch.Tensor) -> torch.Tensor:
+        return SparseEncoderGather.apply(pre_BCL, idx_BCK, tuple(self.spans), xn_BMD.transpose(0, 1),
+                                         self.b_enc_CL, *self.W_enc)
+
+    def l1_terms(self, f_BCK: torch.Tensor, idx_BCK: torch.Tensor) -> torch.Tensor:
+        """The paper's λ_excl·(|f_{A∪S}| + |f_{B∪S}|)/2 + λ_sh·|f_S|, summed over rows (local)."""
+        if not (self.lambda_excl_C.any() or self.lambda_shared_C.any()):
+            return f_BCK.new_zeros(self.n_configs)
+        weight_BCK = f_BCK.abs()
+        if any(self.l1_norm_weighted):
+            norms_CL = self.decoder_norms_CML().sum(1)
+            use_C = torch.tensor(self.l1_norm_weighted, device=f_BCK.device)
+            norms_CL = torch.where(use_C[:, None], norms_CL, torch.ones_like(norms_CL))
+            weight_BCK = weight_BCK * norms_CL.unsqueeze(0).expand(f_BCK.shape[0], -1, -1).gather(2, idx_BCK)
+        (a0, b0), (a1, b1) = self.spans[0], self.spans[-1]
+        in_a = (idx_BCK >= a0) & (idx_BCK < b0)
+        in_b = (idx_BCK >= a1) & (idx_BCK < b1)
+        per_set = lambda mask: (weight_BCK * mask).sum((0, 2))  # noqa: E731
+        return self.lambda_excl_C * (per_set(in_a) + per_set(in_b)) / 2 + self.lambda_shared_C * per_set(in_a & in_b)
+
+    # --- the training forward ---------------------------------------------------------------
+    def training_loss(self, xn_BMD: torch.Tensor, n_global: int, dead_CL: Optional[torch.Tensor],
+                      dist: Dist, update_theta: bool = True) -> tuple[torch.Tensor, dict, torch.Tensor]:
+        """Per-config loss (local rows / global batch), its parts, and which latents fired."""
+        if self.sparsity == "l1":
+            return self._dense_l1_loss(xn_BMD, n_global)
+        with torch.no_grad():
+            pre_BCL = self.preactivation(xn_BMD)
+            if self.sparsity == "topk":
+                idx_BCK, keep_BCK = topk_select(pre_BCL, self.k_C)
+            else:
+                idx_BCK, keep_BCK, thr_C = batchtopk_select(pre_BCL, self.batchtopk_score_CL(), self.k_C, n_global, dist)
+                if update_theta:
+                    self._update_theta(thr_C)
+        f_BCK = torch.relu(self.gather(pre_BCL, idx_BCK, xn_BMD)) * keep_BCK
+        xhat_BCMD = self.decode(f_BCK, idx_BCK)
+        err_BCMD = xhat_BCMD - xn_BMD.unsqueeze(1)
+        M, d = xn_BMD.shape[1:]
+        mse_C = err_BCMD.pow(2).sum((0, 2, 3)) / (n_global * M * d)
+        l1_C = self.l1_terms(f_BCK, idx_BCK) / n_global
+        aux_C = self._auxk_loss(pre_BCL, xn_BMD, -err_BCMD.detach(), dead_CL, dist)  # residual x - x̂
+        fired_CL = self._fired(idx_BCK, f_BCK > 0)
+        loss_C = mse_C + l1_C + self.aux_coef_C * aux_C
+        return loss_C, {"mse": mse_C.detach(), "l1": l1_C.detach(), "aux": aux_C.detach()}, fired_CL
+
+    def _update_theta(self, thr_C: torch.Tensor) -> None:
+        """θ ← EMA of the smallest kept v (the batch threshold); the first step sets it outright."""
+        mom = self.theta_momentum_C
+        self.theta_C.copy_(torch.where(self.theta_C > 0, mom * self.theta_C + (1 - mom) * thr_C, thr_C))
+
+    def _fired(self, idx_BCK: torch.Tensor, live_BCK: torch.Tensor) -> torch.Tensor:
+        C, L = self.b_enc_CL.shape
+        fired = torch.zeros(C, L, device=idx_BCK.device)
+        fired.scatter_add_(1, idx_BCK.permute(1, 0, 2).reshape(C, -1), live_BCK.permute(1, 0, 2).reshape(C, -1).float())
+        return fired > 0
+
+    def _auxk_loss(self, pre_BCL, xn_BMD, resid_BCMD, dead_CL, dist: Dist) -> torch.Tensor:
+        """AuxK: the top aux_k DEAD latents reconstruct the residual; normalized by its variance."""
+        C = self.n_configs
+        zero = pre_BCL.new_zeros(C)
+        if dead_CL is None or not bool(self.aux_k_C.any()):
+            return zero
+        has_dead_C = dead_CL.any(1) & (self.aux_k_C > 0)
+        if not dist.any(bool(has_dead_C.any())):
+            return zero
+        with torch.no_grad():
+            idx_BCK, keep_BCK = auxk_select(pre_BCL, dead_CL, self.aux_k_C)
+            # Σ over rows of (e - ē)², with ē and the sums over the GLOBAL batch.
+            s1 = resid_BCMD.sum(0)
+            s2 = resid_BCMD.pow(2).sum(0)
+            n = torch.tensor(float(resid_BCMD.shape[0]))
+            s1, s2, n = dist.all_reduce_sum([s1, s2, n])
+            var_C = (s2 - s1.pow(2) / n).sum((1, 2)).clamp_min(1e-12)
+        f_BCK = torch.relu(self.gather(pre_BCL, idx_BCK, xn_BMD)) * keep_BCK
+        ehat_BCMD = self.decode(f_BCK, idx_BCK, bias=False)
+        err_C = (ehat_BCMD - resid_BCMD).pow(2).sum((0, 2, 3))
+        return torch.where(has_dead_C, err_C / var_C, zero)
+
+    def _dense_l1_loss(self, xn_BMD: torch.Tensor, n_global: int) -> tuple[torch.Tensor, dict, torch.Tensor]:
+        """ReLU encoder, no TopK: the paper's L1 terms are the only sparsity pressure."""
+        B, C, L = xn_BMD.shape[0], self.n_configs, self.b_enc_CL.shape[1]
+        parts = [self.b_enc_CL.unsqueeze(0).expand(B, C, L)]
+        for m, (a, b) in enumerate(self.spans):
+            contrib = torch.einsum("bd,cld->bcl", xn_BMD[:, m], self.W_enc[m])
+            parts.append(nn.functional.pad(contrib, (a, L - b)))
+        f_BCL = torch.relu(torch.stack(parts).sum(0))
+        xhat = [torch.einsum("bcl,cld->bcd", f_BCL[:, :, a:b], self.W_dec[m]) for m, (a, b) in enumerate(self.spans)]
+        err_BCMD = torch.stack(xhat, dim=2) + self.b_dec_CMD - xn_BMD.unsqueeze(1)
+        M, d = xn_BMD.shape[1:]
+        mse_C = err_BCMD.pow(2).sum((0, 2, 3)) / (n_global * M * d)
+        idx_BCL = torch.arange(L, device=f_BCL.device).expand(B, C, L)
+        l1_C = self.l1_terms(f_BCL, idx_BCL) / n_global
+        fired_CL = (f_BCL > 0).any(0)
+        return mse_C + l1_C, {"mse": mse_C.detach(), "l1": l1_C.detach(), "aux": torch.zeros_like(mse_C)}, fired_CL
