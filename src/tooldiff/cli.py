@@ -48,9 +48,13 @@ def organism(
     preset: str = typer.Option("default", help="tiny|default."),
     seed: int = typer.Option(0, help="Seed for data, pretraining and RL."),
     variant: str = typer.Option("full", help="full (RL tunes every weight) | rank1 (positive control)."),
-    force: bool = typer.Option(False, help="Rebuild even if DIR holds another organism."),
+    force: bool = typer.Option(False, help="Rebuild from scratch, replacing the organism DIR holds."),
 ) -> None:
-    """Build the embedded model organism: tool world, tokenizer, base LM and its GRPO twin."""
+    """Build the embedded model organism: tool world, tokenizer, base LM and its GRPO twin.
+
+    A DIR that already holds the same preset, seed and variant is reused as is; an interrupted
+    build in DIR resumes at the first unfinished stage.
+    """
     from tooldiff.organism import build_organism
 
     build_organism(out=out, preset=preset, seed=seed, variant=variant, force=force)
@@ -184,6 +188,58 @@ def serve(
         request_timeout_s=timeout, max_abs_dose=max_dose, max_abs_alpha=max_alpha,
     )
     run_server(settings, announce=lambda line: err_console.print(Text(line), soft_wrap=True))
+
+
+# --- study (real model pairs) -----------------------------------------------------------
+@app.command()
+def run(
+    config: Path = typer.Argument(..., help="Study TOML, e.g. configs/qwen2.5-3b-toolrl.toml."),
+    plan: bool = typer.Option(False, "--plan", help="Only print the work (tokens, disk, memory, time); loads no weights."),
+    out: Optional[Path] = typer.Option(None, help="Output directory (default: the config's 'out')."),
+    device: Optional[str] = typer.Option(None, help="Override runtime.device: cpu|cuda|cuda:N."),
+    dtype: Optional[str] = typer.Option(None, help="Override runtime.dtype: float32|bf16|fp16."),
+) -> None:
+    """Run every stage of a study on a model pair from one config file (harvest, sweep, experiment, report)."""
+    from tooldiff.study import load_study, run_study
+
+    cfg = load_study(config)
+    overrides = {k: v for k, v in {"device": device, "dtype": dtype}.items() if v is not None}
+    if overrides:
+        if "dtype" in overrides:
+            from tooldiff.hf import parse_dtype
+
+            parse_dtype(overrides["dtype"])
+        cfg = cfg.model_copy(update={"runtime": cfg.runtime.model_copy(update=overrides)})
+    run_study(cfg, plan=plan, out=out)
+
+
+bench_app = typer.Typer(help="Benchmark a (steered) model.", no_args_is_help=True)
+app.add_typer(bench_app, name="bench")
+
+
+@bench_app.command("bfcl")
+def bench_bfcl(
+    model: str = typer.Option(..., help="Model directory (HF save_pretrained, safetensors)."),
+    categories: str = typer.Option("simple_python,multiple,parallel,parallel_multiple,irrelevance",
+                                   help="Comma-separated BFCL categories."),
+    prompt_format: str = typer.Option("chat-template", help="chat-template | toolrl | organism."),
+    steering: Optional[Path] = typer.Option(None, help="JSON list of interventions applied to every prompt."),
+    crosscoder: Optional[Path] = typer.Option(None, help="Crosscoder checkpoint the steering's features refer to."),
+    model_index: int = typer.Option(0, help="Crosscoder side of the model: 0 = A (RL), 1 = B (base)."),
+    limit: Optional[int] = typer.Option(None, help="First N examples per category."),
+    max_new_tokens: int = typer.Option(200, help="Greedy new tokens per prompt."),
+    batch_size: int = typer.Option(8, help="Prompts per generation batch."),
+    out: Path = typer.Option(Path("runs/bench-bfcl"), help="Writes examples.jsonl and summary.json here."),
+    device: str = typer.Option("cpu", help="cpu|cuda|cuda:N."),
+    dtype: str = typer.Option("float32", help="float32|bfloat16|float16."),
+    seed: int = typer.Option(0, help="Bootstrap seed."),
+) -> None:
+    """Generate on BFCL categories and score them with BFCL-AST semantics (per-example JSONL + summary with CIs)."""
+    from tooldiff.bench import parse_categories, run_bench_bfcl
+
+    run_bench_bfcl(model=model, categories=parse_categories(categories), out=out, prompt_format=prompt_format,
+                   steering=steering, crosscoder=crosscoder, model_index=model_index, limit=limit,
+                   max_new_tokens=max_new_tokens, batch_size=batch_size, device=device, dtype=dtype, seed=seed)
 
 
 def main() -> None:

@@ -17,7 +17,8 @@ from rich.console import Console
 from tooldiff.errors import UserError
 
 console = Console(stderr=True)
-DEMO_SWEEP = Path(__file__).resolve().parents[2] / "configs" / "sweep-demo.toml"
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"  # the repository's configs/ (editable install)
+DEMO_SWEEP, POSITIVE_SWEEP = CONFIGS / "sweep-demo.toml", CONFIGS / "sweep-positive.toml"
 
 
 @contextmanager
@@ -69,8 +70,9 @@ def run_demo(out: Path, preset: str = "default", seed: int = 0, sweep: Path | No
     from tooldiff.report import write_report
 
     sweep = sweep or DEMO_SWEEP
-    if not sweep.is_file():
-        raise UserError(f"sweep config {sweep} does not exist")
+    for path in (sweep, POSITIVE_SWEEP):
+        if not path.is_file():
+            raise UserError(f"sweep config {path} does not exist (the demo runs from a checkout of the repository)")
     torch.manual_seed(seed)
     timings: dict[str, float] = {}
     exp_cfg = load_experiment_config({"n_per_kind": n_per_kind, "seed": seed, "device": device})
@@ -81,8 +83,9 @@ def run_demo(out: Path, preset: str = "default", seed: int = 0, sweep: Path | No
     if positive_control:
         with stage("organism (rank1)", timings):
             build_organism(out / "organism-rank1", preset=preset, seed=seed, variant="rank1")
-        pc_cfg = exp_cfg.model_copy(update={"alphas": [1], "doses": [1.0], "n_random": 5, "n_unrelated": 2})
-        pc = study(out / "organism-rank1", out / "rank1", sweep, pc_cfg, timings, "rank1")
+        # The planted change gates on should-call prompts: rank by that contrast, over every RL-side latent.
+        pc_cfg = exp_cfg.model_copy(update={"alphas": [1], "doses": [1.0], "contrast": "strict", "pool": "rl_side"})
+        pc = study(out / "organism-rank1", out / "rank1", POSITIVE_SWEEP, pc_cfg, timings, "rank1")
         positive = positive_summary(pc)
     with stage("report", timings):
         info = load_organism(out / "organism", models=False).info

@@ -14,11 +14,12 @@ def _has_rl_weights(cc, latent: int) -> bool:
     return span.start <= latent < span.stop
 
 
-def top_latents(cc, ranking: dict, contrast: str, n: int) -> list[int]:
-    """A-exclusive latents ranked by the chosen contrast's d; a plain crosscoder has none, so
-    its RL-side latents stand in (the paper steered plain crosscoders the same way)."""
+def top_latents(cc, ranking: dict, contrast: str, n: int, pool: str = "a_excl") -> list[int]:
+    """A-exclusive latents (with pool="rl_side" also the RL-dominant shared ones) ranked by the
+    chosen contrast's d; a plain crosscoder has no A-exclusive latents, so its RL-side latents
+    stand in (the paper steered plain crosscoders the same way)."""
     key = "paper_d" if contrast == "paper" and "paper_d" in ranking["latents"][0] else "strict_d"
-    rows = [r for r in ranking["latents"] if r["group"] == "a_excl"]
+    rows = [r for r in ranking["latents"] if r["group"] == "a_excl" or (pool == "rl_side" and r["rl_dominant"])]
     if not rows:
         rows = [r for r in ranking["latents"] if _has_rl_weights(cc, r["latent"])]
     rows = sorted(rows, key=lambda r: -r[key])
@@ -45,11 +46,11 @@ def relative_sizes(cc, x_ND: torch.Tensor, latents: list[int]) -> dict[int, floa
 
 
 def build_candidates(cc, ranking: dict, acts: CalibrationActs, contrast: str, top_s: int,
-                     n_unrelated: int, n_random: int, seed: int) -> Candidates:
+                     n_unrelated: int, n_random: int, seed: int, pool: str = "a_excl") -> Candidates:
     tool_N = torch.tensor([k in TOOL_KINDS for k in acts.kinds])
     call_N = torch.tensor([k == "call" for k in acts.kinds])
     x_rl_ND = acts.x_NMD[:, A].float()
-    top = top_latents(cc, ranking, contrast, top_s)
+    top = top_latents(cc, ranking, contrast, top_s, pool)
     unrelated = unrelated_latents(cc, ranking, n_unrelated, exclude=top)
     dom = {"call_vs_nocall": diff_of_means(x_rl_ND[tool_N], call_N[tool_N]),
            "rl_minus_base": model_shift(acts.x_NMD, tool_N)}

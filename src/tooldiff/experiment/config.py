@@ -21,9 +21,11 @@ class ExperimentConfig(BaseModel):
     n_random: int = 5  # random equal-norm directions per steer/add condition
     n_unrelated: int = 2  # least tool-related latents per steer/add condition
     contrast: str = "paper"  # which ranking picks "the top A-exclusive latent": paper | strict
+    pool: str = "a_excl"  # a_excl (the paper) | rl_side (A-exclusive and RL-dominant shared latents)
     positions: str = "last_prompt"
     n_per_kind: int = 60  # test prompts per request kind (call / not_offered / chitchat)
     max_new_tokens: int = 40
+    parse_format: str = "hermes"  # how outputs are parsed: hermes | toolrl | openai
     batch_size: int = 256  # tiny models generate ~1.5x faster per row at 256 than at 64 on CPU
     n_boot: int = 1000
     seed: int = 0
@@ -48,6 +50,13 @@ class ExperimentConfig(BaseModel):
     def _contrast(cls, v: str) -> str:
         if v not in ("paper", "strict"):
             raise ValueError("must be 'paper' or 'strict'")
+        return v
+
+    @field_validator("pool")
+    @classmethod
+    def _pool(cls, v: str) -> str:
+        if v not in ("a_excl", "rl_side"):
+            raise ValueError("must be 'a_excl' or 'rl_side'")
         return v
 
 

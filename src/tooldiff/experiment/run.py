@@ -90,7 +90,7 @@ def run_experiment(organism: Path, crosscoders: Path, out: Path, config: Experim
     for name, cc in ccs.items():
         rankings[name] = _rank(name, cc, acts, out)
         cand = build_candidates(cc, rankings[name], acts, config.contrast, config.top_s,
-                                config.n_unrelated, config.n_random, config.seed)
+                                config.n_unrelated, config.n_random, config.seed, config.pool)
         conditions += crosscoder_conditions(name, layer, config, cand)
         if planted_D is not None:
             positive[name] = planted_check(cc, rankings[name], planted_D, cand.top)

@@ -53,7 +53,7 @@ def _append(path: Path, entry: dict) -> None:
 
 
 def _score(cond: Condition, records: list[dict], outputs: list[str], cfg: ExperimentConfig) -> dict:
-    report = score_outputs(records, outputs, fmt="hermes", strict=True, seed=cfg.seed, n_boot=cfg.n_boot)
+    report = score_outputs(records, outputs, fmt=cfg.parse_format, strict=True, seed=cfg.seed, n_boot=cfg.n_boot)
     return {"key": cond.key, **cond.describe(), "metrics": report.metrics,
             "valid": [int(r["valid"]) for r in report.rows],
             "made_call": [int(r["made_call"]) for r in report.rows],

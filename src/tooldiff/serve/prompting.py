@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any
 
 from tooldiff.hf import render_prompt
+from tooldiff.prompts import PARSE_FORMAT, render_toolrl
 from tooldiff.serve.schemas import ChatRequest, Message, Tool
 
-PARSE_FORMAT = {"chat-template": "hermes", "organism": "hermes", "toolrl": "toolrl"}
 CALL_OPEN = "<tool_call>"
 _FORCED_CALL_START = {
     "chat-template": '{{"name": {name}, "arguments": ',
@@ -44,12 +44,12 @@ class RenderedPrompt:
 def render_request(tokenizer: Any, request: ChatRequest, prompt_format: str) -> RenderedPrompt:
     calls_allowed = request.tool_choice != "none"
     tools = request.tools if calls_allowed else None
-    if prompt_format == "toolrl":
-        base = _render_toolrl(tokenizer, request.messages, tools)
+    messages = [_template_message(m) for m in request.messages]
+    tool_dicts = [_template_tool(t) for t in tools or []]
+    if prompt_format == "toolrl":  # shared with the bench and the study: tooldiff.prompts
+        base = render_toolrl(tokenizer, messages, tool_dicts or None)
     else:
-        record = {"messages": [_template_message(m) for m in request.messages],
-                  "tools": [_template_tool(t) for t in tools or []]}
-        base = render_prompt(tokenizer, record)
+        base = render_prompt(tokenizer, {"messages": messages, "tools": tool_dicts})
     forced = _forced_prefix(request, prompt_format) if calls_allowed else ""
     return RenderedPrompt(base + forced, forced, PARSE_FORMAT[prompt_format], calls_allowed)
 
@@ -91,72 +91,3 @@ def _arguments(raw: str) -> Any:
     except json.JSONDecodeError:
         return raw
     return value if isinstance(value, dict) else raw
-
-
-# --- ToolRL ------------------------------------------------------------------------------
-# The instructions ToolRL models were trained with (Qian et al. 2025); the model expects them.
-_TOOLRL_SYSTEM = """You are a helpful multi-turn dialogue assistant capable of leveraging tool calls to solve user tasks and provide structured chat responses.
-
-**Available Tools**
-In your response, you can use the following tools:
-{tools}
-
-**Steps for Each Turn**
-1. **Think:** Recall relevant context and analyze the current user goal.
-2. **Decide on Tool Usage:** If a tool is needed, specify the tool and its parameters.
-3. **Respond Appropriately:** If a response is needed, generate one while maintaining consistency across user queries.
-
-**Output Format**
-```plaintext
-<think> Your thoughts and reasoning </think>
-<tool_call>
-{{"name": "Tool name", "parameters": {{"Parameter name": "Parameter content", "... ...": "... ..."}}}}
-{{"name": "... ...", "parameters": {{"... ...": "... ...", "... ...": "... ..."}}}}
-...
-</tool_call>
-<response> AI's final response </response>
-```
-
-**Important Notes**
-1. You must always include the `<think>` field to outline your reasoning. Provide at least one of `<tool_call>` or `<response>`. Decide whether to use `<tool_call>` (possibly multiple times), `<response>`, or both.
-2. You can invoke multiple tool calls simultaneously in the `<tool_call>` fields. Each tool call should be a JSON object with a "name" field and an "parameters" field containing a dictionary of parameters. If no parameters are needed, leave the "parameters" field an empty dictionary.
-3. Refer to the previous dialogue records in the history, including the user's queries, previous `<tool_call>`, `<response>`, and any tool feedback noted as `<obs>` (if exists)."""
-_TOOLRL_USER_SUFFIX = (
-    "If there's no appropriate tools to apply or required parameters are missing, please directly inform me "
-    "in your response without any tool call, or call the tool with the name as 'None'. Otherwise, you should "
-    "use one or more necessary tool calls to complete the given task in this turn."
-)
-
-
-def _toolrl_tool_list(tools: Optional[list[Tool]]) -> str:
-    if not tools:
-        return "(no tools are available in this turn)"
-    lines = []
-    for i, tool in enumerate(tools, 1):
-        f = tool.function
-        params = (f.parameters or {}).get("properties", {})
-        lines.append(f"{i}. Name: {f.name}\nDescription: {f.description or ''}\nParameters: {json.dumps(params)}")
-    return "\n".join(lines)
-
-
-def _toolrl_record(message: Message) -> str:
-    if message.role == "user":
-        return f"<user> {message.text().strip()}\n{_TOOLRL_USER_SUFFIX} </user>"
-    if message.role == "tool":
-        return f"<obs> You have made the tool call {message.name or ''}. Execution returns: {message.text().strip()} </obs>"
-    text = message.text().strip()
-    if message.tool_calls:
-        lines = [json.dumps({"name": c.function.name, "parameters": _arguments(c.function.arguments)})
-                 for c in message.tool_calls]
-        text = (text + "\n" if text else "") + "<tool_call>\n" + "\n".join(lines) + "\n</tool_call>"
-    return text
-
-
-def _render_toolrl(tokenizer: Any, messages: list[Message], tools: Optional[list[Tool]]) -> str:
-    extra_system = [m.text().strip() for m in messages if m.role in ("system", "developer") and m.text().strip()]
-    system = _TOOLRL_SYSTEM.format(tools=_toolrl_tool_list(tools))
-    if extra_system:
-        system = "\n\n".join(extra_system) + "\n\n" + system
-    records = [_toolrl_record(m) for m in messages if m.role not in ("system", "developer")]
-    user = "**Dialogue Records History**\n" + "\n".join(r for r in records if r)
-    return render_prompt(tokenizer, {"messages": [{"role": "system", "content": system}, {"role": "user", "content": user}]})
