@@ -115,7 +115,10 @@ def run_study(cfg: StudyConfig, plan: bool = False, out: Optional[Path] = None) 
 
     out = Path(out) if out is not None else cfg.path(cfg.out)
     rt, timings = cfg.runtime, {}
-    exp_cfg = load_experiment_config({"seed": cfg.seed, "device": rt.device, **cfg.experiment})
+    from tooldiff.prompts import PARSE_FORMAT
+
+    exp_cfg = load_experiment_config({"seed": cfg.seed, "device": rt.device,
+                                      "parse_format": PARSE_FORMAT[cfg.pair.prompt_format], **cfg.experiment})
     with _stage("pair + data", timings):
         rl_dir, base_dir, splits = _prepare(cfg, out)
     with _stage("harvest", timings):
