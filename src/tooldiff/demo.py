@@ -7,27 +7,15 @@ instrument on the rank1 positive-control organism, whose answer is known.
 from __future__ import annotations
 
 import json
-import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import torch
-from rich.console import Console
 
 from tooldiff.errors import UserError
+from tooldiff.progress import console, stage
 
-console = Console(stderr=True)
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"  # the repository's configs/ (editable install)
 DEMO_SWEEP, POSITIVE_SWEEP = CONFIGS / "sweep-demo.toml", CONFIGS / "sweep-positive.toml"
-
-
-@contextmanager
-def stage(name: str, timings: dict):
-    console.rule(f"[bold]{name}")
-    start = time.perf_counter()
-    yield
-    timings[name] = round(time.perf_counter() - start, 1)
-    console.print(f"[green]{name}[/] done in {timings[name]} s")
 
 
 def training_data(org, out: Path) -> Path:

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Iterator
 
 import torch
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from torch import nn
 
 from tooldiff import hf
@@ -31,6 +30,7 @@ from tooldiff.activations.shards import ShardWriter
 from tooldiff.activations.store import stats_from_shards
 from tooldiff.activations.welford import Welford
 from tooldiff.errors import UserError
+from tooldiff.progress import new_progress
 
 POSITIONS = ("decision", "prompt", "all")
 
@@ -158,7 +158,7 @@ def harvest_pair(*, base: str, rl: str, layer: int, data: Path, out: Path, posit
     writer = ShardWriter(out, manifest, stats, store_dtype)
     pad_id = tok_a.pad_token_id if tok_a.pad_token_id is not None else 0
     kind_code = {k: i for i, k in enumerate(manifest.kinds)}
-    with _progress() as progress:
+    with new_progress() as progress:
         task = progress.add_task("harvest", total=len(prompts), completed=manifest.next_prompt)
         for start in range(manifest.next_prompt, len(prompts), batch_size):
             batch = prompts[start : start + batch_size]
@@ -184,8 +184,3 @@ def _new_manifest(model: nn.Module, tokenizer, models: list[str], layer: int, po
         dtype=dtype, model_dtype=model_dtype, data_file=str(data), data_sha256=data_sha, n_prompts=len(prompts),
         shard_rows=shard_rows, kinds=sorted({p.kind for p in prompts}),
     )
-
-
-def _progress() -> Progress:
-    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TimeRemainingColumn(), transient=False)

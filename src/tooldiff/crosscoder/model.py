@@ -15,7 +15,6 @@ readable reference that interventions and feature analysis call.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any, Optional
@@ -27,6 +26,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from tooldiff.crosscoder.config import CrosscoderConfig
+from tooldiff.activations.manifest import sha256_file
 from tooldiff.errors import UserError
 
 WEIGHTS_FILE = "crosscoder.safetensors"
@@ -227,7 +227,7 @@ class Crosscoder(nn.Module):
         tensors = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
         tmp = directory / (WEIGHTS_FILE + ".tmp")
         save_file(tensors, str(tmp), metadata={"format": FORMAT})
-        digest = _sha256(tmp)
+        digest = sha256_file(tmp)
         tmp.replace(directory / WEIGHTS_FILE)
         meta = {"format": FORMAT, "config": self.cfg.model_dump(mode="json"),
                 "info": self.info.model_dump(mode="json"), "weights_sha256": digest}
@@ -243,7 +243,7 @@ class Crosscoder(nn.Module):
         if not cfg_file.is_file() or not weights.is_file():
             raise UserError(f"{directory} is not a crosscoder checkpoint (needs {CONFIG_FILE} and {WEIGHTS_FILE})")
         meta = _read_meta(cfg_file)
-        if meta.get("weights_sha256") and meta["weights_sha256"] != _sha256(weights):
+        if meta.get("weights_sha256") and meta["weights_sha256"] != sha256_file(weights):
             raise UserError(f"{weights} is corrupt: its checksum does not match {cfg_file}")
         try:
             cfg = CrosscoderConfig.model_validate(meta["config"])
@@ -282,11 +282,3 @@ def _load_checked(cc: Crosscoder, tensors: dict[str, torch.Tensor], source: Path
                 f"{source}: tensor {name!r} has shape {tuple(tensors[name].shape)}, config implies {tuple(want.shape)}"
             )
     cc.load_state_dict(tensors)
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()

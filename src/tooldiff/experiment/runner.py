@@ -12,12 +12,11 @@ import json
 import os
 from pathlib import Path
 
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
 from tooldiff.evaluation import score_outputs
 from tooldiff.experiment.conditions import MODEL_INDEX, Condition
 from tooldiff.experiment.config import ExperimentConfig
 from tooldiff.interventions import generate
+from tooldiff.progress import new_progress
 
 ROWS_PER_RUN = 1024  # prompts x conditions generated together: large batches, frequent checkpoints
 
@@ -75,8 +74,8 @@ def run_conditions(conditions: list[Condition], models: dict, tokenizer, records
     _drop_torn_tail(results_path)
     done = read_results(results_path)
     todo = [c for c in dict.fromkeys(conditions) if c.key not in done]
-    with Progress(TextColumn("[bold]experiment"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()) as bar:
-        task = bar.add_task("conditions", total=len(todo))
+    with new_progress() as bar:
+        task = bar.add_task("experiment", total=len(todo))
         for chunk in _groups(todo, len(records)):
             model_name, cc_name = chunk[0].model, chunk[0].crosscoder
             prompts = [r for _ in chunk for r in records]

@@ -21,7 +21,7 @@ from tooldiff.crosscoder.model import Crosscoder
 from tooldiff.errors import UserError
 from tooldiff.hf import render_prompt
 from tooldiff.interventions.hooks import InterventionsArg, intervene, is_per_row
-from tooldiff.interventions.progress import progress_bar
+from tooldiff.progress import progress_bar
 from tooldiff.interventions.sampling import RowSampler
 
 

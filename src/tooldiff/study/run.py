@@ -12,8 +12,6 @@ model directories, the layer and the calibration/test files.
 from __future__ import annotations
 
 import json
-import time
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional
 
@@ -22,10 +20,10 @@ from rich.table import Table
 
 from tooldiff.crosscoder.config import SweepConfig, load_sweep, parse_sweep
 from tooldiff.errors import UserError
+from tooldiff.progress import console, stage
 from tooldiff.study.config import StudyConfig
 from tooldiff.study.plan import Plan, plan_study
 
-console = Console(stderr=True)
 
 
 def study_sweep(cfg: StudyConfig) -> SweepConfig:
@@ -33,15 +31,6 @@ def study_sweep(cfg: StudyConfig) -> SweepConfig:
         return load_sweep(cfg.path(cfg.sweep.file))
     raw = {"crosscoder": cfg.sweep.crosscoder, **({"train": cfg.sweep.train} if cfg.sweep.train else {})}
     return parse_sweep(raw, source="study sweep")
-
-
-@contextmanager
-def _stage(name: str, timings: dict):
-    console.rule(f"[bold]{name}")
-    start = time.perf_counter()
-    yield
-    timings[name] = round(time.perf_counter() - start, 1)
-    console.print(f"[green]{name}[/] done in {timings[name]} s")
 
 
 def _fmt_bytes(n: float) -> str:
@@ -119,18 +108,18 @@ def run_study(cfg: StudyConfig, plan: bool = False, out: Optional[Path] = None) 
 
     exp_cfg = load_experiment_config({"seed": cfg.seed, "device": rt.device,
                                       "parse_format": PARSE_FORMAT[cfg.pair.prompt_format], **cfg.experiment})
-    with _stage("pair + data", timings):
+    with stage("pair + data", timings):
         rl_dir, base_dir, splits = _prepare(cfg, out)
-    with _stage("harvest", timings):
+    with stage("harvest", timings):
         harvest_pair(base=str(base_dir), rl=str(rl_dir), layer=cfg.pair.layer, data=splits["train"], out=out / "acts",
                      positions=cfg.pair.positions, batch_size=rt.harvest_batch_size, shard_rows=rt.shard_rows,
                      dtype=rt.store_dtype, device=rt.device, model_dtype=rt.dtype)
-    with _stage("train", timings):
+    with stage("train", timings):
         train_sweep(acts=out / "acts", config=sweep, out=out / "crosscoders", device=rt.device)
-    with _stage("experiment", timings):
+    with stage("experiment", timings):
         pair_dir = write_pair_dir(out / "pair", rl_dir, base_dir, cfg.pair.layer, splits["calibration"], splits["test"])
         experiment = run_experiment(pair_dir, out / "crosscoders", out / "experiment", exp_cfg)
-    with _stage("report", timings):
+    with stage("report", timings):
         results = write_report(experiment, out, organism_info=None)
     results["timings_s"] = timings
     results["study"] = cfg.model_dump(mode="json")
