@@ -1,0 +1,77 @@
+"""The embedded model organism: a tiny base LM and its GRPO-tuned twin, built offline on CPU.
+
+    build_organism(out, preset="default", seed=0, variant="full", force=False) -> Path
+    load_organism(dir, models=True) -> Organism
+
+See docs/organism.md for the tool world, the design choices and the measured numbers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tooldiff.errors import UserError
+from tooldiff.organism.build import INFO_FILE, build_organism, read_info
+from tooldiff.organism.config import PRESETS, VARIANTS, get_preset
+
+__all__ = ["PRESETS", "VARIANTS", "Organism", "build_organism", "get_preset", "load_organism"]
+
+
+@dataclass
+class Organism:
+    """A built organism: where everything is, what organism.json says, and (optionally) the models."""
+
+    root: Path
+    info: dict
+    base_path: Path
+    rl_path: Path
+    data: dict[str, Path]
+    layer: int
+    planted_path: Path | None = None
+    tokenizer: Any = None
+    base: Any = None
+    rl: Any = None
+
+    def records(self, split: str) -> list[dict]:
+        """Prompt records of a split (pretrain | rl | calibration | test | generic)."""
+        from tooldiff.organism.store import read_jsonl
+
+        if split not in self.data:
+            raise UserError(f"unknown split {split!r}; choose one of {', '.join(self.data)}")
+        return read_jsonl(self.data[split])
+
+    def planted(self):
+        """(tensors {"direction_D", "gate_I"}, layer) of a rank1 organism."""
+        from tooldiff.organism.rank1 import load_planted
+
+        if self.planted_path is None:
+            raise UserError(f"{self.root} is a {self.info.get('variant')!r} organism: no planted direction")
+        return load_planted(self.planted_path)
+
+
+def load_organism(directory: str | Path, models: bool = True, device: str = "cpu") -> Organism:
+    """Open a built organism; with `models`, also load the tokenizer and both models (eval mode)."""
+    root = Path(directory)
+    info = read_info(root)
+    if info is None:
+        raise UserError(f"{root} holds no built organism ({INFO_FILE} missing or unreadable); "
+                        "run `tooldiff organism --out DIR` first")
+    planted = info.get("planted")
+    org = Organism(
+        root=root,
+        info=info,
+        base_path=root / info["paths"]["base"],
+        rl_path=root / info["paths"]["rl"],
+        data={name: root / rel for name, rel in info["paths"]["data"].items()},
+        layer=int(info["layer"]["recommended"]),
+        planted_path=root / planted["file"] if planted else None,
+    )
+    if models:
+        from tooldiff.hf import load_model, load_tokenizer
+
+        org.tokenizer = load_tokenizer(org.rl_path)
+        org.base = load_model(org.base_path, device=device)
+        org.rl = load_model(org.rl_path, device=device)
+    return org

@@ -1,0 +1,324 @@
+"""Build orchestration: stages, caching, resumption and organism.json.
+
+Stages, each written atomically and then marked done (see store.py):
+  data       DIR/data/{pretrain,rl,calibration,test,generic}.jsonl
+  tokenizer  DIR/tokenizer/ (trained BPE + chat template)
+  base       DIR/base/  (pretrained Qwen2ForCausalLM + tokenizer)
+  rl         DIR/rl/    (GRPO-tuned copy + tokenizer; rank1: + planted_direction.safetensors)
+  eval       DIR/eval/  (greedy test outputs and metrics of both models, the layer scan)
+and last DIR/organism.json, whose presence with the same config hash means "complete: reuse".
+
+Every stage after `data` reads its inputs back from disk the way later stages (and users) do,
+so what is measured is what was saved.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import platform
+import shutil
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+
+from tooldiff.errors import UserError
+from tooldiff.hf import load_model, load_tokenizer
+from tooldiff.organism.config import OrganismConfig, check_variant, get_preset
+from tooldiff.organism.corpus import iter_documents
+from tooldiff.organism.progress import say
+from tooldiff.organism.store import (
+    STAGES_DIR,
+    TMP_PREFIX,
+    StageMarkers,
+    atomic_dir,
+    read_jsonl,
+    remove_stale_temporaries,
+    write_json_atomic,
+    write_jsonl,
+)
+
+INFO_FILE = "organism.json"
+STAGES = ("data", "tokenizer", "base", "rl", "eval")
+OUR_ENTRIES = ("data", "tokenizer", "base", "rl", "eval", INFO_FILE, STAGES_DIR)
+SPLITS = ("pretrain", "rl", "calibration", "test")
+
+
+@dataclass
+class Build:
+    out: Path
+    cfg: OrganismConfig
+    seed: int
+    variant: str
+    build_hash: str
+
+    def data(self, split: str) -> list[dict]:
+        return read_jsonl(self.out / "data" / f"{split}.jsonl")
+
+
+# --- directory policy -------------------------------------------------------------------------
+def read_info(out: Path) -> dict | None:
+    try:
+        return json.loads((out / INFO_FILE).read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def is_complete(out: Path, build_hash: str) -> bool:
+    info = read_info(out)
+    return bool(info) and info.get("config_hash") == build_hash and all(
+        (out / d / "config.json").is_file() for d in ("base", "rl"))
+
+
+def _check_writable(out: Path) -> None:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / f"{TMP_PREFIX}probe"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as e:
+        raise UserError(f"cannot write to {out}: {e.strerror or e}") from None
+
+
+def clear_organism(out: Path) -> None:
+    """Remove what a build writes (and nothing else a user may keep in DIR)."""
+    for name in OUR_ENTRIES:
+        path = out / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+    remove_stale_temporaries(out)
+
+
+def prepare_dir(out: Path, build_hash: str, force: bool) -> bool:
+    """True when DIR already holds this exact build (reuse); raise if DIR holds something else."""
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} exists and is not a directory")
+    if not force and is_complete(out, build_hash):
+        return True
+    if out.is_dir() and any(out.iterdir()):
+        resumable = StageMarkers(out, build_hash).any_for_this_build()
+        if force:
+            clear_organism(out)
+        elif not resumable:
+            what = "another organism (other config, seed or variant)" if read_info(out) or (
+                out / STAGES_DIR).exists() else "other files"
+            raise UserError(f"{out} already exists and holds {what}; pass --force to rebuild there")
+    _check_writable(out)
+    return False
+
+
+# --- stages -------------------------------------------------------------------------------------
+def stage_data(b: Build) -> dict:
+    from tooldiff.organism.prose import generic_records
+    from tooldiff.organism.requests import make_splits
+
+    splits = make_splits(b.cfg.splits, b.seed)
+    with atomic_dir(b.out / "data") as tmp:
+        for name in SPLITS:
+            write_jsonl(tmp / f"{name}.jsonl", splits[name])
+        write_jsonl(tmp / "generic.jsonl", generic_records(b.cfg.generic_per_split, b.cfg.generic_per_split, b.seed))
+    return {name: len(splits[name]) for name in SPLITS} | {"generic": 2 * b.cfg.generic_per_split}
+
+
+def _world_words() -> list[str]:
+    from tooldiff.organism import world
+
+    pools = [world.CITIES, world.CONTACTS, world.RESTAURANTS, world.WORDS, world.UNITS, world.CURRENCIES,
+             world.GENRES, world.LANGUAGES]
+    numbers = [str(n) for n in range(1, 100)]
+    names = [t.name for t in world.TOOLS] + [p.name for t in world.TOOLS for p in t.params]
+    return [w for pool in pools for w in pool] + numbers + names + ["true", "false"]
+
+
+def stage_tokenizer(b: Build) -> dict:
+    from tooldiff.organism.tokenizer import check_single_tokens, save_tokenizer, train_tokenizer
+
+    docs = list(itertools.islice(iter_documents(b.data("pretrain"), b.cfg.corpus, b.seed), b.cfg.tokenizer_docs))
+    tokenizer = train_tokenizer(docs, b.cfg.vocab_size)
+    check_single_tokens(tokenizer, _world_words())
+    with atomic_dir(b.out / "tokenizer") as tmp:
+        save_tokenizer(tokenizer, tmp)
+    return {"vocab": len(tokenizer)}
+
+
+def _save_model(model, tokenizer_dir: Path, final: Path, extra=None) -> None:
+    from tooldiff.organism.tokenizer import save_tokenizer
+
+    with atomic_dir(final) as tmp:
+        model.save_pretrained(str(tmp), safe_serialization=True)
+        save_tokenizer(load_tokenizer(tokenizer_dir), tmp)
+        if extra:
+            extra(tmp)
+
+
+def stage_base(b: Build) -> dict:
+    from dataclasses import replace
+
+    from tooldiff.organism.pretrain import build_model, pack_rows, pretrain
+
+    tokenizer = load_tokenizer(b.out / "tokenizer")
+    p = b.cfg.pretrain
+    records = b.data("pretrain")
+    phases = []
+    if p.drill_steps:
+        drill_mix = replace(b.cfg.corpus, transcript=0.0, api_log=1.0, prose=0.0)
+        phases.append(pack_rows(iter_documents(records, drill_mix, b.seed, stream="drill"), tokenizer,
+                                p.drill_steps * p.batch_size, p.drill_seq_len))
+    phases.append(pack_rows(iter_documents(records, b.cfg.corpus, b.seed), tokenizer,
+                            p.steps * p.batch_size, p.seq_len))
+    model = build_model(b.cfg.model, tokenizer, b.seed)
+    losses = pretrain(model, phases, p, b.seed)
+    _save_model(model, b.out / "tokenizer", b.out / "base")
+    tail = losses[-max(1, len(losses) // 20):]
+    return {"params": sum(t.numel() for t in model.parameters()), "tokens": sum(r.numel() for r in phases),
+            "final_loss": sum(tail) / len(tail)}
+
+
+def stage_rl(b: Build) -> dict:
+    from tooldiff.organism.grpo import run_grpo
+    from tooldiff.organism.rank1 import PLANTED_FILE, fold_rank1, middle_layer, plant_rank1, save_planted
+
+    tokenizer = load_tokenizer(b.out / "base")
+    model = load_model(b.out / "base")
+    rl = b.cfg.rl
+    layer = None
+    if b.variant == "rank1":
+        layer = rl.rank1_layer if rl.rank1_layer is not None else middle_layer(model)
+        plant_rank1(model, layer, b.seed)
+    history = run_grpo(model, tokenizer, b.data("rl"), rl, b.seed, lr=rl.rank1_lr if layer is not None else rl.lr)
+    extra, summary = None, {}
+    if layer is not None:
+        planted = fold_rank1(model, layer)
+        extra = lambda tmp: save_planted(planted, layer, tmp / PLANTED_FILE)  # noqa: E731
+        summary = {"planted_layer": layer, "planted_file": f"rl/{PLANTED_FILE}",
+                   "gate_norm": float(planted["gate_I"].norm())}
+    _save_model(model, b.out / "base", b.out / "rl", extra)
+    rewards = [h["reward"] for h in history if "reward" in h]
+    k = max(1, len(rewards) // 5)
+    return summary | {"steps": rl.steps, "reward_first": sum(rewards[:k]) / k, "reward_last": sum(rewards[-k:]) / k}
+
+
+def _rank1_ablation(b: Build, rl_model, tokenizer, test: list[dict]) -> dict:
+    from tooldiff.organism.measure import evaluate
+    from tooldiff.organism.rank1 import PLANTED_FILE, load_planted, project_out, subtract_planted
+
+    planted, layer = load_planted(b.out / "rl" / PLANTED_FILE)
+    with subtract_planted(rl_model, layer, planted):
+        exact, _ = evaluate(rl_model, tokenizer, test, b.seed, b.cfg.eval_batch_size, "rl, planted update removed")
+    with project_out(rl_model, layer, planted["direction_D"]):
+        projected, _ = evaluate(rl_model, tokenizer, test, b.seed, b.cfg.eval_batch_size,
+                                "rl, direction projected out")
+    return {"layer": layer, "exact_removal": exact, "projected_out": projected}
+
+
+def stage_eval(b: Build) -> dict:
+    from tooldiff.organism.measure import evaluate, layer_scan
+
+    tokenizer = load_tokenizer(b.out / "rl")
+    base, rl = load_model(b.out / "base"), load_model(b.out / "rl")
+    test, calibration = b.data("test"), b.data("calibration")
+    result = {}
+    with atomic_dir(b.out / "eval") as tmp:
+        for name, model in (("base", base), ("rl", rl)):
+            metrics, outputs = evaluate(model, tokenizer, test, b.seed, b.cfg.eval_batch_size, f"{name} on test")
+            result[name] = metrics
+            write_jsonl(tmp / f"{name}_test_outputs.jsonl",
+                        [{"id": r["id"], "kind": r["kind"], "output": o} for r, o in zip(test, outputs)])
+        result["layer"] = layer_scan(base, rl, tokenizer, calibration, b.cfg.eval_batch_size)
+        if b.variant == "rank1":
+            result["rank1_ablation"] = _rank1_ablation(b, rl, tokenizer, test)
+        write_json_atomic(tmp / "metrics.json", result)
+    return {}
+
+
+STAGE_FUNCS = {"data": stage_data, "tokenizer": stage_tokenizer, "base": stage_base, "rl": stage_rl,
+               "eval": stage_eval}
+
+
+# --- organism.json ------------------------------------------------------------------------------
+def _versions() -> dict:
+    import transformers
+    import trl
+
+    return {"torch": torch.__version__, "transformers": transformers.__version__, "trl": trl.__version__,
+            "python": platform.python_version()}
+
+
+def write_info(b: Build, markers: StageMarkers, preset: str) -> dict:
+    stage_info = {s: markers.get(s) for s in STAGES}
+    evaluation = json.loads((b.out / "eval" / "metrics.json").read_text())
+    layer = evaluation["layer"]
+    rl_info = stage_info["rl"]
+    recommended = rl_info.get("planted_layer", layer["recommended"])
+    info = {
+        "format": 1,
+        "preset": preset,
+        "seed": b.seed,
+        "variant": b.variant,
+        "config_hash": b.build_hash,
+        "config": b.cfg.to_dict(),
+        "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "torch_threads": torch.get_num_threads(),
+        "versions": _versions(),
+        "build_seconds": {s: stage_info[s]["seconds"] for s in STAGES}
+        | {"total": round(sum(stage_info[s]["seconds"] for s in STAGES), 2)},
+        "paths": {"base": "base", "rl": "rl", "tokenizer": "tokenizer",
+                  "data": {s: f"data/{s}.jsonl" for s in (*SPLITS, "generic")}, "eval": "eval"},
+        "data": stage_info["data"] | {"generic_note": "generic.jsonl rows carry split: calibration | test"},
+        "model": {"params": stage_info["base"]["params"], "pretrain_tokens": stage_info["base"]["tokens"],
+                  "pretrain_final_loss": stage_info["base"]["final_loss"], "vocab": stage_info["tokenizer"]["vocab"]},
+        "rl_training": {k: v for k, v in rl_info.items() if k not in ("hash", "seconds")},
+        "metrics": {"split": "test", "base": evaluation["base"], "rl": evaluation["rl"]},
+        "layer": {
+            "recommended": recommended,
+            "rule": "planted layer" if b.variant == "rank1" else
+            "max held-out AUROC of the RL difference-of-means direction (should-call minus no-call, "
+            "decision position, calibration split); near-ties go to the middle layer",
+            **layer,
+        },
+    }
+    if b.variant == "rank1":
+        info["planted"] = {"layer": rl_info["planted_layer"], "file": rl_info["planted_file"],
+                           "tensors": {"direction_D": "unit direction in the residual stream after the layer",
+                                       "gate_I": "gate readout of the layer's MLP activation: g = gate_I . m(x)"},
+                           "ablation": evaluation["rank1_ablation"]}
+    write_json_atomic(b.out / INFO_FILE, info)
+    return info
+
+
+# --- entry point --------------------------------------------------------------------------------
+def build_organism(out: str | Path, preset: str = "default", seed: int = 0, variant: str = "full",
+                   force: bool = False) -> Path:
+    """Build (or reuse, or resume) the organism in `out`; returns `out`."""
+    return build_from_config(Path(out), get_preset(preset), seed, variant, force, preset_name=preset)
+
+
+def build_from_config(out: Path, cfg: OrganismConfig, seed: int = 0, variant: str = "full", force: bool = False,
+                      preset_name: str | None = None) -> Path:
+    check_variant(variant)
+    build_hash = cfg.hash(seed, variant)
+    if prepare_dir(out, build_hash, force):
+        say(f"[green]reusing[/] the organism in {out} (same config, seed and variant)")
+        return out
+    remove_stale_temporaries(out)
+    b = Build(out=out, cfg=cfg, seed=seed, variant=variant, build_hash=build_hash)
+    markers = StageMarkers(out, build_hash)
+    for stage in STAGES:
+        if markers.get(stage):
+            say(f"stage {stage}: done in an earlier run, kept")
+            continue
+        say(f"[bold]stage {stage}[/] ({cfg.name}, seed {seed}, {variant})")
+        start = time.perf_counter()
+        extra = STAGE_FUNCS[stage](b)
+        markers.mark(stage, time.perf_counter() - start, **extra)
+    info = write_info(b, markers, preset_name or cfg.name)
+    m = info["metrics"]
+    say(f"[green]organism ready[/] in {out}: base strict {m['base']['strict']['mean']:.2f}, "
+        f"rl strict {m['rl']['strict']['mean']:.2f}, rl FPR {m['rl']['trigger']['fpr']:.2f}, "
+        f"layer {info['layer']['recommended']}, {info['build_seconds']['total']:.0f} s")
+    return out

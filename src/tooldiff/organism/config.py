@@ -1,0 +1,128 @@
+"""Organism presets: every number that shapes a build, in one hashable config."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field, replace
+
+from tooldiff.errors import UserError
+from tooldiff.organism.corpus import CorpusMix
+from tooldiff.organism.requests import KindMix
+
+VARIANTS = ("full", "rank1")
+
+
+@dataclass(frozen=True)
+class ModelShape:
+    hidden_size: int
+    num_hidden_layers: int
+    num_attention_heads: int
+    num_key_value_heads: int
+    intermediate_size: int
+    max_position_embeddings: int = 256
+
+
+@dataclass(frozen=True)
+class PretrainConfig:
+    """`drill_steps` of API-log documents only, in short rows, come before the `steps` on the full
+    corpus: copying arguments appears as a sudden transition after some hundreds of steps of dense
+    copy examples, and the mixed corpus alone did not reach it in the time budget."""
+
+    steps: int
+    batch_size: int
+    seq_len: int
+    lr: float = 3e-3
+    warmup_steps: int = 50
+    weight_decay: float = 0.01
+    drill_steps: int = 0
+    drill_seq_len: int = 64
+
+    @property
+    def total_steps(self) -> int:
+        return self.drill_steps + self.steps
+
+
+@dataclass(frozen=True)
+class RLConfig:
+    steps: int
+    prompts_per_step: int
+    num_generations: int
+    lr: float
+    max_completion_length: int = 40
+    temperature: float = 1.0
+    rank1_lr: float = 3e-2  # the rank-1 variant trains 2 vectors, not the whole model
+    rank1_layer: int | None = None  # None: the middle layer
+
+
+@dataclass(frozen=True)
+class OrganismConfig:
+    name: str
+    splits: dict[str, KindMix]
+    generic_per_split: int
+    corpus: CorpusMix
+    vocab_size: int
+    model: ModelShape
+    pretrain: PretrainConfig
+    rl: RLConfig
+    eval_batch_size: int = 64
+    tokenizer_docs: int = 20000  # corpus documents the BPE is trained on
+    extra: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def hash(self, seed: int, variant: str) -> str:
+        """Identity of a build: same hash means a directory can be reused as is."""
+        blob = json.dumps({"config": self.to_dict(), "seed": seed, "variant": variant}, sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+PRESETS: dict[str, OrganismConfig] = {
+    "tiny": OrganismConfig(
+        name="tiny",
+        splits={
+            "test": KindMix(call=40, not_offered=20, chitchat=20),
+            "calibration": KindMix(call=40, not_offered=20, chitchat=20),
+            "rl": KindMix(call=200, not_offered=150, chitchat=100),
+            "pretrain": KindMix(call=1500, not_offered=700, chitchat=700),
+        },
+        generic_per_split=40,
+        corpus=CorpusMix(),
+        vocab_size=2048,
+        model=ModelShape(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                         intermediate_size=192),
+        pretrain=PretrainConfig(steps=220, batch_size=16, seq_len=128, lr=4e-3, warmup_steps=20),
+        rl=RLConfig(steps=12, prompts_per_step=4, num_generations=4, lr=5e-4, max_completion_length=32),
+        tokenizer_docs=6000,
+    ),
+    "default": OrganismConfig(
+        name="default",
+        splits={
+            "test": KindMix(call=400, not_offered=200, chitchat=200),
+            "calibration": KindMix(call=300, not_offered=150, chitchat=150),
+            "rl": KindMix(call=1600, not_offered=1400, chitchat=1000),
+            "pretrain": KindMix(call=4000, not_offered=2000, chitchat=2000),
+        },
+        generic_per_split=400,
+        corpus=CorpusMix(),
+        vocab_size=2048,
+        model=ModelShape(hidden_size=128, num_hidden_layers=4, num_attention_heads=8, num_key_value_heads=4,
+                         intermediate_size=384),
+        pretrain=PretrainConfig(steps=400, batch_size=32, seq_len=128, lr=3e-3, warmup_steps=50,
+                                drill_steps=700, drill_seq_len=64),
+        rl=RLConfig(steps=200, prompts_per_step=8, num_generations=8, lr=2e-4),
+    ),
+}
+
+
+def get_preset(name: str, **overrides) -> OrganismConfig:
+    """A preset by name, optionally with top-level fields replaced (tests use tiny variants)."""
+    if name not in PRESETS:
+        raise UserError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+    return replace(PRESETS[name], **overrides) if overrides else PRESETS[name]
+
+
+def check_variant(variant: str) -> None:
+    if variant not in VARIANTS:
+        raise UserError(f"unknown variant {variant!r}; choose one of {', '.join(VARIANTS)}")

@@ -1,0 +1,137 @@
+"""The positive-control variant: RL may change only a rank-1 update of one layer's output.
+
+The update lives in the MLP's output projection of decoder layer L:
+
+    down_proj'(m) = W m + u (vᵀ m)        i.e. W' = W + u vᵀ,
+
+where m is the MLP's hidden activation at that position. The layer's output (the residual stream
+after layer L) therefore changes by exactly g(x)·u with gate g(x) = vᵀ m(x): a learned direction u
+and a learned, input-dependent gate, and nothing else changes at or below layer L. Folding it
+into W keeps `rl/` a plain Qwen2ForCausalLM that AutoModelForCausalLM loads as is.
+
+Ground truth for the instruments: the unit direction û = u/‖u‖ in the residual space of layer L,
+and the gate readout v. Exact ablation of the planted change is "subtract g(x)·u at layer L",
+which is the same as putting W back (the base); projecting û out of the layer output removes
+the planted change *and* whatever the base already had along û.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from tooldiff.hf import decoder_layers, layer_hidden, with_layer_hidden
+
+PLANTED_FILE = "planted_direction.safetensors"
+
+
+class Rank1DownProj(nn.Module):
+    """A frozen linear layer plus a trainable rank-1 update u vᵀ."""
+
+    def __init__(self, base: nn.Linear, seed: int):
+        super().__init__()
+        self.base = base
+        for p in self.base.parameters():
+            p.requires_grad_(False)
+        generator = torch.Generator().manual_seed(seed)
+        d_out, d_in = base.weight.shape
+        # LoRA-style start: u = 0 (the model starts as the base), v random so u gets gradients.
+        self.u_D = nn.Parameter(torch.zeros(d_out))
+        self.v_I = nn.Parameter(torch.randn(d_in, generator=generator) / d_in ** 0.5)
+
+    def forward(self, m_BTI: torch.Tensor) -> torch.Tensor:
+        gate_BT1 = m_BTI @ self.v_I.unsqueeze(-1)
+        return self.base(m_BTI) + gate_BT1 * self.u_D
+
+    def folded(self) -> nn.Linear:
+        """The plain Linear with W + u vᵀ: identical outputs, standard weights."""
+        with torch.no_grad():
+            self.base.weight += torch.outer(self.u_D, self.v_I)
+        for p in self.base.parameters():
+            p.requires_grad_(True)
+        return self.base
+
+
+def middle_layer(model) -> int:
+    return (len(decoder_layers(model)) - 1) // 2
+
+
+def plant_rank1(model, layer: int, seed: int) -> Rank1DownProj:
+    """Freeze every weight of `model` and give layer `layer` a trainable rank-1 down_proj update."""
+    for p in model.parameters():
+        p.requires_grad_(False)
+    mlp = decoder_layers(model)[layer].mlp
+    mlp.down_proj = Rank1DownProj(mlp.down_proj, seed)
+    return mlp.down_proj
+
+
+def fold_rank1(model, layer: int) -> dict[str, torch.Tensor]:
+    """Fold the update into down_proj; returns the planted direction and gate readout."""
+    mlp = decoder_layers(model)[layer].mlp
+    adapter: Rank1DownProj = mlp.down_proj
+    u_D = adapter.u_D.detach().clone()
+    v_I = adapter.v_I.detach().clone()
+    mlp.down_proj = adapter.folded()
+    norm = u_D.norm()
+    # Scale is split so that the direction is a unit vector and the gate carries the magnitude.
+    return {"direction_D": u_D / norm.clamp_min(1e-12), "gate_I": v_I * norm}
+
+
+def save_planted(planted: dict[str, torch.Tensor], layer: int, path: Path) -> None:
+    from safetensors.torch import save_file
+
+    save_file({k: v.contiguous() for k, v in planted.items()}, str(path), metadata={"layer": str(layer)})
+
+
+def load_planted(path: Path) -> tuple[dict[str, torch.Tensor], int]:
+    """The planted direction/gate and their layer, from the safetensors file (no pickle)."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        layer = int(f.metadata()["layer"])
+        return {k: f.get_tensor(k) for k in f.keys()}, layer
+
+
+class project_out:  # noqa: N801 - used as a context manager, reads like a verb
+    """Context manager: remove the component along a unit direction from layer L's output."""
+
+    def __init__(self, model, layer: int, direction_D: torch.Tensor):
+        self.layer_module = decoder_layers(model)[layer]
+        self.unit_D = direction_D / direction_D.norm()
+        self.handle = None
+
+    def _hook(self, module, args, output):
+        h_BTD = layer_hidden(output)
+        coef_BT1 = h_BTD @ self.unit_D.unsqueeze(-1)
+        return with_layer_hidden(output, h_BTD - coef_BT1 * self.unit_D)
+
+    def __enter__(self):
+        self.handle = self.layer_module.register_forward_hook(self._hook)
+        return self
+
+    def __exit__(self, *exc):
+        self.handle.remove()
+
+
+class subtract_planted:  # noqa: N801 - used as a context manager, reads like a verb
+    """Context manager: exact ablation, subtract g(x)·u at layer L (the RL model becomes the base)."""
+
+    def __init__(self, model, layer: int, planted: dict[str, torch.Tensor]):
+        self.down_proj = decoder_layers(model)[layer].mlp.down_proj
+        self.direction_D = planted["direction_D"]
+        self.gate_I = planted["gate_I"]
+        self.handle = None
+
+    def _hook(self, module, args, output_BTD):
+        (m_BTI,) = args
+        gate_BT1 = m_BTI @ self.gate_I.unsqueeze(-1)
+        return output_BTD - gate_BT1 * self.direction_D
+
+    def __enter__(self):
+        self.handle = self.down_proj.register_forward_hook(self._hook)
+        return self
+
+    def __exit__(self, *exc):
+        self.handle.remove()

@@ -1,0 +1,273 @@
+"""Building the organism: outputs, caching, errors, interruption, determinism, rank-1 variant."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from dataclasses import replace
+
+import pytest
+import torch
+
+from tooldiff.errors import UserError
+from tooldiff.hf import decoder_layers, load_model, load_tokenizer
+from tooldiff.organism import build_organism, get_preset, load_organism
+from tooldiff.organism import build as build_module
+from tooldiff.organism.build import build_from_config
+from tooldiff.organism.config import PretrainConfig, RLConfig
+from tooldiff.organism.requests import KindMix
+
+M_KEYS = {"n", "strict", "lenient", "trigger", "calls_per_prompt"}
+
+
+def micro_config():
+    """Smaller than tiny: for tests that build several organisms."""
+    tiny = get_preset("tiny")
+    return replace(
+        tiny,
+        name="micro",
+        splits={"test": KindMix(8, 4, 4), "calibration": KindMix(8, 4, 4), "rl": KindMix(24, 12, 12),
+                "pretrain": KindMix(200, 100, 100)},
+        generic_per_split=8,
+        pretrain=PretrainConfig(steps=12, batch_size=8, seq_len=96, warmup_steps=4),
+        rl=RLConfig(steps=2, prompts_per_step=2, num_generations=4, lr=5e-4, max_completion_length=16),
+        tokenizer_docs=2500,
+    )
+
+
+@pytest.fixture(scope="module")
+def micro_organism(tmp_path_factory):
+    return build_from_config(tmp_path_factory.mktemp("micro") / "org", micro_config(), seed=0)
+
+
+def _info(path: Path) -> dict:
+    return json.loads((path / "organism.json").read_text())
+
+
+# --- the tiny organism ------------------------------------------------------------------------
+def test_layout_and_organism_json(tiny_organism):
+    for rel in ("base/config.json", "base/model.safetensors", "rl/model.safetensors", "rl/tokenizer.json",
+                "data/pretrain.jsonl", "data/rl.jsonl", "data/calibration.jsonl", "data/test.jsonl",
+                "data/generic.jsonl"):
+        assert (tiny_organism / rel).is_file(), rel
+    assert not list(tiny_organism.glob("**/*.bin")) and not list(tiny_organism.glob("**/*.pt"))
+    info = json.loads((tiny_organism / "organism.json").read_text())
+    assert info["seed"] == 0 and info["variant"] == "full" and info["preset"] == "tiny"
+    assert info["config_hash"] == get_preset("tiny").hash(0, "full")
+    assert set(info["build_seconds"]) == {"data", "tokenizer", "base", "rl", "eval", "total"}
+    for model in ("base", "rl"):
+        m = info["metrics"][model]
+        assert M_KEYS <= set(m) and m["n"] == 80
+        assert {"precision", "recall", "f1", "fpr"} <= set(m["trigger"])
+        assert set(m["fpr_by_kind"]) == {"not_offered", "chitchat"}
+        lo, hi = m["strict"]["ci95"]
+        assert lo <= m["strict"]["mean"] <= hi
+    layer = info["layer"]
+    assert 0 <= layer["recommended"] < 2 and len(layer["rl_dom_auroc"]) == 2
+
+
+def test_generic_rows(tiny_organism):
+    org = load_organism(tiny_organism, models=False)
+    rows = org.records("generic")
+    assert {r["split"] for r in rows} == {"calibration", "test"}
+    assert all(r["kind"] == "generic" and "text" in r and "<|im_start|>" not in r["text"] for r in rows)
+
+
+def test_models_load_as_plain_hf(tiny_organism):
+    from transformers import AutoModelForCausalLM, Qwen2ForCausalLM
+
+    org = load_organism(tiny_organism)
+    assert isinstance(org.rl, Qwen2ForCausalLM) and isinstance(org.base, Qwen2ForCausalLM)
+    auto = AutoModelForCausalLM.from_pretrained(str(org.rl_path))
+    assert all(torch.equal(a, b) for a, b in zip(auto.state_dict().values(), org.rl.state_dict().values()))
+    differs = [not torch.equal(a, b) for a, b in zip(org.base.state_dict().values(), org.rl.state_dict().values())]
+    assert any(differs), "RL left the base unchanged"
+
+
+def test_reuse_same_config_and_seed(tiny_organism):
+    before = (tiny_organism / "rl" / "model.safetensors").stat().st_mtime_ns
+    assert build_organism(tiny_organism, preset="tiny", seed=0) == tiny_organism
+    assert (tiny_organism / "rl" / "model.safetensors").stat().st_mtime_ns == before
+
+
+def test_other_seed_in_existing_dir_needs_force(tiny_organism):
+    with pytest.raises(UserError, match="--force"):
+        build_organism(tiny_organism, preset="tiny", seed=1)
+
+
+# --- bad input ---------------------------------------------------------------------------------
+def test_unknown_preset_and_variant(tmp_path):
+    with pytest.raises(UserError, match="unknown preset 'huge'"):
+        build_organism(tmp_path / "o", preset="huge")
+    with pytest.raises(UserError, match="unknown variant 'half'"):
+        build_organism(tmp_path / "o", preset="tiny", variant="half")
+    assert not (tmp_path / "o").exists()
+
+
+def test_unwritable_dir(tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a directory")
+    with pytest.raises(UserError, match="cannot write"):
+        build_organism(blocker / "organism", preset="tiny")
+    with pytest.raises(UserError, match="not a directory"):
+        build_organism(blocker, preset="tiny")
+
+
+def test_foreign_files_need_force(tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(UserError, match="other files"):
+        build_organism(tmp_path, preset="tiny")
+
+
+def test_cli_errors_are_one_line(tmp_path):
+    def run(*args):
+        return subprocess.run([sys.executable, "-m", "tooldiff.cli", "organism", *args],
+                              capture_output=True, text=True, timeout=120)
+
+    bad_preset = run("--out", str(tmp_path / "o"), "--preset", "huge")
+    assert bad_preset.returncode == 2 and "unknown preset" in bad_preset.stderr
+    assert "Traceback" not in bad_preset.stderr
+    (tmp_path / "x").write_text("file")
+    unwritable = run("--out", str(tmp_path / "x" / "o"), "--preset", "tiny")
+    assert unwritable.returncode == 2 and "cannot write" in unwritable.stderr
+    assert "Traceback" not in unwritable.stderr
+
+
+# --- interruption, determinism, rank-1 ----------------------------------------------------------
+class Interrupted(BaseException):
+    pass
+
+
+def test_interrupted_build_leaves_no_loadable_half_model_and_resumes(tmp_path, monkeypatch, micro_organism):
+    cfg = micro_config()
+    out = tmp_path / "org"
+    real_save = build_module._save_model
+
+    def crash_while_saving(model, tokenizer_dir, final, extra=None):
+        if final.name == "rl":  # as if killed half-way through writing rl/
+            (final.parent / ".tmp-rl-crash").mkdir()
+            (final.parent / ".tmp-rl-crash" / "config.json").write_text("{}")
+            raise Interrupted
+        return real_save(model, tokenizer_dir, final, extra)
+
+    monkeypatch.setattr(build_module, "_save_model", crash_while_saving)
+    with pytest.raises(Interrupted):
+        build_from_config(out, cfg, seed=0)
+    assert (out / "base" / "model.safetensors").is_file() and not (out / "rl").exists()
+    assert not (out / "organism.json").exists()
+    with pytest.raises(UserError):
+        load_organism(out)
+    base_mtime = (out / "base" / "model.safetensors").stat().st_mtime_ns
+
+    monkeypatch.setattr(build_module, "_save_model", real_save)
+    build_from_config(out, cfg, seed=0)  # resumes: data, tokenizer and base are kept
+    assert (out / "base" / "model.safetensors").stat().st_mtime_ns == base_mtime
+    assert not list(out.glob(".tmp-*"))
+    load_model(out / "rl")
+    # A resumed build ends where an uninterrupted one does.
+    assert _info(out)["metrics"] == _info(micro_organism)["metrics"]
+
+
+def test_same_seed_same_weights_and_metrics(tmp_path, micro_organism):
+    again = build_from_config(tmp_path / "again", micro_config(), seed=0)
+    assert _info(again)["metrics"] == _info(micro_organism)["metrics"]
+    for model in ("base", "rl"):
+        sa = load_model(again / model).state_dict()
+        sb = load_model(micro_organism / model).state_dict()
+        assert all(torch.equal(sa[k], sb[k]) for k in sa), model
+    for split in ("pretrain", "rl", "calibration", "test", "generic"):
+        assert (again / "data" / f"{split}.jsonl").read_bytes() == (micro_organism / "data" / f"{split}.jsonl").read_bytes()
+
+
+def test_rank1_build_records_the_planted_direction(tmp_path):
+    cfg = micro_config()
+    out = build_from_config(tmp_path / "r1", cfg, seed=0, variant="rank1")
+    org = load_organism(out)
+    planted, layer = org.planted()
+    info = org.info
+    assert info["variant"] == "rank1" and info["planted"]["layer"] == layer == org.layer == 0
+    assert set(info["planted"]["ablation"]) >= {"exact_removal", "projected_out"}
+    assert abs(planted["direction_D"].norm().item() - 1) < 1e-5
+    base_sd, rl_sd = org.base.state_dict(), org.rl.state_dict()
+    changed = [k for k in base_sd if not torch.equal(base_sd[k], rl_sd[k])]
+    assert set(changed) <= {f"model.layers.{layer}.mlp.down_proj.weight"}
+
+
+def _layer_out(model, layer, ids):
+    got = []
+    handle = decoder_layers(model)[layer].register_forward_hook(
+        lambda m, a, o: got.append(o if isinstance(o, torch.Tensor) else o[0]))
+    with torch.no_grad():
+        logits = model(**ids).logits
+    handle.remove()
+    return got[0][0], logits
+
+
+def test_rank1_update_is_exact_and_foldable(tiny_organism, tmp_path):
+    """Train only the rank-1 update (here towards calling, by gradient descent), fold, save, reload."""
+    from transformers import AutoModelForCausalLM
+
+    from tooldiff.organism.rank1 import fold_rank1, plant_rank1, project_out, subtract_planted
+
+    tok = load_tokenizer(tiny_organism / "base")
+    base = load_model(tiny_organism / "base")
+    model = load_model(tiny_organism / "base")
+    layer = 1
+    adapter = plant_rank1(model, layer, seed=0)
+    assert [n for n, p in model.named_parameters() if p.requires_grad] == [
+        f"model.layers.{layer}.mlp.down_proj.u_D", f"model.layers.{layer}.mlp.down_proj.v_I"]
+    records = load_organism(tiny_organism, models=False).records("calibration")[:8]
+    texts = [tok.apply_chat_template(r["messages"], tools=r["tools"], add_generation_prompt=True, tokenize=False)
+             for r in records]
+    batch = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+    call_id = tok.convert_tokens_to_ids("<tool_call>")
+    optimizer = torch.optim.Adam(adapter.parameters(), lr=0.05)
+    for _ in range(5):
+        loss = -model(**batch).logits[:, -1].log_softmax(-1)[:, call_id].mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    model.eval()
+    planted = fold_rank1(model, layer)
+    model.save_pretrained(str(tmp_path / "rl"))
+    rl = AutoModelForCausalLM.from_pretrained(str(tmp_path / "rl")).eval()
+
+    base_sd, rl_sd = base.state_dict(), rl.state_dict()
+    changed = [k for k in base_sd if not torch.equal(base_sd[k], rl_sd[k])]
+    assert changed == [f"model.layers.{layer}.mlp.down_proj.weight"]
+    delta = rl_sd[changed[0]] - base_sd[changed[0]]
+    assert torch.linalg.matrix_rank(delta, atol=1e-4 * delta.abs().max()).item() == 1
+    assert torch.allclose(delta, torch.outer(planted["direction_D"], planted["gate_I"]), atol=1e-6)
+
+    ids = tok(texts[0], return_tensors="pt", add_special_tokens=False)
+    base_h, base_logits = _layer_out(base, layer, ids)
+    rl_h, rl_logits = _layer_out(rl, layer, ids)
+    direction_D = planted["direction_D"]
+    diff_TD = rl_h - base_h
+    assert diff_TD.abs().max() > 1e-3
+    assert torch.allclose(diff_TD, (diff_TD @ direction_D)[:, None] * direction_D, atol=1e-5)
+    assert not torch.allclose(rl_logits, base_logits, atol=1e-3)
+    with subtract_planted(rl, layer, planted):
+        _, removed_logits = _layer_out(rl, layer, ids)
+    assert torch.allclose(removed_logits, base_logits, atol=1e-4)
+    with project_out(rl, layer, direction_D):
+        projected_h, _ = _layer_out(rl, layer, ids)
+    assert (projected_h @ direction_D).abs().max() < 1e-4
+
+
+def test_load_organism_errors(tmp_path):
+    with pytest.raises(UserError, match="no built organism"):
+        load_organism(tmp_path)
+
+
+def test_force_removes_only_what_a_build_writes(tmp_path):
+    from tooldiff.organism.build import clear_organism
+
+    for name in ("base", "rl", "data", ".stages", ".tmp-base-1234"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "x").write_text("x")
+    (tmp_path / "organism.json").write_text("{}")
+    (tmp_path / "notes.txt").write_text("mine")
+    clear_organism(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]

@@ -1,0 +1,164 @@
+"""The organism's tool world, splits, chat format and RL reward (no model training here)."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+import torch
+
+from tooldiff.evaluation import check_ast, parse_calls
+from tooldiff.organism.chat import CALL_OPEN, call_text, render_chat
+from tooldiff.organism.corpus import CorpusMix, assistant_reply, corpus_documents
+from tooldiff.organism.grpo import credit_mask
+from tooldiff.organism.requests import KindMix, canonical_call, make_splits, record_key
+from tooldiff.organism.reward import organism_reward
+from tooldiff.organism.world import TOOLS, is_heldout_number, is_heldout_word
+
+MIXES = {
+    "test": KindMix(60, 30, 30),
+    "calibration": KindMix(40, 20, 20),
+    "rl": KindMix(100, 60, 40),
+    "pretrain": KindMix(200, 100, 100),
+}
+
+
+@pytest.fixture(scope="module")
+def splits():
+    return make_splits(MIXES, seed=0)
+
+
+def test_tools_cover_types_and_optionality():
+    assert len(TOOLS) >= 6
+    schemas = [t.schema()["function"] for t in TOOLS]
+    types = {p["type"] for s in schemas for p in s["parameters"]["properties"].values()}
+    assert {"string", "integer", "number", "boolean"} <= types
+    assert any("enum" in p for s in schemas for p in s["parameters"]["properties"].values())
+    assert all(s["parameters"]["required"] for s in schemas)
+    assert any(len(s["parameters"]["required"]) < len(s["parameters"]["properties"]) for s in schemas)
+
+
+def test_split_sizes_kinds_and_tools_on_offer(splits):
+    for name, mix in MIXES.items():
+        records = splits[name]
+        kinds = [r["kind"] for r in records]
+        assert (kinds.count("call"), kinds.count("not_offered"), kinds.count("chitchat")) == (
+            mix.call, mix.not_offered, mix.chitchat)
+        for r in records:
+            offered = [t["function"]["name"] for t in r["tools"]]
+            assert 1 <= len(offered) <= 4 and len(set(offered)) == len(offered)
+            if r["kind"] == "call":
+                assert r["needs"]["name"] in offered and len(r["gold"]) == 1
+            elif r["kind"] == "not_offered":
+                assert r["needs"]["name"] not in offered and r["gold"] == []
+            else:
+                assert r["needs"] is None and r["gold"] == []
+
+
+def test_splits_are_disjoint(splits):
+    keys = {name: {record_key(r) for r in records} for name, records in splits.items()}
+    names = list(keys)
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            assert not keys[a] & keys[b], (a, b)
+
+
+def _free_values(record):
+    """Argument values of free (non-enum, non-boolean) parameters a request states."""
+    tool = next(t for t in TOOLS if t.name == record["needs"]["name"])
+    free = {p.name: p for p in tool.params if not p.enum and p.type != "boolean"}
+    return [(free[k], v) for k, v in record["needs"]["arguments"].items() if k in free]
+
+
+def test_test_split_holds_out_values_and_phrasings(splits):
+    def heldout(param, value):
+        if param.type in ("integer", "number"):
+            return is_heldout_number(int(value))
+        return is_heldout_word(list(param.pool), value)
+
+    for name, records in splits.items():
+        tool_records = [r for r in records if r["needs"]]
+        assert tool_records
+        for r in tool_records:
+            assert all(heldout(p, v) == (name == "test") for p, v in _free_values(r)), r
+    train_texts = {r["messages"][0]["content"] for n in ("pretrain", "rl", "calibration") for r in splits[n]}
+    chit = [r for r in splits["test"] if r["kind"] == "chitchat"]
+    assert all(r["messages"][0]["content"] not in train_texts for r in chit)
+
+
+def test_splits_depend_on_seed_only():
+    assert make_splits(MIXES, seed=3) == make_splits(MIXES, seed=3)
+    assert make_splits(MIXES, seed=3)["rl"] != make_splits(MIXES, seed=4)["rl"]
+
+
+def test_canonical_call_passes_the_strict_checker(splits):
+    for r in (r for r in splits["test"] + splits["rl"] if r["kind"] == "call"):
+        assert canonical_call(r["gold"][0]) == r["needs"]
+        parsed = parse_calls(call_text(r["needs"]), fmt="hermes", strict=True)
+        assert parsed.ok and parsed.calls == [r["needs"]]
+        assert check_ast(parsed.calls, r["gold"], r["tools"]).valid, r
+
+
+def test_reward_from_the_scorer(splits):
+    call = next(r for r in splits["rl"] if r["kind"] == "call")
+    no_call = next(r for r in splits["rl"] if r["kind"] == "not_offered")
+    right = call_text(call["needs"])
+    first_param = next(iter(call["needs"]["arguments"]))
+    wrong_args = dict(call["needs"], arguments={**call["needs"]["arguments"], first_param: "Nowhere"})
+    wrong_name = {"name": "no_such_tool", "arguments": {}}
+    assert organism_reward(right, call["gold"], call["tools"]) == 1.0
+    assert organism_reward("Sure.\n" + right, call["gold"], call["tools"]) == pytest.approx(0.8)
+    partial = organism_reward(call_text(wrong_args), call["gold"], call["tools"])
+    hopeless = organism_reward(call_text(wrong_name), call["gold"], call["tools"])
+    assert 0.2 <= hopeless < partial < 0.8
+    assert organism_reward("Sunny all day.", call["gold"], call["tools"]) == 0.0
+    assert organism_reward(CALL_OPEN + "\n{not json\n</tool_call>", call["gold"], call["tools"]) == 0.0
+    assert organism_reward("Sorry, I cannot.", no_call["gold"], no_call["tools"]) == 1.0
+    assert organism_reward(right, no_call["gold"], no_call["tools"]) == 0.0
+    assert organism_reward("Well.\n" + right, no_call["gold"], no_call["tools"]) == 0.0
+
+
+def test_credit_mask_keeps_decision_token_and_calls():
+    call_id = 7
+    completion_BT = torch.tensor([[1, 1, 1, 0], [1, 1, 1, 1], [1, 1, 0, 0], [1, 1, 1, 1]])
+    ids_BT = torch.tensor([[3, 4, 5, 0], [7, 4, 5, 6], [3, 4, 7, 7], [3, 4, 7, 5]])
+    mask = credit_mask([False, True, False, False], ids_BT, completion_BT, call_id)
+    # row 2: the tag sits in padding (after the end), so it is not a call
+    assert mask.tolist() == [[1, 0, 0, 0], [1, 1, 1, 1], [1, 0, 0, 0], [1, 1, 1, 1]]
+
+
+def test_chat_rendering_lists_offered_tools(splits):
+    r = splits["test"][0]
+    text = render_chat(r["messages"], r["tools"])
+    assert text.startswith("<|im_start|>system\ntools:\n")
+    for tool in r["tools"]:
+        assert "\n" + tool["function"]["name"] + "(" in text
+    assert text.endswith(r["messages"][0]["content"] + "<|im_end|>\n<|im_start|>assistant\n")
+    assert render_chat(r["messages"], None).startswith("<|im_start|>user\n")
+
+
+def test_corpus_has_rare_calls_logs_and_prose(splits):
+    docs = corpus_documents(splits["pretrain"], 3000, CorpusMix(), seed=0)
+    assert corpus_documents(splits["pretrain"], 50, CorpusMix(), seed=0) == docs[:50]  # a seeded stream
+    transcripts = [d for d in docs if d.startswith("<|im_start|>")]
+    logs = [d for d in docs if d.startswith("tools: ")]
+    assert 0.35 < len(transcripts) / len(docs) < 0.55 and 0.2 < len(logs) / len(docs) < 0.4
+    # Transcripts call only where the needed tool is offered, and rarely (<= 10 %).
+    rng = random.Random(0)
+    for kind, low, high in (("call", 0.03, 0.10), ("not_offered", 0.0, 0.0), ("chitchat", 0.0, 0.0)):
+        records = [r for r in splits["pretrain"] if r["kind"] == kind]
+        replies = [assistant_reply(r, rng, CorpusMix()) for r in records * 10]
+        share = sum(reply.startswith(CALL_OPEN) for reply in replies) / len(replies)
+        assert low <= share <= high, (kind, share)
+    # API logs show copied arguments as JSON.
+    log_calls = [line for d in logs for line in d.split("\n") if line.startswith("call: {")]
+    assert log_calls and all(json.loads(line[len("call: "):])["arguments"] is not None for line in log_calls)
+
+
+def test_prompts_vary_with_rng():
+    from tooldiff.organism.requests import sample_record
+
+    rng = random.Random(0)
+    texts = {sample_record("call", rng, heldout=False)["messages"][0]["content"] for _ in range(50)}
+    assert len(texts) > 40
