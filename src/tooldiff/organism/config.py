@@ -101,7 +101,7 @@ PRESETS: dict[str, OrganismConfig] = {
         splits={
             "test": KindMix(call=400, not_offered=200, chitchat=200),
             "calibration": KindMix(call=300, not_offered=150, chitchat=150),
-            "rl": KindMix(call=1600, not_offered=1400, chitchat=1000),
+            "rl": KindMix(call=1800, not_offered=1300, chitchat=900),
             "pretrain": KindMix(call=4000, not_offered=2000, chitchat=2000),
         },
         generic_per_split=400,
@@ -109,9 +109,9 @@ PRESETS: dict[str, OrganismConfig] = {
         vocab_size=2048,
         model=ModelShape(hidden_size=128, num_hidden_layers=4, num_attention_heads=8, num_key_value_heads=4,
                          intermediate_size=384),
-        pretrain=PretrainConfig(steps=400, batch_size=32, seq_len=128, lr=3e-3, warmup_steps=50,
-                                drill_steps=700, drill_seq_len=64),
-        rl=RLConfig(steps=200, prompts_per_step=8, num_generations=8, lr=2e-4),
+        pretrain=PretrainConfig(steps=500, batch_size=32, seq_len=128, lr=3e-3, warmup_steps=50,
+                                drill_steps=600, drill_seq_len=64),
+        rl=RLConfig(steps=200, prompts_per_step=8, num_generations=8, lr=3e-4),
     ),
 }
 

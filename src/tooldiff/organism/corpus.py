@@ -27,10 +27,10 @@ from tooldiff.organism.world import CHITCHAT_REPLIES, REFUSALS, TOOL_BY_NAME
 class CorpusMix:
     """Share of documents of each type, and how often a transcript's assistant calls."""
 
-    transcript: float = 0.45
+    transcript: float = 0.55
     api_log: float = 0.30
-    prose: float = 0.25
-    call_rate: float = 0.08  # correct calls among transcript turns whose needed tool is offered
+    prose: float = 0.15
+    call_rate: float = 0.10  # correct calls among transcript turns whose needed tool is offered
     refusal_rate: float = 0.5  # refusals among not-offered turns (else invented text)
     log_entries: tuple[int, int] = (1, 2)  # entries per API-log document (min, max)
     log_call_share: float = 0.7  # log entries whose tool is offered (the rest show `none`)

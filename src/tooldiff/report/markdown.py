@@ -73,15 +73,16 @@ def _findings(results: dict) -> list[str]:
                      f"{b['intervention']} of latent {b['features'][0]} ({b['crosscoder']}, α={b['alpha']}): "
                      f"{_pp(b['diff'])} {_ci(b['ci95'])}; its controls moved it by "
                      f"{'n/a' if cr is None else f'{_pp(cr[0])} to {_pp(cr[1])}'}.")
-    for r in f["recon_artifact"]:
-        lines.append(f"- Reconstruction splice, {r['model']}, {r['normalization']} normalization ({r['crosscoder']}): "
-                     f"{_pp(r['diff'])} {_ci(r['ci95'])}.")
-    for r in f["dfc_vs_dom"]:
-        better = "more" if abs(r["latent_call_rate_diff"]) > abs(r["rival_call_rate_diff"]) else "less"
-        lines.append(f"- Transfer into the base at c={r['dose']} ({r['crosscoder']}): latent {r['latent']} → strict "
-                     f"{_pct(r['latent_strict'])}, call rate {_pp(r['latent_call_rate_diff'])}; {r['rival']} → "
-                     f"strict {_pct(r['rival_strict'])}, call rate {_pp(r['rival_call_rate_diff'])} "
-                     f"(the latent moves calls {better} than the rival).")
+    lines += ["", "Reconstruction splice, matched vs mismatched normalization (the paper's possible artifact):", "",
+              "| crosscoder | model | normalization | strict | Δ vs none (95% CI) |", "|---|---|---|---|---|"]
+    lines += [f"| {r['crosscoder']} | {r['model']} | {r['normalization']} | {_pct(r['strict']['mean'])} | "
+              f"{_pp(r['diff'])} {_ci(r['ci95'])} |" for r in f["recon_artifact"]]
+    lines += ["", "Transfer into the base: the RL latent's decoder direction vs the difference-of-means rivals, "
+              "same dose:", "", "| crosscoder | dose | latent | strict | Δ call rate | rival | strict | Δ call rate |",
+              "|---|---|---|---|---|---|---|---|"]
+    lines += [f"| {r['crosscoder']} | {r['dose']} | {r['latent']} | {_pct(r['latent_strict'])} | "
+              f"{_pp(r['latent_call_rate_diff'])} | {r['rival']} | {_pct(r['rival_strict'])} | "
+              f"{_pp(r['rival_call_rate_diff'])} |" for r in f["dfc_vs_dom"]]
     return lines
 
 
