@@ -10,13 +10,12 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import tomllib
 from pathlib import Path
 from typing import Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from tooldiff.errors import UserError
+from tooldiff.errors import UserError, describe_validation, read_toml
 
 Sparsity = Literal["topk", "batchtopk", "l1"]
 
@@ -160,28 +159,15 @@ class SweepConfig(BaseModel):
         return hashlib.sha256(json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _describe(err: ValidationError) -> str:
-    first = err.errors()[0]
-    where = ".".join(str(p) for p in first["loc"]) or "sweep"
-    if first["type"] == "extra_forbidden":
-        return f"unknown key {where!r}"
-    return f"{where}: {first['msg']}"
-
-
 def parse_sweep(raw: dict[str, Any], source: str = "sweep") -> SweepConfig:
     try:
         return SweepConfig.model_validate(raw)
     except ValidationError as e:
-        raise UserError(f"{source}: {_describe(e)}") from None
+        raise UserError(f"{source}: {describe_validation(e)}") from None
 
 
 def load_sweep(path: str | Path) -> SweepConfig:
     """Read a sweep TOML; every mistake becomes a one-line UserError naming the file and key."""
     path = Path(path)
-    if not path.is_file():
-        raise UserError(f"sweep file {path} does not exist")
-    try:
-        raw = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as e:
-        raise UserError(f"{path}: not valid TOML: {e}") from None
+    raw = read_toml(path, "sweep file")
     return parse_sweep(raw, source=str(path))

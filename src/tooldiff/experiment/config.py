@@ -6,7 +6,7 @@ import math
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
-from tooldiff.errors import UserError
+from tooldiff.errors import UserError, describe_validation
 
 
 class ExperimentConfig(BaseModel):
@@ -66,6 +66,4 @@ def load_experiment_config(overrides: dict | None) -> ExperimentConfig:
     try:
         return ExperimentConfig(**(overrides or {}))
     except ValidationError as e:
-        err = e.errors()[0]
-        where = ".".join(str(p) for p in err["loc"]) or "config"
-        raise UserError(f"experiment config: {where}: {err['msg']}") from None
+        raise UserError(f"experiment config: {describe_validation(e)}") from None

@@ -7,13 +7,12 @@ data it names can move together. Unknown keys are errors that name the key.
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 from typing import Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from tooldiff.errors import UserError
+from tooldiff.errors import UserError, describe_validation, read_toml
 
 
 class _Strict(BaseModel):
@@ -104,24 +103,11 @@ class StudyConfig(_Strict):
         return str(candidate) if candidate.exists() else value
 
 
-def _describe(err: ValidationError) -> str:
-    first = err.errors()[0]
-    where = ".".join(str(p) for p in first["loc"]) or "config"
-    if first["type"] == "extra_forbidden":
-        return f"unknown key {where!r}"
-    return f"{where}: {str(first['msg']).removeprefix('Value error, ')}"
-
-
 def load_study(path: str | Path) -> StudyConfig:
     """Read and validate a study TOML; every mistake is a one-line UserError."""
     path = Path(path)
-    if not path.is_file():
-        raise UserError(f"study config {path} does not exist")
-    try:
-        raw = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as e:
-        raise UserError(f"{path}: not valid TOML: {e}") from None
+    raw = read_toml(path, "study config")
     try:
         return StudyConfig(**raw, root=path.resolve().parent)
     except ValidationError as e:
-        raise UserError(f"{path}: {_describe(e)}") from None
+        raise UserError(f"{path}: {describe_validation(e)}") from None
