@@ -180,20 +180,38 @@ def test_same_seed_same_weights_and_metrics(tmp_path, micro_organism):
         assert (again / "data" / f"{split}.jsonl").read_bytes() == (micro_organism / "data" / f"{split}.jsonl").read_bytes()
 
 
-@pytest.mark.xfail(reason="the rank1 RL stage plants a zero direction in the micro/tiny presets (issue 3 open)",
-                   strict=False)
-def test_rank1_build_records_the_planted_direction(tmp_path):
-    cfg = micro_config()
-    out = build_from_config(tmp_path / "r1", cfg, seed=0, variant="rank1")
+def test_rank1_build_records_the_planted_direction(tmp_path, micro_organism):
+    """Mechanics of a rank1 build that shares the full build's base (the micro base is too weak
+    for RL to move it much: the next test checks the exact maths)."""
+    from tooldiff.organism.rank1 import PLANTED_FILE
+
+    out = build_from_config(tmp_path / "r1", micro_config(), seed=0, variant="rank1", shared_from=micro_organism)
     org = load_organism(out)
+    for stage in ("data", "tokenizer", "base"):
+        assert json.loads((out / ".stages" / f"{stage}.json").read_text())["shared_from"] == str(micro_organism)
+    full_base = load_organism(micro_organism).base.state_dict()
+    assert all(torch.equal(full_base[k], v) for k, v in org.base.state_dict().items())
+    assert (out / "data" / "test.jsonl").read_bytes() == (micro_organism / "data" / "test.jsonl").read_bytes()
     planted, layer = org.planted()
     info = org.info
     assert info["variant"] == "rank1" and info["planted"]["layer"] == layer == org.layer == 0
+    assert info["planted"]["file"] == f"rl/{PLANTED_FILE}"
     assert set(info["planted"]["ablation"]) >= {"exact_removal", "projected_out"}
-    assert abs(planted["direction_D"].norm().item() - 1) < 1e-5
+    assert M_KEYS <= set(info["planted"]["ablation"]["exact_removal"])
+    norm = planted["direction_D"].norm().item()
+    assert abs(norm - 1) < 1e-5 or (norm == 0 and info["planted"]["update_norm"] == 0)
     base_sd, rl_sd = org.base.state_dict(), org.rl.state_dict()
     changed = [k for k in base_sd if not torch.equal(base_sd[k], rl_sd[k])]
     assert set(changed) <= {f"model.layers.{layer}.mlp.down_proj.weight"}
+    assert planted["direction_D"].shape == (org.rl.config.hidden_size,)
+    assert planted["gate_I"].shape == (org.rl.config.intermediate_size,)
+
+
+def test_sharing_needs_a_finished_build_of_the_same_config_and_seed(tmp_path, micro_organism):
+    with pytest.raises(UserError, match="same preset and seed"):
+        build_from_config(tmp_path / "r1", micro_config(), seed=1, variant="rank1", shared_from=micro_organism)
+    with pytest.raises(UserError, match="same preset and seed"):
+        build_from_config(tmp_path / "r2", micro_config(), seed=0, variant="rank1", shared_from=tmp_path / "nothing")
 
 
 def _layer_out(model, layer, ids):

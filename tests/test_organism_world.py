@@ -111,21 +111,27 @@ def test_reward_from_the_scorer(splits):
     assert organism_reward("Sure.\n" + right, call["gold"], call["tools"]) == pytest.approx(0.8)
     partial = organism_reward(call_text(wrong_args), call["gold"], call["tools"])
     hopeless = organism_reward(call_text(wrong_name), call["gold"], call["tools"])
-    assert 0.2 <= hopeless < partial < 0.8
+    malformed = organism_reward(CALL_OPEN + "\n{not json\n</tool_call>", call["gold"], call["tools"])
+    assert 0 < malformed < hopeless < partial < 0.8
     assert organism_reward("Sunny all day.", call["gold"], call["tools"]) == 0.0
-    assert organism_reward(CALL_OPEN + "\n{not json\n</tool_call>", call["gold"], call["tools"]) == 0.0
-    assert organism_reward("Sorry, I cannot.", no_call["gold"], no_call["tools"]) == 1.0
+    assert organism_reward("Sorry, I cannot.", no_call["gold"], no_call["tools"]) == 0.5
     assert organism_reward(right, no_call["gold"], no_call["tools"]) == 0.0
     assert organism_reward("Well.\n" + right, no_call["gold"], no_call["tools"]) == 0.0
+    assert organism_reward(CALL_OPEN + "\n{not json", no_call["gold"], no_call["tools"]) == 0.0
 
 
-def test_credit_mask_keeps_decision_token_and_calls():
-    call_id = 7
-    completion_BT = torch.tensor([[1, 1, 1, 0], [1, 1, 1, 1], [1, 1, 0, 0], [1, 1, 1, 1]])
-    ids_BT = torch.tensor([[3, 4, 5, 0], [7, 4, 5, 6], [3, 4, 7, 7], [3, 4, 7, 5]])
-    mask = credit_mask([False, True, False, False], ids_BT, completion_BT, call_id)
-    # row 2: the tag sits in padding (after the end), so it is not a call
-    assert mask.tolist() == [[1, 0, 0, 0], [1, 1, 1, 1], [1, 0, 0, 0], [1, 1, 1, 1]]
+def test_credit_mask_keeps_decision_tokens_and_needed_calls():
+    tag = 7
+    completion_BT = torch.tensor([[1, 1, 1, 0], [1, 1, 1, 1], [1, 1, 0, 0], [1, 1, 1, 1], [1, 1, 1, 1]])
+    ids_BT = torch.tensor([[3, 4, 5, 0], [7, 4, 5, 6], [3, 4, 7, 7], [3, 4, 7, 5], [3, 7, 5, 6]])
+    mask = credit_mask([False, True, False, False, True], ids_BT, completion_BT, tag)
+    assert mask.tolist() == [
+        [1, 0, 0, 0],  # no call needed, none made: the decision only
+        [1, 1, 1, 1],  # call needed and made: everything
+        [1, 0, 0, 0],  # the tag sits in padding, after the end: not a call
+        [1, 0, 1, 0],  # call made where none was needed: the decisions, not the arguments
+        [1, 1, 1, 1],  # call needed, opened after a word: everything
+    ]
 
 
 def test_chat_rendering_lists_offered_tools(splits):

@@ -49,6 +49,8 @@ def organism(
     seed: int = typer.Option(0, help="Seed for data, pretraining and RL."),
     variant: str = typer.Option("full", help="full (RL tunes every weight) | rank1 (positive control)."),
     force: bool = typer.Option(False, help="Rebuild from scratch, replacing the organism DIR holds."),
+    shared_from: Path = typer.Option(None, help="A finished build of the same preset and seed (e.g. the full "
+                                                "variant) whose data, tokenizer and base are copied, not rebuilt."),
 ) -> None:
     """Build the embedded model organism: tool world, tokenizer, base LM and its GRPO twin.
 
@@ -57,7 +59,7 @@ def organism(
     """
     from tooldiff.organism import build_organism
 
-    build_organism(out=out, preset=preset, seed=seed, variant=variant, force=force)
+    build_organism(out=out, preset=preset, seed=seed, variant=variant, force=force, shared_from=shared_from)
 
 
 # --- activations ------------------------------------------------------------------------

@@ -29,7 +29,8 @@ from tooldiff.errors import UserError
 from tooldiff.hf import load_model, load_tokenizer
 from tooldiff.organism.config import OrganismConfig, check_variant, get_preset
 from tooldiff.organism.corpus import iter_documents
-from tooldiff.organism.progress import say
+from tooldiff.progress import console
+from tooldiff.threads import one_thread
 from tooldiff.organism.store import (
     STAGES_DIR,
     TMP_PREFIX,
@@ -195,8 +196,9 @@ def stage_rl(b: Build) -> dict:
     if layer is not None:
         planted = fold_rank1(model, layer)
         extra = lambda tmp: save_planted(planted, layer, tmp / PLANTED_FILE)  # noqa: E731
+        # ‖ΔW‖ = ‖u‖·‖v‖ = ‖gate_I‖ (the direction is a unit vector): 0 means RL planted nothing.
         summary = {"planted_layer": layer, "planted_file": f"rl/{PLANTED_FILE}",
-                   "gate_norm": float(planted["gate_I"].norm())}
+                   "update_norm": float(planted["gate_I"].norm())}
     _save_model(model, b.out / "base", b.out / "rl", extra)
     rewards = [h["reward"] for h in history if "reward" in h]
     k = max(1, len(rewards) // 5)
@@ -284,6 +286,7 @@ def write_info(b: Build, markers: StageMarkers, preset: str) -> dict:
     }
     if b.variant == "rank1":
         info["planted"] = {"layer": rl_info["planted_layer"], "file": rl_info["planted_file"],
+                           "update_norm": rl_info["update_norm"],
                            "tensors": {"direction_D": "unit direction in the residual stream after the layer",
                                        "gate_I": "gate readout of the layer's MLP activation: g = gate_I . m(x)"},
                            "ablation": evaluation["rank1_ablation"]}
@@ -291,34 +294,71 @@ def write_info(b: Build, markers: StageMarkers, preset: str) -> dict:
     return info
 
 
+SHARED_STAGES = ("data", "tokenizer", "base")  # what does not depend on the variant
+
+
+def copy_shared_stages(source: Path, b: Build, markers: StageMarkers) -> None:
+    """Copy the variant-independent stages of a finished build of the same config and seed.
+
+    The source must be complete (organism.json written) and built from this exact config and
+    seed; anything else is a user error rather than a silent rebuild.
+    """
+    info = read_info(source)
+    same_config = json.loads(json.dumps(b.cfg.to_dict()))  # as organism.json stores it (tuples -> lists)
+    if info is None or info.get("seed") != b.seed or info.get("config") != same_config:
+        raise UserError(f"{source} is not a finished organism of the same preset and seed; cannot share its base")
+    for stage in SHARED_STAGES:
+        if markers.get(stage):
+            continue
+        marker = StageMarkers(source, info["config_hash"]).get(stage)
+        if marker is None:
+            raise UserError(f"{source} has no finished {stage} stage to share")
+        with atomic_dir(b.out / stage) as tmp:
+            shutil.copytree(source / stage, tmp, dirs_exist_ok=True)
+        extra = {k: v for k, v in marker.items() if k not in ("hash", "seconds")}
+        markers.mark(stage, marker["seconds"], shared_from=str(source), **extra)
+        console.print(f"stage {stage}: copied from {source}")
+
+
 # --- entry point --------------------------------------------------------------------------------
 def build_organism(out: str | Path, preset: str = "default", seed: int = 0, variant: str = "full",
-                   force: bool = False) -> Path:
-    """Build (or reuse, or resume) the organism in `out`; returns `out`."""
-    return build_from_config(Path(out), get_preset(preset), seed, variant, force, preset_name=preset)
+                   force: bool = False, shared_from: str | Path | None = None) -> Path:
+    """Build (or reuse, or resume) the organism in `out`; returns `out`.
+
+    `shared_from`: a finished build of the same preset and seed (another variant), whose data,
+    tokenizer and base are copied instead of rebuilt: they do not depend on the variant.
+    """
+    return build_from_config(Path(out), get_preset(preset), seed, variant, force, preset_name=preset,
+                             shared_from=Path(shared_from) if shared_from else None)
 
 
 def build_from_config(out: Path, cfg: OrganismConfig, seed: int = 0, variant: str = "full", force: bool = False,
-                      preset_name: str | None = None) -> Path:
+                      preset_name: str | None = None, shared_from: Path | None = None) -> Path:
     check_variant(variant)
     build_hash = cfg.hash(seed, variant)
     if prepare_dir(out, build_hash, force):
-        say(f"[green]reusing[/] the organism in {out} (same config, seed and variant)")
+        console.print(f"[green]reusing[/] the organism in {out} (same config, seed and variant)")
         return out
     remove_stale_temporaries(out)
     b = Build(out=out, cfg=cfg, seed=seed, variant=variant, build_hash=build_hash)
     markers = StageMarkers(out, build_hash)
-    for stage in STAGES:
-        if markers.get(stage):
-            say(f"stage {stage}: done in an earlier run, kept")
-            continue
-        say(f"[bold]stage {stage}[/] ({cfg.name}, seed {seed}, {variant})")
-        start = time.perf_counter()
-        extra = STAGE_FUNCS[stage](b)
-        markers.mark(stage, time.perf_counter() - start, **extra)
-    info = write_info(b, markers, preset_name or cfg.name)
+    with one_thread():
+        if shared_from is not None:
+            copy_shared_stages(shared_from, b, markers)
+        for stage in STAGES:
+            if markers.get(stage):
+                console.print(f"stage {stage}: done in an earlier run, kept")
+                continue
+            console.print(f"[bold]stage {stage}[/] ({cfg.name}, seed {seed}, {variant})")
+            start = time.perf_counter()
+            extra = STAGE_FUNCS[stage](b)
+            markers.mark(stage, time.perf_counter() - start, **extra)
+        info = write_info(b, markers, preset_name or cfg.name)
     m = info["metrics"]
-    say(f"[green]organism ready[/] in {out}: base strict {m['base']['strict']['mean']:.2f}, "
-        f"rl strict {m['rl']['strict']['mean']:.2f}, rl FPR {m['rl']['trigger']['fpr']:.2f}, "
-        f"layer {info['layer']['recommended']}, {info['build_seconds']['total']:.0f} s")
+    call = {name: m[name]["by_kind"]["call"]["strict"]["mean"] for name in ("base", "rl")}
+    console.print(f"[green]organism ready[/] in {out}: strict on tool-needed prompts base {call['base']:.2f}, "
+                  f"rl {call['rl']:.2f}; rl FPR {m['rl']['trigger']['fpr']:.2f} "
+                  f"(not offered {m['rl']['fpr_by_kind'].get('not_offered', 0):.2f}, "
+                  f"chit-chat {m['rl']['fpr_by_kind'].get('chitchat', 0):.2f}); layer {info['layer']['recommended']}; "
+                  f"{info['build_seconds']['total']:.0f} s")
     return out

@@ -53,6 +53,7 @@ class RLConfig:
     temperature: float = 1.0
     rank1_lr: float = 3e-2  # the rank-1 variant trains 2 vectors, not the whole model
     rank1_layer: int | None = None  # None: the middle layer
+    call_first_steps: int = 0  # curriculum: the first steps see only prompts that need a call
 
 
 @dataclass(frozen=True)
@@ -84,7 +85,7 @@ PRESETS: dict[str, OrganismConfig] = {
         splits={
             "test": KindMix(call=40, not_offered=20, chitchat=20),
             "calibration": KindMix(call=40, not_offered=20, chitchat=20),
-            "rl": KindMix(call=200, not_offered=150, chitchat=100),
+            "rl": KindMix(call=300, not_offered=120, chitchat=80),
             "pretrain": KindMix(call=1500, not_offered=700, chitchat=700),
         },
         generic_per_split=40,
@@ -92,8 +93,9 @@ PRESETS: dict[str, OrganismConfig] = {
         vocab_size=2048,
         model=ModelShape(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
                          intermediate_size=192),
-        pretrain=PretrainConfig(steps=220, batch_size=16, seq_len=128, lr=4e-3, warmup_steps=20),
-        rl=RLConfig(steps=12, prompts_per_step=4, num_generations=4, lr=5e-4, max_completion_length=32),
+        pretrain=PretrainConfig(steps=400, batch_size=16, seq_len=128, lr=4e-3, warmup_steps=20),
+        rl=RLConfig(steps=40, prompts_per_step=8, num_generations=8, lr=5e-4, max_completion_length=32,
+                    call_first_steps=15),
         tokenizer_docs=6000,
     ),
     "default": OrganismConfig(
@@ -101,7 +103,7 @@ PRESETS: dict[str, OrganismConfig] = {
         splits={
             "test": KindMix(call=400, not_offered=200, chitchat=200),
             "calibration": KindMix(call=300, not_offered=150, chitchat=150),
-            "rl": KindMix(call=1800, not_offered=1300, chitchat=900),
+            "rl": KindMix(call=2400, not_offered=1000, chitchat=600),
             "pretrain": KindMix(call=4000, not_offered=2000, chitchat=2000),
         },
         generic_per_split=400,
@@ -111,7 +113,7 @@ PRESETS: dict[str, OrganismConfig] = {
                          intermediate_size=384),
         pretrain=PretrainConfig(steps=500, batch_size=32, seq_len=128, lr=3e-3, warmup_steps=50,
                                 drill_steps=600, drill_seq_len=64),
-        rl=RLConfig(steps=200, prompts_per_step=8, num_generations=8, lr=3e-4),
+        rl=RLConfig(steps=250, prompts_per_step=8, num_generations=8, lr=3e-4, call_first_steps=40),
     ),
 }
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from tooldiff.hf import render_prompt
-from tooldiff.organism.progress import progress_bar
+from tooldiff.progress import new_progress
 
 
 @torch.no_grad()
@@ -16,7 +16,7 @@ def generate_greedy(model, tokenizer, prompts: list[str], max_new_tokens: int, b
     # Longest prompts first: batches hold similar lengths, so little padding is computed.
     order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
     outputs: list[str] = [""] * len(prompts)
-    with progress_bar() as bar:
+    with new_progress() as bar:
         task = bar.add_task(label, total=len(prompts))
         for start in range(0, len(order), batch_size):
             index = order[start:start + batch_size]

@@ -2,12 +2,18 @@
 
 TRL does all of GRPO (sampling groups, group-normalised advantages, the clipped loss). One thing
 it cannot express is *where the credit goes*: it gives a completion's advantage to every
-completion token. SPEC section 5 found that giving it to the first (decision) token, plus the
-whole completion when a call was involved, cut wrong calls on not-offered prompts from 62 % to
-39 %: a correct "no call" then trains only the decision, not the wording of the refusal.
-"Involved" means the prompt needs a call *or the completion made one*: with credit on the first
-token only, a first run learned to write one word of prose and then call (` serves.\ncall:
-<tool_call>...`), a call the loss never saw on no-call prompts.
+completion token. SPEC section 5 found that crediting the first (decision) token, plus the whole
+call when a call was required, cut wrong calls on not-offered prompts from 62 % to 39 %.
+
+We credit the decision tokens of every completion (the first token and any `<tool_call>` tag)
+and the whole completion only when the prompt needs a call and the completion made one. Each
+piece was learned the hard way on this organism:
+- first token only: a run learned to write one word of prose and then call (` serves.\ncall:
+  <tool_call>...`), a call the loss never saw on no-call prompts (hence the tags);
+- whole completions of wrong calls on no-call prompts: the penalty landed on the arguments too
+  and degraded copying for the prompts that do need the call;
+- whole completions of non-calls on call prompts: the penalty landed on ordinary words and the
+  model's prose decayed into word salad.
 
 `DecisionCreditGRPOTrainer` therefore overrides one method: after TRL has generated and scored a
 batch, it narrows the loss mask (TRL's `tool_mask`, which the loss multiplies into the completion
@@ -17,6 +23,7 @@ mask and which leaves attention untouched) and recounts the credited tokens.
 from __future__ import annotations
 
 import json
+import random
 import tempfile
 from pathlib import Path
 
@@ -25,13 +32,32 @@ import torch
 from tooldiff.hf import render_prompt
 from tooldiff.organism.chat import CALL_OPEN
 from tooldiff.organism.config import RLConfig
-from tooldiff.organism.progress import progress_bar
+from tooldiff.progress import new_progress
 from tooldiff.organism.reward import organism_reward
 
 
+def curriculum(records: list[dict], cfg: RLConfig, seed: int) -> list[dict]:
+    """The prompts in the order RL sees them: `call_first_steps` steps of tool-needed prompts
+    only, then all kinds shuffled.
+
+    A base that cannot yet tell an offered tool from a missing one gets, from the no-call prompts,
+    as many "calling costs" signals as "calling pays" ones from the tool-needed prompts; on the
+    tiny base the first unlucky batch drove calls to zero for good. Learning to call first and
+    then when not to call avoids that race (the capability first, then its boundary).
+    """
+    rng = random.Random(f"{seed}:rl-order")
+    calls = [r for r in records if r["gold"]]
+    rng.shuffle(calls)
+    head = calls[:cfg.call_first_steps * cfg.prompts_per_step]
+    head_ids = {id(r) for r in head}
+    tail = [r for r in records if id(r) not in head_ids]
+    rng.shuffle(tail)
+    return head + tail
+
+
 def rl_dataset(records: list[dict], tokenizer):
-    """TRL rows: the rendered prompt (tools differ per prompt, so TRL must not render it) and the
-    gold/tools as JSON strings (Arrow cannot hold BFCL answers of mixed types)."""
+    """TRL rows, in order: the rendered prompt (tools differ per prompt, so TRL must not render
+    it) and the gold/tools as JSON strings (Arrow cannot hold BFCL answers of mixed types)."""
     from datasets import Dataset
 
     return Dataset.from_list([
@@ -48,14 +74,19 @@ def reward_function(prompts, completions, gold, tools, **_) -> list[float]:
 
 def credit_mask(needs_call: list[bool], completion_ids_BT: torch.Tensor, completion_mask_BT: torch.Tensor,
                 call_token_id: int) -> torch.Tensor:
-    """1 on the first completion token of every row, and on every token of a row whose prompt
-    needs a call or whose completion contains the call tag."""
-    mask_BT = torch.zeros_like(completion_mask_BT)
-    mask_BT[:, 0] = 1
+    """Which completion tokens the loss credits.
+
+    Decision tokens always: the first token, and every call tag (so a call opened after some
+    prose is still judged as a call). The body of a completion only when the prompt needs a call
+    and the completion made one: that is where the arguments are learned.
+    """
+    live_BT = completion_mask_BT.bool()
+    is_tag_BT = (completion_ids_BT == call_token_id) & live_BT
+    mask_BT = is_tag_BT.clone()
+    mask_BT[:, 0] = True
     needs_B = torch.tensor(needs_call, dtype=torch.bool, device=mask_BT.device)
-    called_B = ((completion_ids_BT == call_token_id) & completion_mask_BT.bool()).any(dim=1)
-    mask_BT[needs_B | called_B] = 1
-    return mask_BT * completion_mask_BT
+    mask_BT[needs_B & is_tag_BT.any(dim=1)] = True
+    return (mask_BT & live_BT).to(completion_mask_BT.dtype)
 
 
 def _trainer_class():
@@ -85,7 +116,7 @@ def _progress_callback(total: int):
         """A rich progress bar with the running mean reward (TRL's own prints a dict per log)."""
 
         def on_train_begin(self, args, state, control, **kwargs):
-            self.bar = progress_bar()
+            self.bar = new_progress()
             self.task = self.bar.add_task("GRPO", total=total)
             self.bar.start()
 
@@ -116,6 +147,7 @@ def grpo_config(cfg: RLConfig, lr: float, seed: int, output_dir: str):
         lr_scheduler_type="constant",
         beta=0.0,  # no KL term: no reference model to run (SPEC section 5 prototype)
         loss_type="dapo",
+        scale_rewards="batch",  # keep reward magnitudes across groups (see reward.py)
         seed=seed,
         data_seed=seed,
         use_cpu=True,
@@ -126,6 +158,7 @@ def grpo_config(cfg: RLConfig, lr: float, seed: int, output_dir: str):
         logging_steps=1,
         disable_tqdm=True,  # RewardProgress shows a bar with the mean reward instead
         dataloader_num_workers=0,
+        shuffle_dataset=False,  # the order is the curriculum (shuffled by us, seeded)
     )
 
 
@@ -137,7 +170,7 @@ def run_grpo(model, tokenizer, records: list[dict], cfg: RLConfig, seed: int, lr
             model=model,
             reward_funcs=reward_function,
             args=grpo_config(cfg, lr if lr is not None else cfg.lr, seed, str(Path(tmp))),
-            train_dataset=rl_dataset(records, tokenizer),
+            train_dataset=rl_dataset(curriculum(records, cfg, seed), tokenizer),
             processing_class=tokenizer,
         )
         from transformers.trainer_callback import PrinterCallback, ProgressCallback

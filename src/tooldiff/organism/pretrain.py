@@ -13,7 +13,7 @@ import math
 import torch
 
 from tooldiff.organism.config import ModelShape, PretrainConfig
-from tooldiff.organism.progress import progress_bar
+from tooldiff.progress import new_progress
 
 
 def build_model(shape: ModelShape, tokenizer, seed: int):
@@ -79,7 +79,7 @@ def pretrain(model, phases: list[torch.Tensor], cfg: PretrainConfig, seed: int) 
     total = sum(rows.shape[0] // cfg.batch_size for rows in phases)
     model.train()
     losses = []
-    with progress_bar() as bar:
+    with new_progress() as bar:
         task = bar.add_task("pretraining base", total=total)
         for step, batch_BS in enumerate(batches(phases, cfg.batch_size, seed)):
             for group in optimizer.param_groups:

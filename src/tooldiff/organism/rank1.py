@@ -68,15 +68,22 @@ def plant_rank1(model, layer: int, seed: int) -> Rank1DownProj:
 
 
 def fold_rank1(model, layer: int) -> dict[str, torch.Tensor]:
-    """Fold the update into down_proj; returns the planted direction and gate readout."""
+    """Fold the update into down_proj; returns the planted direction and gate readout.
+
+    `direction_D` is the unit vector û = u/‖u‖ and `gate_I` = ‖u‖·v, so that the change of
+    layer L's output is exactly (gate_I · m(x)) û. If RL never moved u (no reward signal at
+    all), both are zero: the build records `update_norm` 0 and the positive control has nothing
+    to find.
+    """
     mlp = decoder_layers(model)[layer].mlp
     adapter: Rank1DownProj = mlp.down_proj
     u_D = adapter.u_D.detach().clone()
     v_I = adapter.v_I.detach().clone()
     mlp.down_proj = adapter.folded()
     norm = u_D.norm()
-    # Scale is split so that the direction is a unit vector and the gate carries the magnitude.
-    return {"direction_D": u_D / norm.clamp_min(1e-12), "gate_I": v_I * norm}
+    if norm == 0:
+        return {"direction_D": torch.zeros_like(u_D), "gate_I": torch.zeros_like(v_I)}
+    return {"direction_D": u_D / norm, "gate_I": v_I * norm}
 
 
 def save_planted(planted: dict[str, torch.Tensor], layer: int, path: Path) -> None:

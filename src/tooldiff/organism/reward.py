@@ -1,14 +1,23 @@
 """The RL reward, built from the project's scorer (tooldiff.evaluation).
 
-- prompt needs no call (not offered, chit-chat): 1 for making no call, 0 for any call attempt;
-- prompt needs a call: no call or a malformed block earns 0. Otherwise FORMAT_CREDIT if the
-  completion is nothing but call blocks (a call that follows some prose is read by the parser but
-  is not the format we want), plus CORRECT_CREDIT when the calls pass the strict BFCL-AST check,
-  else PARTIAL_SPAN times the ToolRL correctness share (right name, keys, values).
+Prompt that needs no call (not offered, chit-chat): NO_CALL_CREDIT for making no call, 0 for
+any call attempt. It is half the reward of a right call on purpose: GRPO runs with batch-level
+(not per-group) reward scaling, so magnitudes carry over, and a base that cannot yet tell an
+offered tool from a missing one (ours cannot) must hear "calling pays" on tool-needed prompts
+louder than "calling costs" on the others, or RL drives calls to zero after a few unlucky
+batches (measured: one batch with 12 calls on no-call prompts did it at lr 1e-3).
 
-Order: right and clean 1.0 > right after prose 0.8 > wrong (at most 0.7) > no call 0. On a prompt
-that needs no call, calling is never rewarded, so the partial credit cannot teach calling
-everywhere.
+Prompt that needs a call, a sum of three parts:
+- DECISION_CREDIT for attempting a call at all, even a malformed one. Without it, a weak base
+  whose calls are mostly malformed only ever hears "calling is bad" (from the no-call prompts)
+  and RL drives its call rate to zero, as the first tiny builds did;
+- FORMAT_CREDIT when the completion is well formed and nothing but call blocks (a call after
+  some prose is read by the parser but is not the format we want);
+- CORRECT_CREDIT when the calls pass the strict BFCL-AST check, else PARTIAL_SPAN times the
+  ToolRL correctness share (right name, keys and values count).
+
+Order on a call prompt: right and clean 1.0 > right after prose 0.8 > wrong but clean (at most
+0.75) > malformed 0.3 > no call 0. On a no-call prompt calling is never rewarded.
 """
 
 from __future__ import annotations
@@ -16,9 +25,11 @@ from __future__ import annotations
 from tooldiff.evaluation import check_ast, parse_calls, toolrl_reward
 from tooldiff.evaluation.reward import REWARD_MAX, REWARD_MIN
 
+NO_CALL_CREDIT = 0.5
+DECISION_CREDIT = 0.3
 FORMAT_CREDIT = 0.2
-CORRECT_CREDIT = 0.8
-PARTIAL_SPAN = 0.5  # a wrong call earns at most FORMAT_CREDIT + PARTIAL_SPAN < CORRECT_CREDIT
+CORRECT_CREDIT = 0.5
+PARTIAL_SPAN = 0.25
 
 
 def organism_reward(text: str, gold: list[dict], tools: list[dict]) -> float:
@@ -26,12 +37,13 @@ def organism_reward(text: str, gold: list[dict], tools: list[dict]) -> float:
     parsed = parse_calls(text, fmt="hermes", strict=True)
     made_call = bool(parsed.calls) or parsed.malformed > 0
     if not gold:
-        return 0.0 if made_call else 1.0
-    if not made_call or not parsed.ok:
+        return 0.0 if made_call else NO_CALL_CREDIT
+    if not made_call:
         return 0.0
-    format_credit = FORMAT_CREDIT if not parsed.text.strip() else 0.0
+    if not parsed.ok:
+        return DECISION_CREDIT
+    reward = DECISION_CREDIT + (FORMAT_CREDIT if not parsed.text.strip() else 0.0)
     if check_ast(parsed.calls, gold, tools).valid:
-        return format_credit + CORRECT_CREDIT
+        return reward + CORRECT_CREDIT
     correctness = toolrl_reward(parsed.calls, gold, format_ok=True).correctness
-    share = (correctness - REWARD_MIN) / (REWARD_MAX - REWARD_MIN)
-    return format_credit + PARTIAL_SPAN * share
+    return reward + PARTIAL_SPAN * (correctness - REWARD_MIN) / (REWARD_MAX - REWARD_MIN)
