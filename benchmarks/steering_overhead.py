@@ -1,7 +1,7 @@
 """Generation tokens/s with steering vs without, side by side in one run.
 
     python benchmarks/steering_overhead.py [--model DIR | --organism DIR] [--batch 8]
-        [--new-tokens 64] [--repeats 10] [--threads 1]
+        [--new-tokens 64] [--repeats 60] [--threads 1]
 
 Runs the shared generation loop (`tooldiff.interventions.generate_completions`, the one the
 server uses) on one fixed batch of prompts, alternating conditions in a shuffled order each
@@ -15,8 +15,9 @@ changes *when* the model stops cannot change the token count. Conditions:
 - per_row: half the rows steered at last_prompt, half not (a mixed server batch).
 
 Prints tokens/s per condition and its ratio to plain (the target is >= 0.95), and exits 1 if
-the last_prompt ratio is below the target. Default model: the tiny organism, built into
---organism if missing.
+any steered condition is below the target (judged on the median of per-repeat paired ratios;
+see `report`). Default model: the tiny organism, built into --organism if missing (an
+organism already there is used as is).
 """
 
 from __future__ import annotations
@@ -55,9 +56,13 @@ def load(args):
         prompts = [render_prompt(tokenizer, {"messages": [{"role": "user", "content": f"Request number {i}: what now?"}]})
                    for i in range(args.batch)]
         return model, tokenizer, prompts
-    from tooldiff.organism import build_organism, load_organism
+    from pathlib import Path
 
-    build_organism(args.organism, preset="tiny", seed=0)  # reuses a finished build
+    from tooldiff.organism import build_organism, load_organism
+    from tooldiff.organism.build import INFO_FILE
+
+    if not (Path(args.organism) / INFO_FILE).exists():  # an existing organism is used as is
+        build_organism(args.organism, preset="tiny", seed=0)
     org = load_organism(args.organism)
     records = [r for r in org.records("test") if r.get("kind") == "call"][: args.batch]
     return org.rl, org.tokenizer, [render_prompt(org.tokenizer, r) for r in records]
@@ -96,7 +101,7 @@ def main() -> int:
     parser.add_argument("--organism", default="/tmp/tooldiff-bench/organism", help="organism directory")
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--new-tokens", type=int, default=64)
-    parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--repeats", type=int, default=60, help="interleaved repeats (shared machines need many)")
     parser.add_argument("--layer", type=int, default=None, help="steered layer (default: the middle one)")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
@@ -125,18 +130,37 @@ def main() -> int:
             seconds[name] += s
             per_repeat[name].append(n / s)
 
-    plain = tokens["plain"] / seconds["plain"]
     print(f"model: {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M params, {n_layers(model)} layers, "
           f"layer {layer} steered; batch {len(prompts)} x {args.new_tokens} new tokens; {args.repeats} interleaved repeats; "
           f"{args.threads} thread(s)")
-    print(f"{'condition':<12} {'tokens/s':>10} {'median/rep':>11} {'ratio':>7}")
-    for name in conds:
+    return report(tokens, seconds, per_repeat)
+
+
+def report(tokens: dict, seconds: dict, per_repeat: dict) -> int:
+    """Print the table; exit code 1 if any steered condition's paired ratio misses the target.
+
+    The verdict reads the median over repeats of (condition / plain) measured within the same
+    repeat: on a shared machine a burst of load slows whichever run it lands on, and pairing
+    plus the median keeps one burst from deciding the verdict. The pooled ratio (total tokens
+    over total seconds) is printed alongside; on a quiet machine the two agree.
+    """
+    plain = tokens["plain"] / seconds["plain"]
+    print(f"{'condition':<12} {'tokens/s':>10} {'median/rep':>11} {'pooled':>7} {'paired':>7} {'(IQR)':>15}")
+    paired = {}
+    for name in tokens:
+        ratios = [r / p for r, p in zip(per_repeat[name], per_repeat["plain"])]
+        q1, _, q3 = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else ratios * 3
+        paired[name] = statistics.median(ratios)
         rate = tokens[name] / seconds[name]
-        print(f"{name:<12} {rate:>10.1f} {statistics.median(per_repeat[name]):>11.1f} {rate / plain:>7.3f}")
-    ratio = (tokens["last_prompt"] / seconds["last_prompt"]) / plain
-    verdict = "PASS" if ratio >= TARGET else "FAIL"
-    print(f"{verdict}: steered (last_prompt) / plain = {ratio:.3f} (target >= {TARGET})")
-    return 0 if ratio >= TARGET else 1
+        print(f"{name:<12} {rate:>10.1f} {statistics.median(per_repeat[name]):>11.1f} {rate / plain:>7.3f} "
+              f"{paired[name]:>7.3f}   ({q1:.3f}-{q3:.3f})")
+    del paired["plain"]
+    misses = [f"{name} {ratio:.3f}" for name, ratio in paired.items() if ratio < TARGET]
+    if misses:
+        print(f"FAIL: paired ratio below {TARGET}: {', '.join(misses)}")
+        return 1
+    print(f"PASS: every steered condition >= {TARGET} x plain (lowest paired ratio {min(paired.values()):.3f})")
+    return 0
 
 
 if __name__ == "__main__":

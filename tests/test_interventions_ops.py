@@ -113,3 +113,31 @@ def test_edit_keeps_dtype_of_the_model(model, cc, h_ND):
 
 def test_unit_direction_of_zero_is_zero():
     assert torch.equal(ops.unit_direction(torch.zeros(4)), torch.zeros(4))
+
+
+@pytest.mark.parametrize("sparsity, theta", [("topk", 0.0), ("batchtopk", 0.0), ("batchtopk", 0.3), ("l1", 0.0)])
+@pytest.mark.parametrize("model_index", [0, 1])
+@pytest.mark.parametrize("negative_bias", [False, True])  # the other model's latents can or cannot rank
+def test_latent_reader_matches_encode_single(sparsity, theta, model_index, negative_bias):
+    from tooldiff.crosscoder.config import CrosscoderConfig
+    from tooldiff.crosscoder.model import CheckpointInfo, Crosscoder
+    from tooldiff.interventions.readout import latent_reader
+
+    extra = {"lambda_excl": 0.1} if sparsity == "l1" else {}
+    cfg = CrosscoderConfig(d_model=D_MODEL, dict_size=80, excl_a=0.1, excl_b=0.1, k=8, sparsity=sparsity, seed=4,
+                           **extra)
+    cc = Crosscoder.initialized(cfg, CheckpointInfo(layer=LAYER))
+    gen = torch.Generator().manual_seed(7)
+    with torch.no_grad():
+        cc.set_normalization(torch.randn(2, D_MODEL, generator=gen), torch.tensor([2.0, 3.0]))
+        bias_L = torch.randn(80, generator=gen) * 0.3
+        cc.b_enc_L.copy_(-bias_L.abs() if negative_bias else bias_L)
+        cc.theta.fill_(theta)
+    h_ND = torch.randn(200, D_MODEL, generator=gen) * 3
+    span = cc.model_latents(model_index)
+    latents = [span.start, span.start + 5, 40, span.stop - 1]  # exclusive and shared latents
+    with torch.no_grad():
+        want_NS = cc.encode_single(h_ND, model_index)[:, latents]
+    got_NS = latent_reader(cc, model_index, latents)(h_ND)
+    assert (want_NS > 0).any() and (want_NS == 0).any()  # both sides of the sparsity rule are tested
+    torch.testing.assert_close(got_NS, want_NS, atol=1e-5, rtol=1e-5)

@@ -142,6 +142,40 @@ def test_per_row_in_one_forward_equals_each_row_alone():
     assert torch.equal(batched[1], clean[1]) and not torch.equal(batched[0], clean[0])
 
 
+def test_per_row_without_pads_edits_every_position_of_its_rows_only():
+    # No pads: the call's every position is real, and a per-row edit must still reach all T
+    # columns of its own rows and nothing of the others.
+    model = tiny_model("qwen2", VOCAB)
+    ids_BT, mask_BT = left_pad([[5, 6, 7], [8, 9, 10], [11, 12, 13]], pad_id=1)
+    h_clean, _ = layer_output(model, ids_BT, mask_BT, None)
+    h_steer, _ = layer_output(model, ids_BT, mask_BT, [[add_at("all")], [], [add_at("prompt")]])
+    expected_BT = torch.tensor([[True] * 3, [False] * 3, [True] * 3])
+    assert torch.equal(changed_BT(h_steer, h_clean), expected_BT)
+    h_alone, _ = layer_output(model, ids_BT[:1], mask_BT[:1], [add_at("all")])
+    torch.testing.assert_close(h_steer[0], h_alone[0], atol=1e-5, rtol=1e-5)
+
+
+def test_selections_of_prefill_decode_and_a_call_straddling_the_prompt_end():
+    from tooldiff.interventions.positions import PositionTracker
+
+    tracker = PositionTracker(tiny_model("qwen2", VOCAB))
+    prefill_mask = torch.tensor([[1, 1, 1, 1, 1], [0, 1, 1, 1, 1]])
+    prefill = tracker.positions_of_call({"input_ids": torch.ones(2, 5, dtype=torch.long),
+                                         "attention_mask": prefill_mask})
+    assert torch.equal(prefill.select("all"), prefill_mask.bool()) and prefill.select("generated") is False
+    # A decoding step: constants, no tensor work.
+    decode = tracker.positions_of_call({"input_ids": torch.ones(2, 1, dtype=torch.long),
+                                        "attention_mask": torch.ones(2, 6, dtype=torch.long)})
+    assert [decode.select(p) for p in ("last_prompt", "prompt", "generated", "all")] == [False, False, True, True]
+    # After a cache crop to 3 tokens: columns 3 and 4 are prompt again, column 5 generated.
+    straddle = tracker.positions_of_call({"input_ids": torch.ones(2, 3, dtype=torch.long),
+                                          "attention_mask": torch.ones(2, 6, dtype=torch.long)})
+    assert torch.equal(straddle.select("prompt"), torch.tensor([[True, True, False]] * 2))
+    assert torch.equal(straddle.select("generated"), torch.tensor([[False, False, True]] * 2))
+    assert torch.equal(straddle.select("last_prompt"), torch.tensor([[False, True, False]] * 2))
+    assert straddle.select("all") is True
+
+
 def test_a_layer_run_outside_a_model_call_is_refused():
     model = tiny_model("qwen2", VOCAB)
     ids_BT, mask_BT = padded_batch(VOCAB, lengths=(3, 2))

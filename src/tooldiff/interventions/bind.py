@@ -5,8 +5,9 @@ model's width, a latent must exist and belong to the model whose weights it read
 crosscoder must match the model's width and layer. Decoder directions are gathered once here,
 so the hook itself only does arithmetic.
 
-At intervention time only the hooked model's activations exist, so latents are read with
-`encode_single(h, model_index)` (the other model's normalized input taken as 0).
+At intervention time only the hooked model's activations exist, so latents are read as
+`encode_single(h, model_index)` reads them (the other model's normalized input taken as 0),
+by the prepared reader of readout.py.
 """
 
 from __future__ import annotations
@@ -21,19 +22,26 @@ from tooldiff.crosscoder.model import Crosscoder
 from tooldiff.errors import UserError
 from tooldiff.hf import check_layer, hidden_size
 from tooldiff.interventions import ops
+from tooldiff.interventions.readout import latent_reader
 from tooldiff.interventions.spec import Intervention
 
+# h_..D -> h_..D: any leading shape, each position (a row of the last axis) edited on its own.
 Edit = Callable[[torch.Tensor], torch.Tensor]
 MODEL_NAMES = {0: "A (RL)", 1: "B (base)"}
 
 
 @dataclass(frozen=True)
 class BoundIntervention:
-    """An intervention ready to run: which positions, which rows (None = all) and the edit."""
+    """An intervention ready to run: which positions, which rows (None = all) and the edit.
+
+    Per-row interventions carry their rows twice: as a mask `rows_B` (combined with position
+    masks) and as indices `row_ids` (to gather whole rows when every position is selected).
+    """
 
     spec: Intervention
     edit: Edit
     rows_B: Optional[torch.Tensor] = None
+    row_ids: Optional[torch.Tensor] = None
 
     @property
     def positions(self) -> str:
@@ -88,8 +96,19 @@ def _in_float32(fn: Edit, device: torch.device | None = None) -> Edit:
     """Run `fn` in float32 (on `device`), handing back the model's dtype and device."""
 
     def run(h_ND: torch.Tensor) -> torch.Tensor:
+        if h_ND.dtype == torch.float32 and (device is None or h_ND.device == device):
+            return fn(h_ND)  # a float32 model: no conversion (this runs once per token)
         out_ND = fn(h_ND.to(device=device or h_ND.device, dtype=torch.float32))
         return out_ND.to(device=h_ND.device, dtype=h_ND.dtype)
+
+    return run
+
+
+def _flat(fn: Edit) -> Edit:
+    """`fn` for 2-D h_ND only (matmuls), run on h of any leading shape."""
+
+    def run(h: torch.Tensor) -> torch.Tensor:
+        return fn(h) if h.ndim == 2 else fn(h.reshape(-1, h.shape[-1])).view(h.shape)
 
     return run
 
@@ -98,15 +117,29 @@ def _cc_device(cc: Crosscoder) -> torch.device:
     return cc.b_enc_L.device
 
 
+def _on_device_of(t: torch.Tensor):
+    """t, moved once to the device of the hidden states it meets (a model may span devices)."""
+    copies = {t.device: t}
+
+    def get(like: torch.Tensor) -> torch.Tensor:
+        found = copies.get(like.device)
+        if found is None:
+            found = copies[like.device] = t.to(like.device)
+        return found
+
+    return get
+
+
 def _bind_vector(spec: Intervention, v_D: torch.Tensor, d_model: int) -> Edit:
     if v_D.shape[0] != d_model:
         raise UserError(f"vector has {v_D.shape[0]} entries, but the model's hidden size is {d_model}")
-    u_D = ops.unit_direction(v_D)
+    unit_on = _on_device_of(ops.unit_direction(v_D))
     if spec.op == "add":
         dose = float(spec.dose)  # type: ignore[arg-type]
-        return _in_float32(lambda h: ops.add_relative(h, u_D.to(h.device), dose))
+        return _in_float32(lambda h: ops.add_relative(h, unit_on(h), dose))
     # steer / ablate / clamp treat the unit direction as a latent: f = h.u, d = u.
-    return _in_float32(lambda h: _latent_op(spec, h, ops.project(h, u_D.to(h.device)), u_D.to(h.device)[None]))
+    op = _latent_op(spec)
+    return _in_float32(_flat(lambda h: op(h, ops.project(h, unit_on(h)), unit_on(h)[None])))
 
 
 def _bind_reconstruct(spec: Intervention, cc: Crosscoder, model: int) -> Edit:
@@ -120,7 +153,7 @@ def _bind_reconstruct(spec: Intervention, cc: Crosscoder, model: int) -> Edit:
             x_hat_ND = cc.decode_single(f_NL, model, normalized=skip_norm)
         return ops.reconstruct(h_ND, x_hat_ND, spec.add_error)
 
-    return _in_float32(run, _cc_device(cc))
+    return _in_float32(_flat(run), _cc_device(cc))
 
 
 def _bind_latents(spec: Intervention, cc: Crosscoder, model: int) -> Edit:
@@ -131,21 +164,21 @@ def _bind_latents(spec: Intervention, cc: Crosscoder, model: int) -> Edit:
     if spec.op == "add":
         u_D, dose = ops.unit_direction(d_SD[0]), float(spec.dose)  # type: ignore[arg-type]
         return _in_float32(lambda h: ops.add_relative(h, u_D, dose), _cc_device(cc))
-    index_S = torch.tensor(latents, device=_cc_device(cc))
-
-    def run(h_ND: torch.Tensor) -> torch.Tensor:
-        with torch.no_grad():
-            f_NS = cc.encode_single(h_ND, model).index_select(1, index_S)
-        return _latent_op(spec, h_ND, f_NS, d_SD)
-
-    return _in_float32(run, _cc_device(cc))
+    op, read_f = _latent_op(spec), latent_reader(cc, model, latents)
+    return _in_float32(_flat(lambda h_ND: op(h_ND, read_f(h_ND), d_SD)), _cc_device(cc))
 
 
-def _latent_op(spec: Intervention, h_ND: torch.Tensor, f_NS: torch.Tensor, d_SD: torch.Tensor) -> torch.Tensor:
+LatentOp = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def _latent_op(spec: Intervention) -> LatentOp:
+    """(h_ND, f_NS, d_SD) -> new h_ND for steer / ablate / clamp, its knob read once."""
     if spec.op == "steer":
-        return ops.steer(h_ND, f_NS, d_SD, float(spec.alpha))  # type: ignore[arg-type]
+        alpha = float(spec.alpha)  # type: ignore[arg-type]
+        return lambda h_ND, f_NS, d_SD: ops.steer(h_ND, f_NS, d_SD, alpha)
     if spec.op == "ablate":
-        return ops.ablate(h_ND, f_NS, d_SD)
+        return ops.ablate
     if spec.op == "clamp":
-        return ops.clamp(h_ND, f_NS, d_SD, float(spec.value))  # type: ignore[arg-type]
+        value = float(spec.value)  # type: ignore[arg-type]
+        return lambda h_ND, f_NS, d_SD: ops.clamp(h_ND, f_NS, d_SD, value)
     raise UserError(f"op {spec.op!r} cannot act on latents")

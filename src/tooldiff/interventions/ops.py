@@ -2,7 +2,8 @@
 
 Every function is pure: rows of h_ND are independent positions, f_NS are the activations of
 the chosen latents S at those positions and d_SD their decoder directions, in the same (raw)
-units as h. Nothing here knows about hooks, positions or crosscoder checkpoints.
+units as h. Nothing here knows about hooks, positions or crosscoder checkpoints. Each op is
+one fused kernel where torch has one (addmm, addcmul): they run at every steered token.
 """
 
 from __future__ import annotations
@@ -31,19 +32,22 @@ def reconstruct(h_ND: torch.Tensor, x_hat_ND: torch.Tensor, add_error: bool) -> 
 
 def steer(h_ND: torch.Tensor, f_NS: torch.Tensor, d_SD: torch.Tensor, alpha: float) -> torch.Tensor:
     """h + sum_i (alpha - 1) f_i d_i: each chosen latent's contribution scaled by alpha (the paper)."""
-    return h_ND + (alpha - 1.0) * (f_NS @ d_SD)
+    return torch.addmm(h_ND, f_NS, d_SD, alpha=alpha - 1.0)
 
 
 def ablate(h_ND: torch.Tensor, f_NS: torch.Tensor, d_SD: torch.Tensor) -> torch.Tensor:
     """h - sum_i f_i d_i: remove the chosen latents' contributions (the identity where they do not fire)."""
-    return h_ND - f_NS @ d_SD
+    return torch.addmm(h_ND, f_NS, d_SD, alpha=-1.0)
 
 
 def clamp(h_ND: torch.Tensor, f_NS: torch.Tensor, d_SD: torch.Tensor, value: float) -> torch.Tensor:
     """h + sum_i (value - f_i) d_i: as if every chosen latent had fired at exactly `value`."""
-    return h_ND + (value - f_NS) @ d_SD
+    return torch.addmm(h_ND, value - f_NS, d_SD)
 
 
 def add_relative(h_ND: torch.Tensor, u_D: torch.Tensor, dose: float) -> torch.Tensor:
-    """h + dose * u * ||h||: a dose relative to each position's own norm (u a unit vector or 0)."""
-    return h_ND + dose * h_ND.norm(dim=-1, keepdim=True) * u_D
+    """h + dose * u * ||h||: a dose relative to each position's own norm (u a unit vector or 0).
+
+    Any leading shape works (h_BTD too), so a decoding step needs no reshape.
+    """
+    return torch.addcmul(h_ND, torch.linalg.vector_norm(h_ND, dim=-1, keepdim=True), u_D, value=dose)
