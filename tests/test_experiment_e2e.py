@@ -72,7 +72,7 @@ def test_experiment_writes_every_condition_and_resumes_without_regenerating(tiny
     # a finished run regenerates nothing at all
     import tooldiff.experiment.runner as runner
 
-    monkeypatch.setattr(runner, "generate", lambda *a, **k: pytest.fail("regenerated a finished condition"))
+    monkeypatch.setattr(runner, "generate_completions", lambda *a, **k: pytest.fail("regenerated a finished condition"))
     run_experiment(tiny_organism, crosscoders, tmp_path, cfg)
 
     results = write_report(summary, tmp_path / "report")

@@ -2,17 +2,31 @@
 
 organism (cached) → harvest → crosscoder sweep → features → experiment → report, then the same
 instrument on the rank1 positive-control organism, whose answer is known.
+
+The two studies are independent once the full organism exists, so the positive control (its RL
+stage and its study) runs in a child process beside the full study: two single-threaded
+processes keep both cores busy. One thread each, because these models and crosscoders are tiny:
+a second OpenMP thread gains little, and when the other core is busy its spin-waiting made
+crosscoder training ~8x slower (benchmarks/demo_time.py reports CPU beside wall time).
 """
 
 from __future__ import annotations
 
 import json
+import multiprocessing
+import os
+import sys
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 import torch
 
 from tooldiff.errors import UserError
-from tooldiff.progress import console, stage
+from tooldiff.progress import console, say, stage
+from tooldiff.threads import one_thread
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"  # the repository's configs/ (editable install)
 DEMO_SWEEP, POSITIVE_SWEEP = CONFIGS / "sweep-demo.toml", CONFIGS / "sweep-positive.toml"
@@ -29,7 +43,27 @@ def training_data(org, out: Path) -> Path:
     return out
 
 
-def study(org_dir: Path, out: Path, sweep: Path, exp_cfg, timings: dict, tag: str) -> dict:
+@dataclass
+class Clock:
+    """Wall and CPU seconds per stage: on a shared machine the wall time alone cannot tell a slow
+    stage from a starved one."""
+
+    wall: dict[str, float] = field(default_factory=dict)
+    cpu: dict[str, float] = field(default_factory=dict)
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        start = time.process_time()
+        with stage(name, self.wall):
+            yield
+        self.cpu[name] = round(time.process_time() - start, 1)
+
+    def merge(self, other: "Clock") -> None:
+        self.wall.update(other.wall)
+        self.cpu.update(other.cpu)
+
+
+def study(org_dir: Path, out: Path, sweep: Path, exp_cfg, clock: Clock, tag: str) -> dict:
     """harvest → train → experiment for one organism; returns the experiment summary."""
     from tooldiff.activations import harvest_pair
     from tooldiff.crosscoder import train_sweep
@@ -41,13 +75,13 @@ def study(org_dir: Path, out: Path, sweep: Path, exp_cfg, timings: dict, tag: st
     if org.planted_path is not None:
         tensors, _ = org.planted()
         planted = tensors["direction_D"]
-    with stage(f"{tag}: harvest", timings):
+    with clock.stage(f"{tag}: harvest"):
         data = training_data(org, out / "train_prompts.jsonl")
         harvest_pair(base=str(org.base_path), rl=str(org.rl_path), layer=org.layer, data=data, out=out / "acts",
                      positions="decision", device=exp_cfg.device)
-    with stage(f"{tag}: train", timings):
+    with clock.stage(f"{tag}: train"):
         train_sweep(acts=out / "acts", config=sweep, out=out / "crosscoders", device=exp_cfg.device)
-    with stage(f"{tag}: experiment", timings):
+    with clock.stage(f"{tag}: experiment"):
         return run_experiment(org_dir, out / "crosscoders", out / "experiment", exp_cfg, planted_D=planted)
 
 
@@ -62,26 +96,93 @@ def run_demo(out: Path, preset: str = "default", seed: int = 0, sweep: Path | No
         if not path.is_file():
             raise UserError(f"sweep config {path} does not exist (the demo runs from a checkout of the repository)")
     torch.manual_seed(seed)
-    timings: dict[str, float] = {}
+    started = time.perf_counter()
+    clock = Clock()
     exp_cfg = load_experiment_config({"n_per_kind": n_per_kind, "seed": seed, "device": device})
-    with stage("organism (full)", timings):
+    with clock.stage("organism (full)"):
         build_organism(out / "organism", preset=preset, seed=seed, variant="full")
-    experiment = study(out / "organism", out / "full", sweep, exp_cfg, timings, "full")
-    positive = None
-    if positive_control:
-        with stage("organism (rank1)", timings):
-            build_organism(out / "organism-rank1", preset=preset, seed=seed, variant="rank1")
-        # The planted change gates on should-call prompts: rank by that contrast, over every RL-side latent.
-        pc_cfg = exp_cfg.model_copy(update={"alphas": [1], "doses": [1.0], "contrast": "strict", "pool": "rl_side"})
-        pc = study(out / "organism-rank1", out / "rank1", POSITIVE_SWEEP, pc_cfg, timings, "rank1")
-        positive = positive_summary(pc)
-    with stage("report", timings):
+    with one_thread():
+        child = PositiveControl(out, preset, seed, exp_cfg.model_dump()) if positive_control else None
+        try:
+            experiment = study(out / "organism", out / "full", sweep, exp_cfg, clock, "full")
+            positive = child.result(clock) if child else None
+        finally:
+            if child:
+                child.stop()
+    with clock.stage("report"):
         info = load_organism(out / "organism", models=False).info
         results = write_report(experiment, out, organism_info=info, positive=positive)
-    results["timings_s"] = timings
+    results["timings_s"], results["cpu_s"] = clock.wall, clock.cpu
+    results["wall_s"] = round(time.perf_counter() - started, 1)  # the rank1 stages overlap the full study
     (out / "results.json").write_text(json.dumps(results, indent=1))
-    console.print(f"[bold green]demo done[/] in {sum(timings.values()):.0f} s: {out / 'report.md'}")
+    console.print(f"[bold green]demo done[/] in {results['wall_s']:.0f} s: {out / 'report.md'}")
     return results
+
+
+def run_positive_control(out: Path, preset: str, seed: int, exp_cfg: dict) -> tuple[dict, Clock]:
+    """The rank1 organism and its study; returns (positive summary, its stages' clock)."""
+    from tooldiff.experiment import load_experiment_config
+    from tooldiff.organism import build_organism
+
+    clock = Clock()
+    with clock.stage("organism (rank1)"):
+        build_organism(out / "organism-rank1", preset=preset, seed=seed, variant="rank1",
+                       shared_from=out / "organism")  # same data, tokenizer and base: only RL differs
+    # The planted change gates on should-call prompts: rank by that contrast, over every RL-side latent.
+    pc_cfg = load_experiment_config({**exp_cfg, "alphas": [1], "doses": [1.0], "contrast": "strict",
+                                     "pool": "rl_side"})
+    pc = study(out / "organism-rank1", out / "rank1", POSITIVE_SWEEP, pc_cfg, clock, "rank1")
+    return positive_summary(pc), clock
+
+
+def _child_main(conn, out: Path, preset: str, seed: int, exp_cfg: dict, log: Path) -> None:
+    """Entry of the child process: its console output goes to `log`, its result up the pipe."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    torch.set_num_threads(1)
+    try:
+        conn.send(("ok", run_positive_control(out, preset, seed, exp_cfg)))
+    except BaseException as e:  # noqa: BLE001 - every failure must reach the parent
+        conn.send(("error", e if isinstance(e, UserError) else RuntimeError(f"{type(e).__name__}: {e}")))
+        raise
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+
+
+class PositiveControl:
+    """The positive control running in a child process (spawned: no fork of a threaded parent)."""
+
+    def __init__(self, out: Path, preset: str, seed: int, exp_cfg: dict):
+        ctx = multiprocessing.get_context("spawn")
+        self.log = out / "rank1" / "log.txt"
+        self.conn, child_conn = ctx.Pipe(duplex=False)
+        self.process = ctx.Process(target=_child_main, args=(child_conn, out, preset, seed, exp_cfg, self.log),
+                                   name="tooldiff-positive-control")
+        self.process.start()
+        child_conn.close()
+        say(f"positive control (rank1 organism) running beside the full study; its log: {self.log}")
+
+    def result(self, clock: Clock) -> dict:
+        with clock.stage("rank1 (waiting for the positive control)"):
+            try:
+                status, payload = self.conn.recv()
+            except EOFError:
+                raise RuntimeError(f"the positive-control process died; see {self.log}") from None
+            self.process.join()
+        if status != "ok":
+            raise payload
+        summary, child_clock = payload
+        clock.merge(child_clock)
+        return summary
+
+    def stop(self) -> None:
+        """End the child if the parent failed first (a finished child has exited already)."""
+        if self.process.is_alive():
+            self.process.terminate()
+        self.process.join()
 
 
 def positive_summary(pc: dict) -> dict:
