@@ -8,6 +8,7 @@ import torch
 
 from tooldiff.activations import harvest as harvest_mod
 from tooldiff.activations import harvest_pair, load_activations
+from tooldiff import hf
 from tooldiff.errors import UserError
 
 torch.set_num_threads(1)
@@ -171,7 +172,11 @@ def test_float16_storage(pair, tmp_path):
     assert store.acts_NMD.dtype == torch.float16 and store.rows_float(torch.arange(2)).dtype == torch.float32
 
 
-def test_mismatched_pairs_fail_before_any_work(pair, tmp_path):
+def _no_weights(*args, **kwargs):
+    raise AssertionError("weights were loaded before the pair was checked")
+
+
+def test_mismatched_pairs_fail_before_any_work(pair, tmp_path, monkeypatch):
     root = pair["root"]
     wide = build_model(root / "wide", root / "tok", seed=3, hidden=48)
     deep = build_model(root / "deep", root / "tok", seed=3, layers=4)
@@ -179,10 +184,12 @@ def test_mismatched_pairs_fail_before_any_work(pair, tmp_path):
     other_tok = build_model(root / "othertok", root / "tok2", seed=3)
     for model, message in ((wide, "hidden sizes 32 vs 48"), (deep, "3 vs 4 decoder layers"),
                            (other_tok, "different vocabularies")):
-        with pytest.raises(UserError, match=message):
+        with monkeypatch.context() as m, pytest.raises(UserError, match=message):
+            m.setattr(hf, "load_model", _no_weights)  # the configs alone must catch it
             run_harvest(pair, tmp_path / model.name, base=str(model))
         assert not (tmp_path / model.name).exists()
-    with pytest.raises(UserError, match="layer 5 is out of range"):
+    with monkeypatch.context() as m, pytest.raises(UserError, match="layer 5 is out of range"):
+        m.setattr(hf, "load_model", _no_weights)
         run_harvest(pair, tmp_path / "x", layer=5)
     with pytest.raises(UserError, match="--positions"):
         run_harvest(pair, tmp_path / "x", positions="last")

@@ -145,9 +145,34 @@ def render_prompt(tokenizer, record: dict) -> str:
 
 def check_pair(model_a: nn.Module, model_b: nn.Module, tok_a, tok_b) -> None:
     """Both models must read the same tokens and have the same residual shape."""
-    if hidden_size(model_a) != hidden_size(model_b):
-        raise UserError(f"model pair mismatch: hidden sizes {hidden_size(model_a)} vs {hidden_size(model_b)}")
-    if n_layers(model_a) != n_layers(model_b):
-        raise UserError(f"model pair mismatch: {n_layers(model_a)} vs {n_layers(model_b)} decoder layers")
+    _check_shapes((hidden_size(model_a), n_layers(model_a)), (hidden_size(model_b), n_layers(model_b)))
     if tok_a.get_vocab() != tok_b.get_vocab():
         raise UserError("model pair mismatch: the two tokenizers have different vocabularies")
+
+
+def check_pair_configs(path_a: str | Path, path_b: str | Path, tok_a, tok_b, layer: int) -> None:
+    """`check_pair` and `check_layer` from the config files alone, before any weights are read:
+    a mismatched 3B pair should fail in a second, not after minutes of loading."""
+    from transformers import AutoConfig
+
+    def shape(path) -> tuple[int, int]:
+        try:
+            cfg = AutoConfig.from_pretrained(str(path)).get_text_config()
+        except (OSError, ValueError) as e:
+            raise UserError(f"cannot read the model config of {path}: {str(e).splitlines()[0]}") from e
+        return int(cfg.hidden_size), int(cfg.num_hidden_layers)
+
+    shape_a = shape(path_a)
+    _check_shapes(shape_a, shape(path_b))
+    if tok_a.get_vocab() != tok_b.get_vocab():
+        raise UserError("model pair mismatch: the two tokenizers have different vocabularies")
+    if not 0 <= layer < shape_a[1]:
+        raise UserError(f"layer {layer} is out of range: the model has {shape_a[1]} decoder layers (0..{shape_a[1] - 1})")
+
+
+def _check_shapes(shape_a: tuple[int, int], shape_b: tuple[int, int]) -> None:
+    (d_a, n_a), (d_b, n_b) = shape_a, shape_b
+    if d_a != d_b:
+        raise UserError(f"model pair mismatch: hidden sizes {d_a} vs {d_b}")
+    if n_a != n_b:
+        raise UserError(f"model pair mismatch: {n_a} vs {n_b} decoder layers")

@@ -143,6 +143,7 @@ def harvest_pair(*, base: str, rl: str, layer: int, data: Path, out: Path, posit
     data, out = Path(data), Path(out)
     records = read_records(data)
     tok_a, tok_b = hf.load_tokenizer(rl), hf.load_tokenizer(base)
+    hf.check_pair_configs(rl, base, tok_a, tok_b, layer)
     model_a = hf.load_model(rl, device=device, dtype=model_dtype)
     model_b = hf.load_model(base, device=device, dtype=model_dtype)
     hf.check_pair(model_a, model_b, tok_a, tok_b)
