@@ -208,10 +208,22 @@ def test_rank1_build_records_the_planted_direction(tmp_path, micro_organism):
 
 
 def test_sharing_needs_a_finished_build_of_the_same_config_and_seed(tmp_path, micro_organism):
+    other_pretraining = replace(micro_config(), pretrain=replace(micro_config().pretrain, lr=1e-3))
+    with pytest.raises(UserError, match="same preset and seed"):
+        build_from_config(tmp_path / "r0", other_pretraining, seed=0, variant="rank1", shared_from=micro_organism)
     with pytest.raises(UserError, match="same preset and seed"):
         build_from_config(tmp_path / "r1", micro_config(), seed=1, variant="rank1", shared_from=micro_organism)
     with pytest.raises(UserError, match="same preset and seed"):
         build_from_config(tmp_path / "r2", micro_config(), seed=0, variant="rank1", shared_from=tmp_path / "nothing")
+
+
+def test_other_rl_settings_share_the_base(tmp_path, micro_organism):
+    """RL can be iterated on without pretraining again: only the rl and eval stages run."""
+    cfg = replace(micro_config(), rl=replace(micro_config().rl, lr=micro_config().rl.lr / 2))
+    out = build_from_config(tmp_path / "rl2", cfg, seed=0, shared_from=micro_organism)
+    assert json.loads((out / ".stages" / "base.json").read_text())["shared_from"] == str(micro_organism)
+    assert "shared_from" not in json.loads((out / ".stages" / "rl.json").read_text())
+    assert (out / "base" / "model.safetensors").read_bytes() == (micro_organism / "base" / "model.safetensors").read_bytes()
 
 
 def _layer_out(model, layer, ids):

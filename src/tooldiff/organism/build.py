@@ -298,14 +298,17 @@ SHARED_STAGES = ("data", "tokenizer", "base")  # what does not depend on the var
 
 
 def copy_shared_stages(source: Path, b: Build, markers: StageMarkers) -> None:
-    """Copy the variant-independent stages of a finished build of the same config and seed.
+    """Copy the stages that do not depend on the variant or the RL settings from a finished build.
 
-    The source must be complete (organism.json written) and built from this exact config and
-    seed; anything else is a user error rather than a silent rebuild.
+    The source must be complete (organism.json written), with the same seed and the same
+    pretraining config (data, tokenizer, model, pretraining); its RL settings and variant may
+    differ, so that RL can be iterated on without pretraining again. Anything else is a user
+    error rather than a silent rebuild.
     """
     info = read_info(source)
-    same_config = json.loads(json.dumps(b.cfg.to_dict()))  # as organism.json stores it (tuples -> lists)
-    if info is None or info.get("seed") != b.seed or info.get("config") != same_config:
+    same_base = info is not None and info.get("seed") == b.seed and \
+        {k: v for k, v in info.get("config", {}).items() if k not in ("rl", "eval_batch_size")} == b.cfg.pretraining_part()
+    if not same_base:
         raise UserError(f"{source} is not a finished organism of the same preset and seed; cannot share its base")
     for stage in SHARED_STAGES:
         if markers.get(stage):
