@@ -349,8 +349,9 @@ def build_from_config(out: Path, cfg: OrganismConfig, seed: int = 0, variant: st
         if shared_from is not None:
             copy_shared_stages(shared_from, b, markers)
         for stage in STAGES:
-            if markers.get(stage):
-                console.print(f"stage {stage}: done in an earlier run, kept")
+            if done := markers.get(stage):
+                if "shared_from" not in done:  # a copied stage was announced when it was copied
+                    console.print(f"stage {stage}: done in an earlier run, kept")
                 continue
             console.print(f"[bold]stage {stage}[/] ({cfg.name}, seed {seed}, {variant})")
             start = time.perf_counter()
