@@ -185,7 +185,8 @@ def test_rank1_build_records_the_planted_direction(tmp_path, micro_organism):
     for RL to move it much: the next test checks the exact maths)."""
     from tooldiff.organism.rank1 import PLANTED_FILE
 
-    out = build_from_config(tmp_path / "r1", micro_config(), seed=0, variant="rank1", shared_from=micro_organism)
+    cfg = replace(micro_config(), rl=replace(micro_config().rl, rank1_layer=1))  # not the middle layer (0)
+    out = build_from_config(tmp_path / "r1", cfg, seed=0, variant="rank1", shared_from=micro_organism)
     org = load_organism(out)
     for stage in ("data", "tokenizer", "base"):
         assert json.loads((out / ".stages" / f"{stage}.json").read_text())["shared_from"] == str(micro_organism)
@@ -194,7 +195,8 @@ def test_rank1_build_records_the_planted_direction(tmp_path, micro_organism):
     assert (out / "data" / "test.jsonl").read_bytes() == (micro_organism / "data" / "test.jsonl").read_bytes()
     planted, layer = org.planted()
     info = org.info
-    assert info["variant"] == "rank1" and info["planted"]["layer"] == layer == org.layer == 0
+    assert info["variant"] == "rank1" and info["planted"]["layer"] == layer == org.layer == 1
+    assert info["layer"]["rule"] == "planted layer"  # the experiment studies the planted layer
     assert info["planted"]["file"] == f"rl/{PLANTED_FILE}"
     assert set(info["planted"]["ablation"]) >= {"exact_removal", "projected_out"}
     assert M_KEYS <= set(info["planted"]["ablation"]["exact_removal"])

@@ -277,11 +277,11 @@ def write_info(b: Build, markers: StageMarkers, preset: str) -> dict:
         "rl_training": {k: v for k, v in rl_info.items() if k not in ("hash", "seconds")},
         "metrics": {"split": "test", "base": evaluation["base"], "rl": evaluation["rl"]},
         "layer": {
+            **layer,  # first: its own "recommended" (the AUROC rule) must not override the planted layer
             "recommended": recommended,
             "rule": "planted layer" if b.variant == "rank1" else
             "max held-out AUROC of the RL difference-of-means direction (should-call minus no-call, "
             "decision position, calibration split); near-ties go to the middle layer",
-            **layer,
         },
     }
     if b.variant == "rank1":

@@ -119,7 +119,7 @@ PRESETS: dict[str, OrganismConfig] = {
                          intermediate_size=384),
         pretrain=PretrainConfig(steps=500, batch_size=32, seq_len=128, lr=3e-3, warmup_steps=50,
                                 drill_steps=600, drill_seq_len=64),
-        rl=RLConfig(steps=250, prompts_per_step=8, num_generations=8, lr=3e-4, call_first_steps=40),
+        rl=RLConfig(steps=150, prompts_per_step=8, num_generations=8, lr=1e-4),
     ),
 }
 
