@@ -27,7 +27,7 @@ import torch
 
 from tooldiff.errors import UserError
 from tooldiff.hf import load_model, load_tokenizer
-from tooldiff.organism.config import OrganismConfig, check_variant, get_preset
+from tooldiff.organism.config import OrganismConfig, check_variant, get_preset, pretraining_part
 from tooldiff.organism.corpus import iter_documents
 from tooldiff.progress import console
 from tooldiff.threads import one_thread
@@ -307,7 +307,7 @@ def copy_shared_stages(source: Path, b: Build, markers: StageMarkers) -> None:
     """
     info = read_info(source)
     same_base = info is not None and info.get("seed") == b.seed and \
-        {k: v for k, v in info.get("config", {}).items() if k not in ("rl", "eval_batch_size")} == b.cfg.pretraining_part()
+        pretraining_part(info.get("config", {})) == pretraining_part(b.cfg.to_dict())
     if not same_base:
         raise UserError(f"{source} is not a finished organism of the same preset and seed; cannot share its base")
     for stage in SHARED_STAGES:
@@ -328,8 +328,8 @@ def build_organism(out: str | Path, preset: str = "default", seed: int = 0, vari
                    force: bool = False, shared_from: str | Path | None = None) -> Path:
     """Build (or reuse, or resume) the organism in `out`; returns `out`.
 
-    `shared_from`: a finished build of the same preset and seed (another variant), whose data,
-    tokenizer and base are copied instead of rebuilt: they do not depend on the variant.
+    `shared_from`: a finished build with the same seed and pretraining config (any variant or RL
+    settings), whose data, tokenizer and base are copied instead of rebuilt.
     """
     return build_from_config(Path(out), get_preset(preset), seed, variant, force, preset_name=preset,
                              shared_from=Path(shared_from) if shared_from else None)

@@ -73,16 +73,16 @@ class OrganismConfig:
     def to_dict(self) -> dict:
         return asdict(self)
 
-    def pretraining_part(self) -> dict:
-        """What data, tokenizer and base depend on (all but RL and evaluation), JSON-normalised as
-        organism.json stores it: two builds that agree on it can share their base."""
-        part = {k: v for k, v in self.to_dict().items() if k not in ("rl", "eval_batch_size")}
-        return json.loads(json.dumps(part))
-
     def hash(self, seed: int, variant: str) -> str:
         """Identity of a build: same hash means a directory can be reused as is."""
         blob = json.dumps({"config": self.to_dict(), "seed": seed, "variant": variant}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def pretraining_part(config: dict) -> dict:
+    """What data, tokenizer and base depend on (all but RL and evaluation) of a config dict,
+    JSON-normalised as organism.json stores it: two builds that agree on it can share a base."""
+    return json.loads(json.dumps({k: v for k, v in config.items() if k not in ("rl", "eval_batch_size")}))
 
 
 PRESETS: dict[str, OrganismConfig] = {
