@@ -49,8 +49,9 @@ def organism(
     seed: int = typer.Option(0, help="Seed for data, pretraining and RL."),
     variant: str = typer.Option("full", help="full (RL tunes every weight) | rank1 (positive control)."),
     force: bool = typer.Option(False, help="Rebuild from scratch, replacing the organism DIR holds."),
-    shared_from: Path = typer.Option(None, help="A finished build of the same preset and seed (e.g. the full "
-                                                "variant) whose data, tokenizer and base are copied, not rebuilt."),
+    shared_from: Path = typer.Option(None, help="A finished build with the same seed and pretraining config "
+                                                "(any variant or RL settings) whose data, tokenizer and base are "
+                                                "copied, not rebuilt."),
 ) -> None:
     """Build the embedded model organism: tool world, tokenizer, base LM and its GRPO twin.
 
