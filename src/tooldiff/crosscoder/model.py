@@ -186,11 +186,15 @@ class Crosscoder(nn.Module):
         encoder term drops out and only the bias and this model's encoder remain.
         """
         self._check_input(x_BD, single=True)
+        return self.activate(self.preactivation_single(x_BD, model, normalized))
+
+    def preactivation_single(self, x_BD: torch.Tensor, model: int, normalized: bool = False) -> torch.Tensor:
+        """pre_BL from model `model`'s activations alone (see `encode_single`)."""
         a, b = self.cfg.span(model)
         xn_BD = (x_BD if normalized else self.normalize(x_BD, model)).to(self.b_enc_L.dtype)
         pre_BL = self.b_enc_L.expand(x_BD.shape[0], -1).clone()
         pre_BL[:, a:b] += xn_BD @ self.W_enc_LD[model].T
-        return self.activate(pre_BL)
+        return pre_BL
 
     # --- decode ---------------------------------------------------------------------------
     def decode_single(self, f_BL: torch.Tensor, model: int, normalized: bool = False) -> torch.Tensor:

@@ -48,10 +48,7 @@ def last_prompt_hidden(model: nn.Module, token_ids: list[list[int]], layer: int,
 @torch.no_grad()
 def surely_silent(cc: Crosscoder, h_ND: torch.Tensor, model: int, latents: list[int]) -> torch.Tensor:
     """silent_NS: latent S is 0 in `cc.encode_single(h, model)` with a margin to spare."""
-    a, b = cc.cfg.span(model)
-    xn_ND = cc.normalize(h_ND.to(cc.b_enc_L.device), model).to(cc.b_enc_L.dtype)
-    pre_NL = cc.b_enc_L.expand(h_ND.shape[0], -1).clone()
-    pre_NL[:, a:b] += xn_ND @ cc.W_enc_LD[model].T
+    pre_NL = cc.preactivation_single(h_ND.to(cc.b_enc_L.device), model)
     margin_N1 = MARGIN * (1 + pre_NL.abs().amax(1, keepdim=True))
     index_S = torch.tensor(latents, device=pre_NL.device)
     pre_NS = pre_NL.index_select(1, index_S)
