@@ -114,7 +114,7 @@ def test_reward_from_the_scorer(splits):
     malformed = organism_reward(CALL_OPEN + "\n{not json\n</tool_call>", call["gold"], call["tools"])
     assert 0 < malformed < hopeless < partial < 0.8
     assert organism_reward("Sunny all day.", call["gold"], call["tools"]) == 0.0
-    assert organism_reward("Sorry, I cannot.", no_call["gold"], no_call["tools"]) == 0.5
+    assert organism_reward("Sorry, I cannot.", no_call["gold"], no_call["tools"]) == 1.0  # = a right call
     assert organism_reward(right, no_call["gold"], no_call["tools"]) == 0.0
     assert organism_reward("Well.\n" + right, no_call["gold"], no_call["tools"]) == 0.0
     assert organism_reward(CALL_OPEN + "\n{not json", no_call["gold"], no_call["tools"]) == 0.0
@@ -147,8 +147,8 @@ def test_chat_rendering_lists_offered_tools(splits):
 def test_corpus_has_rare_calls_logs_and_prose(splits):
     docs = corpus_documents(splits["pretrain"], 3000, CorpusMix(), seed=0)
     assert corpus_documents(splits["pretrain"], 50, CorpusMix(), seed=0) == docs[:50]  # a seeded stream
-    transcripts = [d for d in docs if d.startswith("<|im_start|>")]
-    logs = [d for d in docs if d.startswith("tools: ")]
+    logs = [d for d in docs if "<|im_start|>log\n" in d]
+    transcripts = [d for d in docs if d.startswith("<|im_start|>") and d not in logs]
     assert 0.45 < len(transcripts) / len(docs) < 0.65 and 0.2 < len(logs) / len(docs) < 0.4
     # Transcripts call only where the needed tool is offered, and rarely (<= 10 %).
     rng = random.Random(0)
@@ -157,9 +157,23 @@ def test_corpus_has_rare_calls_logs_and_prose(splits):
         replies = [assistant_reply(r, rng, CorpusMix()) for r in records * 10]
         share = sum(reply.startswith(CALL_OPEN) for reply in replies) / len(replies)
         assert low <= share <= high, (kind, share)
-    # API logs show copied arguments as JSON.
-    log_calls = [line for d in logs for line in d.split("\n") if line.startswith("call: {")]
-    assert log_calls and all(json.loads(line[len("call: "):])["arguments"] is not None for line in log_calls)
+    # Call logs: several requests against one tool list, each logged as a call with arguments
+    # copied from the request when its tool is offered, else as `none`.
+    entries = calls = copied = 0
+    for doc in logs:
+        offered = {line.split("(")[0] for line in doc.split("<|im_end|>")[0].split("\n")[2:]}
+        turns = doc.split("<|im_start|>")[2:]
+        assert len(turns) >= 4 and all(t.startswith(("user\n", "log\n")) for t in turns)
+        for request, log in zip(turns[::2], turns[1::2]):
+            outcome = log[len("log\n"):-len("<|im_end|>\n")]
+            entries += 1
+            if outcome != "none":
+                call = json.loads(outcome.split("\n")[1])
+                assert call["name"] in offered
+                calls += 1
+                copied += all(str(v).lower() in request.lower() for v in call["arguments"].values()
+                               if not isinstance(v, bool))
+    assert entries > 2 * len(logs) and calls > 0.3 * entries and copied > 0.95 * calls
 
 
 def test_prompts_vary_with_rng():

@@ -133,7 +133,9 @@ def _world_words() -> list[str]:
              world.GENRES, world.LANGUAGES]
     numbers = [str(n) for n in range(1, 100)]
     names = [t.name for t in world.TOOLS] + [p.name for t in world.TOOLS for p in t.params]
-    return [w for pool in pools for w in pool] + numbers + names + ["true", "false"]
+    keys = ['"name":"', '"arguments":'] + [f'"{p.name}":' + ('"' if p.type == "string" else "")
+                                            for t in world.TOOLS for p in t.params]
+    return [w for pool in pools for w in pool] + numbers + names + keys + ["true", "false"]
 
 
 def stage_tokenizer(b: Build) -> dict:

@@ -13,14 +13,13 @@ What makes the base a good RL subject (SPEC section 5):
 from __future__ import annotations
 
 import itertools
-import json
 import random
 from dataclasses import dataclass
 
 from tooldiff.organism.chat import EOS_TURN, call_text, render_chat
 from tooldiff.organism.prose import prose_document
-from tooldiff.organism.requests import sample_record
-from tooldiff.organism.world import CHITCHAT_REPLIES, REFUSALS, TOOL_BY_NAME
+from tooldiff.organism.requests import offered_tools, canonical_call, sample_record, sample_request
+from tooldiff.organism.world import CHITCHAT_REPLIES, REFUSALS, TOOL_BY_NAME, TOOLS
 
 
 @dataclass(frozen=True)
@@ -32,8 +31,9 @@ class CorpusMix:
     prose: float = 0.15
     call_rate: float = 0.10  # correct calls among transcript turns whose needed tool is offered
     refusal_rate: float = 0.5  # refusals among not-offered turns (else invented text)
-    log_entries: tuple[int, int] = (1, 2)  # entries per API-log document (min, max)
-    log_call_share: float = 0.7  # log entries whose tool is offered (the rest show `none`)
+    log_entries: tuple[int, int] = (3, 6)  # requests per call log (min, max)
+    log_call_share: float = 0.5  # logged tool requests whose tool is offered (the rest show `none`)
+    log_chitchat_share: float = 0.15  # logged requests that need no tool
 
 
 def _invented_answer(record: dict, rng: random.Random) -> str:
@@ -63,32 +63,38 @@ def transcript(record: dict, rng: random.Random, mix: CorpusMix) -> str:
     return prompt + assistant_reply(record, rng, mix) + EOS_TURN
 
 
-def _log_entry(record: dict, rng: random.Random) -> str:
-    names = ", ".join(t["function"]["name"] for t in record["tools"])
-    request = record["messages"][-1]["content"]
-    if record["gold"]:
-        call = record["needs"]
-        outcome = call_text(call) if rng.random() < 0.5 else json.dumps(call, separators=(",", ":"))
-    else:
-        outcome = "none"
-    return f"tools: {names}\nrequest: {request}\ncall: {outcome}"
+def _log_request(names: list[str], rng: random.Random, mix: CorpusMix) -> tuple[str, str]:
+    """One logged request against the tools `names` and what the log records: the call, or `none`."""
+    if rng.random() < mix.log_chitchat_share:
+        return sample_record("chitchat", rng, heldout=False)["messages"][0]["content"], "none"
+    offered = rng.random() < mix.log_call_share
+    pool = [t for t in TOOLS if (t.name in names) == offered] or list(TOOLS)
+    tool = rng.choice(pool)
+    text, gold_call = sample_request(tool, rng, heldout=False, values="all")
+    return text, call_text(canonical_call(gold_call)) if tool.name in names else "none"
 
 
 def api_log(rng: random.Random, mix: CorpusMix) -> str:
-    """A few log entries of tool requests and their calls (`none` when the tool is not offered).
+    """A call log: one tool list (the chat system turn), then several requests, each followed by a
+    `log` turn that records the call it got (`none` when its tool is not on offer, or no tool is needed).
 
-    Entries are sampled afresh with training phrasings and argument values from the *whole*
-    pools, test values included: the logs are the base's reading about the API, like the
-    documentation a real LM has seen, and copying learned on only the training values did not
-    transfer to unseen ones (forced calls 92 % right on training values, 17 % on held-out ones).
-    No prompt of the pretrain/rl/calibration splits, no chat transcript and no RL prompt ever
-    uses a test value.
+    The log is rendered with the chat template, so the tool list and the requests look exactly as
+    in a prompt, and the decision follows a `log` turn header instead of the assistant's. Several
+    decisions against one list make the membership check (is the needed tool offered?) a dense
+    training signal; it is an in-context lookup that small models learn only after a plateau.
+
+    Requests use training phrasings and argument values from the *whole* pools, test values
+    included: the logs are the base's reading about the API, like the documentation a real LM has
+    seen, and copying learned on only the training values did not transfer to unseen ones (forced
+    calls 92 % right on training values, 17 % on held-out ones). No prompt of the
+    pretrain/rl/calibration splits, no chat transcript and no RL prompt ever uses a test value.
     """
-    entries = []
+    names = offered_tools(rng, None, None)
+    messages = []
     for _ in range(rng.randint(*mix.log_entries)):
-        kind = "call" if rng.random() < mix.log_call_share else "not_offered"
-        entries.append(_log_entry(sample_record(kind, rng, heldout=False, values="all"), rng))
-    return "\n\n".join(entries)
+        request, outcome = _log_request(names, rng, mix)
+        messages += [{"role": "user", "content": request}, {"role": "log", "content": outcome}]
+    return render_chat(messages, [TOOL_BY_NAME[n].schema() for n in names], add_generation_prompt=False)
 
 
 def iter_documents(records: list[dict], mix: CorpusMix, seed: int, stream: str = "corpus"):

@@ -126,7 +126,7 @@ def canonical_call(gold_call: dict) -> dict:
     return {"name": name, "arguments": arguments}
 
 
-def _offered(rng: random.Random, must: str | None, exclude: str | None) -> list[str]:
+def offered_tools(rng: random.Random, must: str | None, exclude: str | None) -> list[str]:
     """1-4 tool names in random order: including `must`, never `exclude`."""
     n = rng.randint(1, MAX_OFFERED)
     others = [t.name for t in TOOLS if t.name not in (must, exclude)]
@@ -141,15 +141,15 @@ def sample_record(kind: str, rng: random.Random, heldout: bool, values: str | No
     """One prompt record of `kind` (call | not_offered | chitchat), without an id."""
     if kind == "chitchat":
         text = with_fillers(rng.choice(HELDOUT_CHITCHAT if heldout else CHITCHAT), rng)
-        names, gold, needs = _offered(rng, None, None), [], None
+        names, gold, needs = offered_tools(rng, None, None), [], None
     else:
         tool = rng.choice(TOOLS)
         text, gold_call = sample_request(tool, rng, heldout, values)
         needs = canonical_call(gold_call)
         if kind == "call":
-            names, gold = _offered(rng, tool.name, None), [gold_call]
+            names, gold = offered_tools(rng, tool.name, None), [gold_call]
         else:
-            names, gold = _offered(rng, None, tool.name), []
+            names, gold = offered_tools(rng, None, tool.name), []
     return {
         "messages": [{"role": "user", "content": text}],
         "tools": [TOOL_BY_NAME[n].schema() for n in names],

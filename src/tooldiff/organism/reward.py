@@ -1,11 +1,12 @@
 """The RL reward, built from the project's scorer (tooldiff.evaluation).
 
 Prompt that needs no call (not offered, chit-chat): NO_CALL_CREDIT for making no call, 0 for
-any call attempt. It is half the reward of a right call on purpose: GRPO runs with batch-level
-(not per-group) reward scaling, so magnitudes carry over, and a base that cannot yet tell an
-offered tool from a missing one (ours cannot) must hear "calling pays" on tool-needed prompts
-louder than "calling costs" on the others, or RL drives calls to zero after a few unlucky
-batches (measured: one batch with 12 calls on no-call prompts did it at lr 1e-3).
+any call attempt. It equals the reward of a right, clean call. An earlier version paid half
+(0.5), so that "calling pays" would be heard louder than "calling costs" while the base's calls
+were mostly malformed; once the base copied arguments (JSON keys as single tokens), that
+asymmetry made RL call everywhere. Scratch runs, seed 0, test n = 800, the same RL settings on
+two 3-layer bases of the same recipe (4 and 2 heads; forced calls right 51 % and 67 %): with 0.5,
+FPR on chit-chat 0.79 and strict on tool-needed prompts 0.28; with 1.0, 0.255 and 0.42.
 
 Prompt that needs a call, a sum of three parts:
 - DECISION_CREDIT for attempting a call at all, even a malformed one. Without it, a weak base
@@ -25,7 +26,7 @@ from __future__ import annotations
 from tooldiff.evaluation import check_ast, parse_calls, toolrl_reward
 from tooldiff.evaluation.reward import REWARD_MAX, REWARD_MIN
 
-NO_CALL_CREDIT = 0.5
+NO_CALL_CREDIT = 1.0
 DECISION_CREDIT = 0.3
 FORMAT_CREDIT = 0.2
 CORRECT_CREDIT = 0.5

@@ -5,7 +5,11 @@ before byte-level BPE. Hence:
 - a word is the same token in a request and inside a JSON call (`Paris` in `in Paris?` and in
   `"city":"Paris"`): copying an argument is one lookup, there is no " Paris" vs "Paris" pair;
 - every number 1-99 and every word of the world becomes one token (checked by
-  `check_single_tokens`), which SPEC section 5 found essential for copying.
+  `check_single_tokens`), which SPEC section 5 found essential for copying;
+- a JSON key and its colon are one token (`"city":"`, `"hour":`), so the token right before a
+  value says which argument comes: copying is then a one-step lookup from that token. With the
+  key and `":"` as separate tokens, the model must first carry the key one position forward,
+  and copying stayed at chance for 800 steps of call logs (3 and 4 layers, seed 0).
 
 The tool-call tags are added tokens that are NOT special (TRL decodes with skip_special_tokens).
 """
@@ -17,8 +21,9 @@ from pathlib import Path
 
 from tooldiff.organism.chat import CHAT_TEMPLATE, EOS_TURN, PAD, SPECIAL_TOKENS, TOOL_TAGS
 
-# letters/underscore | digits | whitespace | other symbols (JSON punctuation merges into `":"` etc.)
-PRETOKEN_PATTERN = r"[A-Za-z_]+|[0-9]+|\s+|[^A-Za-z_0-9\s]+"
+# a JSON key with its colon (and the opening quote of a string value) | letters/underscore |
+# digits | whitespace | other symbols (JSON punctuation merges into `","` etc.)
+PRETOKEN_PATTERN = r'"[A-Za-z_]+":"?|[A-Za-z_]+|[0-9]+|\s+|(?:(?!"[A-Za-z_]+":)[^A-Za-z_0-9\s])+'
 
 
 def train_tokenizer(texts: list[str], vocab_size: int):
