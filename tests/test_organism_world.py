@@ -11,7 +11,7 @@ import torch
 from tooldiff.evaluation import check_ast, parse_calls
 from tooldiff.organism.chat import CALL_OPEN, call_text, render_chat
 from tooldiff.organism.corpus import CorpusMix, assistant_reply, corpus_documents
-from tooldiff.organism.grpo import credit_mask
+from tooldiff.organism.grpo import credit_mask, resample_kinds
 from tooldiff.organism.requests import KindMix, canonical_call, make_splits, record_key
 from tooldiff.organism.reward import organism_reward
 from tooldiff.organism.world import TOOLS, is_heldout_number, is_heldout_word
@@ -182,3 +182,13 @@ def test_prompts_vary_with_rng():
     rng = random.Random(0)
     texts = {sample_record("call", rng, heldout=False)["messages"][0]["content"] for _ in range(50)}
     assert len(texts) > 40
+
+
+def test_rl_prompt_mix_follows_kind_shares(splits):
+    records = splits["rl"]
+    mixed = resample_kinds(records, (0.6, 0.1, 0.3), random.Random(0))
+    assert len(mixed) == len(records) and all(r in records for r in mixed[:50])
+    shares = {k: sum(r["kind"] == k for r in mixed) / len(mixed) for k in ("call", "not_offered", "chitchat")}
+    assert abs(shares["call"] - 0.6) < 0.06 and abs(shares["chitchat"] - 0.3) < 0.06
+    with pytest.raises(ValueError, match="does not have"):
+        resample_kinds([r for r in records if r["kind"] == "call"], (0.5, 0.0, 0.5), random.Random(0))

@@ -25,7 +25,7 @@ class ModelShape:
 
 @dataclass(frozen=True)
 class PretrainConfig:
-    """`drill_steps` of API-log documents only, in short rows, come before the `steps` on the full
+    """`drill_steps` of call logs only (`drill_seq_len`-token rows) come before the `steps` on the full
     corpus: copying arguments appears as a sudden transition after some hundreds of steps of dense
     copy examples, and the mixed corpus alone did not reach it in the time budget."""
 
@@ -54,6 +54,9 @@ class RLConfig:
     rank1_lr: float = 3e-2  # the rank-1 variant trains 2 vectors, not the whole model
     rank1_layer: int | None = None  # None: the middle layer
     call_first_steps: int = 0  # curriculum: the first steps see only prompts that need a call
+    # Shares of call / not-offered / chit-chat prompts RL samples from the rl split (None: as the
+    # split has them). An RL setting, so a base can be shared by builds that differ in it.
+    kind_shares: tuple[float, float, float] | None = None
 
 
 @dataclass(frozen=True)

@@ -1,12 +1,14 @@
-"""The base model's pretraining corpus: chat transcripts, API logs and generic prose.
+"""The base model's pretraining corpus: chat transcripts, call logs and generic prose.
 
 What makes the base a good RL subject (SPEC section 5):
 - In chat transcripts the assistant almost never calls (`call_rate`, at most 10 % of the turns
-  that need an offered tool); otherwise it answers with invented text. The base therefore greedily
-  never calls, but a sampled group of 8 completions often holds one call for GRPO to reward.
-- API logs show requests next to the JSON call, with the arguments copied from the request, and
-  `none` when the needed tool is not on offer. They teach copying and the offered-tool check as a
-  latent capability without ever showing the assistant calling (see `api_log` for their values).
+  that need an offered tool); otherwise it answers with invented text. The base therefore rarely
+  calls (greedy: 8 % of tool-needed test prompts in the default build), and a sampled group of 8
+  completions often holds one call for GRPO to reward.
+- Call logs show requests next to the JSON call, with the arguments copied from the request, and
+  `none` when the needed tool is not on offer. They teach copying (and are meant to teach the
+  offered-tool check, which no base has learned yet: docs/organism.md) as a latent capability
+  without ever showing the assistant calling (see `api_log` for their values).
 - Generic prose gives every word and number of the world an embedding.
 """
 

@@ -46,6 +46,7 @@ def curriculum(records: list[dict], cfg: RLConfig, seed: int) -> list[dict]:
     then when not to call avoids that race (the capability first, then its boundary).
     """
     rng = random.Random(f"{seed}:rl-order")
+    records = resample_kinds(records, cfg.kind_shares, rng) if cfg.kind_shares else records
     calls = [r for r in records if r["gold"]]
     rng.shuffle(calls)
     head = calls[:cfg.call_first_steps * cfg.prompts_per_step]
@@ -53,6 +54,17 @@ def curriculum(records: list[dict], cfg: RLConfig, seed: int) -> list[dict]:
     tail = [r for r in records if id(r) not in head_ids]
     rng.shuffle(tail)
     return head + tail
+
+
+def resample_kinds(records: list[dict], shares: tuple[float, float, float], rng: random.Random) -> list[dict]:
+    """As many prompts as `records`, drawn with replacement so that call / not-offered / chit-chat
+    prompts come in the given shares."""
+    kinds = ("call", "not_offered", "chitchat")
+    by_kind = {k: [r for r in records if r["kind"] == k] for k in kinds}
+    if any(share > 0 and not by_kind[k] for k, share in zip(kinds, shares)):
+        raise ValueError(f"kind_shares {shares} asks for a kind the rl split does not have")
+    drawn = rng.choices(kinds, weights=shares, k=len(records))
+    return [rng.choice(by_kind[k]) for k in drawn]
 
 
 def rl_dataset(records: list[dict], tokenizer):
