@@ -226,6 +226,10 @@ def test_other_rl_settings_share_the_base(tmp_path, micro_organism):
     assert json.loads((out / ".stages" / "base.json").read_text())["shared_from"] == str(micro_organism)
     assert "shared_from" not in json.loads((out / ".stages" / "rl.json").read_text())
     assert (out / "base" / "model.safetensors").read_bytes() == (micro_organism / "base" / "model.safetensors").read_bytes()
+    # A build that shared its base can share it on (the demo's rank1 control does, from a shared build).
+    third = replace(micro_config(), rl=replace(micro_config().rl, lr=micro_config().rl.lr / 4))
+    again = build_from_config(tmp_path / "rl3", third, seed=0, shared_from=out)
+    assert json.loads((again / ".stages" / "base.json").read_text())["shared_from"] == str(out)
 
 
 def _layer_out(model, layer, ids):

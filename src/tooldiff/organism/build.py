@@ -320,7 +320,7 @@ def copy_shared_stages(source: Path, b: Build, markers: StageMarkers) -> None:
             raise UserError(f"{source} has no finished {stage} stage to share")
         with atomic_dir(b.out / stage) as tmp:
             shutil.copytree(source / stage, tmp, dirs_exist_ok=True)
-        extra = {k: v for k, v in marker.items() if k not in ("hash", "seconds")}
+        extra = {k: v for k, v in marker.items() if k not in ("hash", "seconds", "shared_from")}
         markers.mark(stage, marker["seconds"], shared_from=str(source), **extra)
         console.print(f"stage {stage}: copied from {source}")
 

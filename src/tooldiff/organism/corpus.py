@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from tooldiff.organism.chat import EOS_TURN, call_text, render_chat
 from tooldiff.organism.prose import prose_document
-from tooldiff.organism.requests import offered_tools, canonical_call, sample_record, sample_request
+from tooldiff.organism.requests import canonical_call, offered_tools, sample_record, sample_request
 from tooldiff.organism.world import CHITCHAT_REPLIES, REFUSALS, TOOL_BY_NAME, TOOLS
 
 
@@ -70,7 +70,7 @@ def _log_request(names: list[str], rng: random.Random, mix: CorpusMix) -> tuple[
     if rng.random() < mix.log_chitchat_share:
         return sample_record("chitchat", rng, heldout=False)["messages"][0]["content"], "none"
     offered = rng.random() < mix.log_call_share
-    pool = [t for t in TOOLS if (t.name in names) == offered] or list(TOOLS)
+    pool = [t for t in TOOLS if (t.name in names) == offered]  # 1-4 of 8 offered: never empty
     tool = rng.choice(pool)
     text, gold_call = sample_request(tool, rng, heldout=False, values="all")
     return text, call_text(canonical_call(gold_call)) if tool.name in names else "none"
