@@ -183,6 +183,8 @@ def stage_base(b: Build) -> dict:
 
 
 def stage_rl(b: Build) -> dict:
+    from dataclasses import replace
+
     from tooldiff.organism.grpo import run_grpo
     from tooldiff.organism.rank1 import PLANTED_FILE, fold_rank1, middle_layer, plant_rank1, save_planted
 
@@ -193,7 +195,8 @@ def stage_rl(b: Build) -> dict:
     if b.variant == "rank1":
         layer = rl.rank1_layer if rl.rank1_layer is not None else middle_layer(model)
         plant_rank1(model, layer, b.seed)
-    history = run_grpo(model, tokenizer, b.data("rl"), rl, b.seed, lr=rl.rank1_lr if layer is not None else rl.lr)
+        rl = replace(rl, kind_shares=rl.rank1_kind_shares, lr=rl.rank1_lr)  # it trains 2 vectors
+    history = run_grpo(model, tokenizer, b.data("rl"), rl, b.seed)
     extra, summary = None, {}
     if layer is not None:
         planted = fold_rank1(model, layer)

@@ -57,6 +57,11 @@ class RLConfig:
     # Shares of call / not-offered / chit-chat prompts RL samples from the rl split (None: as the
     # split has them). An RL setting, so a base can be shared by builds that differ in it.
     kind_shares: tuple[float, float, float] | None = None
+    # The rank1 control's RL can only move one direction: on a base that cannot tell the kinds
+    # apart that is a global bias, and with the rl split's own mix it tipped to "never call"
+    # (default, seed 0: call rate 0 on every kind). Mostly tool-needed prompts make the planted
+    # direction the one that induces calling, which is what the control must plant.
+    rank1_kind_shares: tuple[float, float, float] | None = (0.8, 0.1, 0.1)
 
 
 @dataclass(frozen=True)

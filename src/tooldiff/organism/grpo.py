@@ -145,7 +145,7 @@ def _progress_callback(total: int):
     return RewardProgress()
 
 
-def grpo_config(cfg: RLConfig, lr: float, seed: int, output_dir: str):
+def grpo_config(cfg: RLConfig, seed: int, output_dir: str):
     from trl import GRPOConfig
 
     return GRPOConfig(
@@ -155,7 +155,7 @@ def grpo_config(cfg: RLConfig, lr: float, seed: int, output_dir: str):
         num_generations=cfg.num_generations,
         max_completion_length=cfg.max_completion_length,
         temperature=cfg.temperature,
-        learning_rate=lr,
+        learning_rate=cfg.lr,
         lr_scheduler_type="constant",
         beta=0.0,  # no KL term: no reference model to run (SPEC section 5 prototype)
         loss_type="dapo",
@@ -174,14 +174,14 @@ def grpo_config(cfg: RLConfig, lr: float, seed: int, output_dir: str):
     )
 
 
-def run_grpo(model, tokenizer, records: list[dict], cfg: RLConfig, seed: int, lr: float | None = None):
+def run_grpo(model, tokenizer, records: list[dict], cfg: RLConfig, seed: int):
     """Tune `model` in place with GRPO on `records`; returns TRL's log history."""
     trainer_cls = _trainer_class()
     with tempfile.TemporaryDirectory(prefix="tooldiff-grpo-") as tmp:
         trainer = trainer_cls(
             model=model,
             reward_funcs=reward_function,
-            args=grpo_config(cfg, lr if lr is not None else cfg.lr, seed, str(Path(tmp))),
+            args=grpo_config(cfg, seed, str(Path(tmp))),
             train_dataset=rl_dataset(curriculum(records, cfg, seed), tokenizer),
             processing_class=tokenizer,
         )
