@@ -169,6 +169,27 @@ def test_interrupted_build_leaves_no_loadable_half_model_and_resumes(tmp_path, m
     assert _info(out)["metrics"] == _info(micro_organism)["metrics"]
 
 
+def test_a_stage_written_but_not_marked_is_redone(tmp_path, monkeypatch, micro_organism):
+    """A crash after a stage's rename but before its marker: the rerun resumes, it does not refuse DIR."""
+    from tooldiff.organism.store import StageMarkers
+
+    out = tmp_path / "org"
+    real_mark = StageMarkers.mark
+
+    def crash_before_marking(self, stage, seconds, **extra):
+        if stage == "data":
+            raise Interrupted
+        return real_mark(self, stage, seconds, **extra)
+
+    monkeypatch.setattr(StageMarkers, "mark", crash_before_marking)
+    with pytest.raises(Interrupted):
+        build_from_config(out, micro_config(), seed=0)
+    assert (out / "data" / "test.jsonl").is_file() and not (out / ".stages" / "data.json").exists()
+    monkeypatch.setattr(StageMarkers, "mark", real_mark)
+    build_from_config(out, micro_config(), seed=0)
+    assert _info(out)["metrics"] == _info(micro_organism)["metrics"]
+
+
 def test_same_seed_same_weights_and_metrics(tmp_path, micro_organism):
     again = build_from_config(tmp_path / "again", micro_config(), seed=0)
     assert _info(again)["metrics"] == _info(micro_organism)["metrics"]

@@ -350,6 +350,9 @@ def build_from_config(out: Path, cfg: OrganismConfig, seed: int = 0, variant: st
     remove_stale_temporaries(out)
     b = Build(out=out, cfg=cfg, seed=seed, variant=variant, build_hash=build_hash)
     markers = StageMarkers(out, build_hash)
+    # Claims DIR for this build before any stage writes: a crash between a stage's rename and its
+    # marker then leaves a DIR a rerun resumes (redoing that stage), not one it refuses.
+    markers.mark("started", 0.0)
     with one_thread():
         if shared_from is not None:
             copy_shared_stages(shared_from, b, markers)
