@@ -77,7 +77,10 @@ def hidden_size(model: nn.Module) -> int:
 
 
 def check_layer(model: nn.Module, layer: int) -> None:
-    n = n_layers(model)
+    _check_layer_index(layer, n_layers(model))
+
+
+def _check_layer_index(layer: int, n: int) -> None:
     if not 0 <= layer < n:
         raise UserError(f"layer {layer} is out of range: the model has {n} decoder layers (0..{n - 1})")
 
@@ -146,8 +149,7 @@ def render_prompt(tokenizer, record: dict) -> str:
 def check_pair(model_a: nn.Module, model_b: nn.Module, tok_a, tok_b) -> None:
     """Both models must read the same tokens and have the same residual shape."""
     _check_shapes((hidden_size(model_a), n_layers(model_a)), (hidden_size(model_b), n_layers(model_b)))
-    if tok_a.get_vocab() != tok_b.get_vocab():
-        raise UserError("model pair mismatch: the two tokenizers have different vocabularies")
+    _check_vocab(tok_a, tok_b)
 
 
 def check_pair_configs(path_a: str | Path, path_b: str | Path, tok_a, tok_b, layer: int) -> None:
@@ -164,10 +166,8 @@ def check_pair_configs(path_a: str | Path, path_b: str | Path, tok_a, tok_b, lay
 
     shape_a = shape(path_a)
     _check_shapes(shape_a, shape(path_b))
-    if tok_a.get_vocab() != tok_b.get_vocab():
-        raise UserError("model pair mismatch: the two tokenizers have different vocabularies")
-    if not 0 <= layer < shape_a[1]:
-        raise UserError(f"layer {layer} is out of range: the model has {shape_a[1]} decoder layers (0..{shape_a[1] - 1})")
+    _check_vocab(tok_a, tok_b)
+    _check_layer_index(layer, shape_a[1])
 
 
 def _check_shapes(shape_a: tuple[int, int], shape_b: tuple[int, int]) -> None:
@@ -176,3 +176,8 @@ def _check_shapes(shape_a: tuple[int, int], shape_b: tuple[int, int]) -> None:
         raise UserError(f"model pair mismatch: hidden sizes {d_a} vs {d_b}")
     if n_a != n_b:
         raise UserError(f"model pair mismatch: {n_a} vs {n_b} decoder layers")
+
+
+def _check_vocab(tok_a, tok_b) -> None:
+    if tok_a.get_vocab() != tok_b.get_vocab():
+        raise UserError("model pair mismatch: the two tokenizers have different vocabularies")

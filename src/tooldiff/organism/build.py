@@ -19,7 +19,7 @@ import json
 import platform
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -160,8 +160,6 @@ def _save_model(model, tokenizer_dir: Path, final: Path, extra=None) -> None:
 
 
 def stage_base(b: Build) -> dict:
-    from dataclasses import replace
-
     from tooldiff.organism.pretrain import build_model, pack_rows, pretrain
 
     tokenizer = load_tokenizer(b.out / "tokenizer")
@@ -183,8 +181,6 @@ def stage_base(b: Build) -> dict:
 
 
 def stage_rl(b: Build) -> dict:
-    from dataclasses import replace
-
     from tooldiff.organism.grpo import run_grpo
     from tooldiff.organism.rank1 import PLANTED_FILE, fold_rank1, middle_layer, plant_rank1, save_planted
 
