@@ -22,9 +22,11 @@ import pytest
 import torch
 
 from tooldiff.crosscoder import CheckpointInfo, Crosscoder, CrosscoderConfig
+from tooldiff.evaluation import parse_calls
 from tooldiff.features import diff_of_means
 from tooldiff.hf import decoder_layers, layer_hidden, render_prompt
 from tooldiff.organism import load_organism
+from tooldiff.organism.generate import generate_for_records
 
 pytestmark = pytest.mark.slow
 torch.set_num_threads(1)
@@ -93,18 +95,6 @@ def _wait_healthy(base: str, proc: subprocess.Popen, log: Path, timeout: float =
     raise RuntimeError(f"the server was not healthy after {timeout}s:\n{log.read_text()}")
 
 
-def require_calling_organism(organism) -> None:
-    """These tests need an RL model that writes right calls on its own: calling alone is not
-    enough (a tiny RL twin that calls one tool on every prompt would fail `name in offered` for
-    the model's sake, not the server's). While the organism's RL stage does not produce one
-    (issue 3), they are expected failures, reported with the measured rates."""
-    rl = organism.info["metrics"]["rl"]
-    recall, strict = rl["trigger"]["recall"], rl["by_kind"]["call"]["strict"]["mean"]
-    if recall < 0.25 or strict < 0.25:
-        pytest.xfail(f"the organism's RL model calls on {recall:.0%} of should-call test prompts and is right on "
-                     f"{strict:.0%} of them (issue 3 open)")
-
-
 @pytest.fixture(scope="module")
 def client(server):
     return openai.OpenAI(base_url=f"{server}/v1", api_key="unused", max_retries=0, timeout=120)
@@ -131,21 +121,27 @@ def call_rate(responses) -> float:
     return sum(bool(r.choices[0].message.tool_calls) for r in responses) / len(responses)
 
 
+def in_process_calls(organism, records) -> list[list[tuple[str, dict]]]:
+    """What the RL model writes for each record, greedy and in this process, parsed by the
+    foundation parser: the server must hand back exactly these calls."""
+    texts = generate_for_records(organism.rl, organism.tokenizer, records, max_new_tokens=40)
+    return [[(c["name"], c["arguments"]) for c in parse_calls(t).calls] for t in texts]
+
+
 def test_a_tool_needed_request_comes_back_as_parsed_tool_calls(client, call_prompts, server, organism):
-    require_calling_organism(organism)
+    """The server reports the model's calls, parsed, exactly as the model wrote them. Whether the
+    calls are *right* is the organism's business (issue 3: the tiny RL twin calls get_weather on
+    almost every prompt); the server neither fixes nor runs them."""
+    expected = in_process_calls(organism, call_prompts)
+    assert sum(map(bool, expected)) >= len(expected) // 4, "the organism's RL model must call for this test"
     responses = ask_all(client, call_prompts)
-    assert call_rate(responses) >= 0.25, [r.choices[0].message.content for r in responses]
-    for record, r in zip(call_prompts, responses):
+    for want, r in zip(expected, responses):
         choice = r.choices[0]
-        if not choice.message.tool_calls:
-            assert choice.finish_reason in ("stop", "length")
-            continue
-        assert choice.finish_reason == "tool_calls"
-        offered = {t["function"]["name"] for t in record["tools"]}
-        for call in choice.message.tool_calls:
+        got = [(c.function.name, json.loads(c.function.arguments)) for c in choice.message.tool_calls or []]
+        assert got == want
+        assert choice.finish_reason == ("tool_calls" if want else "stop") or (not want and choice.finish_reason == "length")
+        for call in choice.message.tool_calls or []:
             assert call.id.startswith("call_") and call.type == "function"
-            assert call.function.name in offered  # the server never invents or runs a tool
-            assert isinstance(json.loads(call.function.arguments), dict)
         assert r.usage.prompt_tokens > 0 and r.usage.completion_tokens > 0
     assert httpx.get(f"{server}/health").json()["largest_batch"] > 1  # the concurrent requests were batched
 
@@ -169,7 +165,6 @@ def decision_activations(organism, records) -> torch.Tensor:
 def test_steering_in_extra_body_lowers_the_call_rate(client, organism, call_prompts):
     """A negative dose along the should-call minus no-call direction (difference of means on the
     CALIBRATION split, the ASA/CAA vector) must lower the tool-call rate on the TEST prompts."""
-    require_calling_organism(organism)
     calibration = organism.records("calibration")
     x_ND = decision_activations(organism, calibration)
     should_call_N = torch.tensor([r["kind"] == "call" for r in calibration])
@@ -205,7 +200,6 @@ def test_tool_choice_none_is_honoured(client, call_prompts):
 
 
 def test_a_named_function_is_called(client, call_prompts, organism):
-    require_calling_organism(organism)  # completing a forced call still needs an organism that can write one
     record = call_prompts[1]
     name = record["tools"][-1]["function"]["name"]
     r = ask(client, record, tool_choice={"type": "function", "function": {"name": name}})
