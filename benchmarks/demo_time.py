@@ -32,12 +32,11 @@ def run_demo_cli(out: Path, preset: str, n_per_kind: int, threads: int | None, p
     cli = Path(sys.executable).parent / "tooldiff"
     cmd = [str(cli), "demo", "--out", str(out), "--preset", preset, "--n-per-kind", str(n_per_kind),
            "--positive-control" if positive else "--no-positive-control"]
-    env = dict(os.environ)
     if threads:
-        env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+        cmd += ["--threads", str(threads)]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    subprocess.run(cmd, env=env, check=True)
+    subprocess.run(cmd, check=True)
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
@@ -74,7 +73,7 @@ def main() -> int:
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--preset", default="default")
     ap.add_argument("--n-per-kind", type=int, default=60)
-    ap.add_argument("--threads", type=int, default=None, help="OMP/MKL threads of the child (default: torch's)")
+    ap.add_argument("--threads", type=int, default=None, help="torch threads for the organism's pretraining (default: the demo's, all cores)")
     ap.add_argument("--target", type=float, default=TARGET_SECONDS)
     ap.add_argument("--no-positive-control", dest="positive", action="store_false")
     ap.add_argument("--reuse", action="store_true", help="keep DIR's contents (cached stages are then not timed)")

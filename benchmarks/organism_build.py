@@ -30,12 +30,12 @@ def _metrics_line(name: str, m: dict) -> str:
             f"  calls/prompt {m['calls_per_prompt']:.2f}")
 
 
-def bench(preset: str, seed: int, variant: str, out: Path) -> dict:
+def bench(preset: str, seed: int, variant: str, out: Path, threads: int) -> dict:
     from tooldiff.organism import build_organism
 
     load_before = os.getloadavg()
     start = time.perf_counter()
-    build_organism(out, preset=preset, seed=seed, variant=variant, force=True)
+    build_organism(out, preset=preset, seed=seed, variant=variant, force=True, threads=threads)
     wall = time.perf_counter() - start
     info = json.loads((out / "organism.json").read_text())
     seconds = info["build_seconds"]
@@ -60,17 +60,13 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--variant", default="full")
     parser.add_argument("--out", type=Path, default=None)
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads for pretraining the base")
     args = parser.parse_args()
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
     presets = ["tiny", "default"] if args.preset == "all" else [args.preset]
     with tempfile.TemporaryDirectory(prefix="organism-bench-") as tmp:
         root = args.out or Path(tmp)
         for preset in presets:
-            bench(preset, args.seed, args.variant, root / preset)
+            bench(preset, args.seed, args.variant, root / preset, args.threads)
 
 
 if __name__ == "__main__":

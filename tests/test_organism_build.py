@@ -97,11 +97,13 @@ def test_other_seed_in_existing_dir_needs_force(tiny_organism):
 
 
 # --- bad input ---------------------------------------------------------------------------------
-def test_unknown_preset_and_variant(tmp_path):
+def test_unknown_preset_variant_and_thread_count(tmp_path):
     with pytest.raises(UserError, match="unknown preset 'huge'"):
         build_organism(tmp_path / "o", preset="huge")
     with pytest.raises(UserError, match="unknown variant 'half'"):
         build_organism(tmp_path / "o", preset="tiny", variant="half")
+    with pytest.raises(UserError, match="threads must be at least 1, got 0"):
+        build_organism(tmp_path / "o", preset="tiny", threads=0)
     assert not (tmp_path / "o").exists()
 
 

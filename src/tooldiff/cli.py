@@ -5,6 +5,7 @@ Heavy imports (torch, transformers, trl) happen inside the commands so that `--h
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Optional
@@ -52,6 +53,7 @@ def organism(
     shared_from: Path = typer.Option(None, help="A finished build with the same seed and pretraining config "
                                                 "(any variant or RL settings) whose data, tokenizer and base are "
                                                 "copied, not rebuilt."),
+    threads: int = typer.Option(1, help="Torch threads for pretraining the base: the cores nothing else uses."),
 ) -> None:
     """Build the embedded model organism: tool world, tokenizer, base LM and its GRPO twin.
 
@@ -60,7 +62,8 @@ def organism(
     """
     from tooldiff.organism import build_organism
 
-    build_organism(out=out, preset=preset, seed=seed, variant=variant, force=force, shared_from=shared_from)
+    build_organism(out=out, preset=preset, seed=seed, variant=variant, force=force, shared_from=shared_from,
+                   threads=threads)
 
 
 # --- activations ------------------------------------------------------------------------
@@ -141,12 +144,14 @@ def demo(
     sweep: Optional[Path] = typer.Option(None, help="Sweep TOML (default: configs/sweep-demo.toml)."),
     n_per_kind: int = typer.Option(60, help="Test prompts per request kind in the experiment."),
     positive_control: bool = typer.Option(True, help="Also run the rank1 positive-control organism."),
+    threads: int = typer.Option(os.cpu_count() or 1, help="Torch threads for pretraining the organism's base "
+                                                          "(the demo's only stage that runs alone)."),
 ) -> None:
     """organism → harvest → sweep → features → experiment → report, on the embedded organism."""
     from tooldiff.demo import run_demo
 
     run_demo(out=out, preset=preset, seed=seed, sweep=sweep, n_per_kind=n_per_kind,
-             positive_control=positive_control)
+             positive_control=positive_control, threads=threads)
 
 
 # --- serve ------------------------------------------------------------------------------

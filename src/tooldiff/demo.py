@@ -86,7 +86,7 @@ def study(org_dir: Path, out: Path, sweep: Path, exp_cfg, clock: Clock, tag: str
 
 
 def run_demo(out: Path, preset: str = "default", seed: int = 0, sweep: Path | None = None,
-             n_per_kind: int = 60, positive_control: bool = True, device: str = "cpu") -> dict:
+             n_per_kind: int = 60, positive_control: bool = True, device: str = "cpu", threads: int = 1) -> dict:
     from tooldiff.experiment import load_experiment_config
     from tooldiff.organism import build_organism, load_organism
     from tooldiff.report import write_report
@@ -100,7 +100,7 @@ def run_demo(out: Path, preset: str = "default", seed: int = 0, sweep: Path | No
     clock = Clock()
     exp_cfg = load_experiment_config({"n_per_kind": n_per_kind, "seed": seed, "device": device})
     with clock.stage("organism (full)"):
-        build_organism(out / "organism", preset=preset, seed=seed, variant="full")
+        build_organism(out / "organism", preset=preset, seed=seed, variant="full", threads=threads)
     with one_thread():
         child = PositiveControl(out, preset, seed, exp_cfg.model_dump()) if positive_control else None
         try:

@@ -1,8 +1,11 @@
-"""One torch thread for the organism-sized models.
+"""Torch CPU thread counts for the organism-sized models.
 
-Their matmuls are too small for a second OpenMP thread to pay, and on a shared machine a thread
-that spin-waits for a busy core made crosscoder training and generation 4-8x slower (measured in
-benchmarks/demo_time.py, which reports CPU beside wall seconds).
+One thread is the default: their matmuls are too small for a second OpenMP thread to pay during
+generation, and on a shared machine a thread that waits for a busy core made crosscoder training
+and generation 4-8x slower (measured in benchmarks/demo_time.py, which reports CPU beside wall
+seconds). Pretraining the default base is the exception: on an idle 2-core machine a second
+thread ran its steps 1.7x faster, and with the other core busy 2x slower, so the caller who knows
+what else runs chooses (`tooldiff organism --threads`).
 """
 
 from __future__ import annotations
@@ -14,10 +17,14 @@ import torch
 
 
 @contextmanager
-def one_thread() -> Iterator[None]:
+def torch_threads(n: int) -> Iterator[None]:
     before = torch.get_num_threads()
-    torch.set_num_threads(1)
+    torch.set_num_threads(n)
     try:
         yield
     finally:
         torch.set_num_threads(before)
+
+
+def one_thread():
+    return torch_threads(1)

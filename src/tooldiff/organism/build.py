@@ -30,7 +30,7 @@ from tooldiff.hf import load_model, load_tokenizer
 from tooldiff.organism.config import OrganismConfig, check_variant, get_preset, pretraining_part
 from tooldiff.organism.corpus import iter_documents
 from tooldiff.progress import console
-from tooldiff.threads import one_thread
+from tooldiff.threads import one_thread, torch_threads
 from tooldiff.organism.store import (
     STAGES_DIR,
     TMP_PREFIX,
@@ -55,6 +55,7 @@ class Build:
     seed: int
     variant: str
     build_hash: str
+    threads: int = 1  # torch threads of the base stage (the others run at one)
 
     def data(self, split: str) -> list[dict]:
         return read_jsonl(self.out / "data" / f"{split}.jsonl")
@@ -173,11 +174,12 @@ def stage_base(b: Build) -> dict:
     phases.append(pack_rows(iter_documents(records, b.cfg.corpus, b.seed), tokenizer,
                             p.steps * p.batch_size, p.seq_len))
     model = build_model(b.cfg.model, tokenizer, b.seed)
-    losses = pretrain(model, phases, p, b.seed)
+    with torch_threads(b.threads):
+        losses = pretrain(model, phases, p, b.seed)
     _save_model(model, b.out / "tokenizer", b.out / "base")
     tail = losses[-max(1, len(losses) // 20):]
     return {"params": sum(t.numel() for t in model.parameters()), "tokens": sum(r.numel() for r in phases),
-            "final_loss": sum(tail) / len(tail)}
+            "final_loss": sum(tail) / len(tail), "threads": b.threads}
 
 
 def stage_rl(b: Build) -> dict:
@@ -266,7 +268,7 @@ def write_info(b: Build, markers: StageMarkers, preset: str) -> dict:
         "config_hash": b.build_hash,
         "config": b.cfg.to_dict(),
         "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "torch_threads": torch.get_num_threads(),
+        "torch_threads": {"base": stage_info["base"].get("threads", 1), "other stages": torch.get_num_threads()},
         "versions": _versions(),
         "build_seconds": {s: stage_info[s]["seconds"] for s in STAGES}
         | {"total": round(sum(stage_info[s]["seconds"] for s in STAGES), 2)},
@@ -326,25 +328,30 @@ def copy_shared_stages(source: Path, b: Build, markers: StageMarkers) -> None:
 
 # --- entry point --------------------------------------------------------------------------------
 def build_organism(out: str | Path, preset: str = "default", seed: int = 0, variant: str = "full",
-                   force: bool = False, shared_from: str | Path | None = None) -> Path:
+                   force: bool = False, shared_from: str | Path | None = None, threads: int = 1) -> Path:
     """Build (or reuse, or resume) the organism in `out`; returns `out`.
 
     `shared_from`: a finished build with the same seed and pretraining config (any variant or RL
     settings), whose data, tokenizer and base are copied instead of rebuilt.
+    `threads`: torch threads for pretraining the base (cores that nothing else uses; see threads.py).
+    It is not part of the build's identity, but float sums in another order make a base that
+    differs in its last bits.
     """
     return build_from_config(Path(out), get_preset(preset), seed, variant, force, preset_name=preset,
-                             shared_from=Path(shared_from) if shared_from else None)
+                             shared_from=Path(shared_from) if shared_from else None, threads=threads)
 
 
 def build_from_config(out: Path, cfg: OrganismConfig, seed: int = 0, variant: str = "full", force: bool = False,
-                      preset_name: str | None = None, shared_from: Path | None = None) -> Path:
+                      preset_name: str | None = None, shared_from: Path | None = None, threads: int = 1) -> Path:
     check_variant(variant)
+    if threads < 1:
+        raise UserError(f"threads must be at least 1, got {threads}")
     build_hash = cfg.hash(seed, variant)
     if prepare_dir(out, build_hash, force):
         console.print(f"[green]reusing[/] the organism in {out} (same config, seed and variant)")
         return out
     remove_stale_temporaries(out)
-    b = Build(out=out, cfg=cfg, seed=seed, variant=variant, build_hash=build_hash)
+    b = Build(out=out, cfg=cfg, seed=seed, variant=variant, build_hash=build_hash, threads=threads)
     markers = StageMarkers(out, build_hash)
     # Claims DIR for this build before any stage writes: a crash between a stage's rename and its
     # marker then leaves a DIR a rerun resumes (redoing that stage), not one it refuses.
