@@ -269,18 +269,20 @@ def test_rank1_update_is_exact_and_foldable(tiny_organism, tmp_path):
     """Train only the rank-1 update (here towards calling, by gradient descent), fold, save, reload."""
     from transformers import AutoModelForCausalLM
 
-    from tooldiff.organism.rank1 import fold_rank1, plant_rank1, project_out, subtract_planted
+    from tooldiff.organism.rank1 import (fold_rank1, mean_decision_activation, plant_rank1, project_out,
+                                         subtract_planted)
 
     tok = load_tokenizer(tiny_organism / "base")
     base = load_model(tiny_organism / "base")
     model = load_model(tiny_organism / "base")
     layer = 1
-    adapter = plant_rank1(model, layer, seed=0)
-    assert [n for n, p in model.named_parameters() if p.requires_grad] == [
-        f"model.layers.{layer}.mlp.down_proj.u_D", f"model.layers.{layer}.mlp.down_proj.v_I"]
     records = load_organism(tiny_organism, models=False).records("calibration")[:8]
     texts = [tok.apply_chat_template(r["messages"], tools=r["tools"], add_generation_prompt=True, tokenize=False)
              for r in records]
+    mean_I = mean_decision_activation(model, tok, texts, layer)
+    adapter = plant_rank1(model, layer, seed=0, mean_I=mean_I)
+    assert [n for n, p in model.named_parameters() if p.requires_grad] == [
+        f"model.layers.{layer}.mlp.down_proj.u_D", f"model.layers.{layer}.mlp.down_proj.v_I"]
     batch = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False)
     call_id = tok.convert_tokens_to_ids("<tool_call>")
     optimizer = torch.optim.Adam(adapter.parameters(), lr=0.05)
@@ -300,6 +302,9 @@ def test_rank1_update_is_exact_and_foldable(tiny_organism, tmp_path):
     delta = rl_sd[changed[0]] - base_sd[changed[0]]
     assert torch.linalg.matrix_rank(delta, atol=1e-4 * delta.abs().max()).item() == 1
     assert torch.allclose(delta, torch.outer(planted["direction_D"], planted["gate_I"]), atol=1e-6)
+    # Centred: over these prompts' decision positions the planted gate averages zero, so RL cannot
+    # plant a constant shift (which a crosscoder would put in its decoder bias, not in a latent).
+    assert abs(planted["gate_I"] @ mean_I) < 1e-4 * planted["gate_I"].norm() * mean_I.norm()
 
     ids = tok(texts[0], return_tensors="pt", add_special_tokens=False)
     base_h, base_logits = _layer_out(base, layer, ids)
@@ -332,3 +337,16 @@ def test_force_removes_only_what_a_build_writes(tmp_path):
     (tmp_path / "notes.txt").write_text("mine")
     clear_organism(tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+
+
+def test_the_build_identity_follows_the_tool_world(monkeypatch):
+    """Another phrasing in the tool world is another build: neither reused nor shared."""
+    from tooldiff.organism import world
+    from tooldiff.organism.config import get_preset, pretraining_part
+
+    cfg = get_preset("tiny")
+    before, part_before = cfg.hash(0, "full"), pretraining_part(cfg.to_dict())
+    weather = replace(world.TOOLS[0], asks=world.TOOLS[0].asks[:-1])
+    monkeypatch.setattr(world, "TOOLS", (weather, *world.TOOLS[1:]))
+    assert cfg.hash(0, "full") != before
+    assert pretraining_part(cfg.to_dict()) != part_before

@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 
 from tooldiff.errors import UserError
-from tooldiff.hf import load_model, load_tokenizer
+from tooldiff.hf import load_model, load_tokenizer, render_prompt
 from tooldiff.organism.config import OrganismConfig, check_variant, get_preset, pretraining_part
 from tooldiff.organism.corpus import iter_documents
 from tooldiff.progress import console
@@ -46,6 +46,7 @@ INFO_FILE = "organism.json"
 STAGES = ("data", "tokenizer", "base", "rl", "eval")
 OUR_ENTRIES = ("data", "tokenizer", "base", "rl", "eval", INFO_FILE, STAGES_DIR)
 SPLITS = ("pretrain", "rl", "calibration", "test")
+RANK1_MEAN_PROMPTS = 512  # rl-split prompts whose mean MLP activation centres the rank1 gate
 
 
 @dataclass
@@ -184,7 +185,8 @@ def stage_base(b: Build) -> dict:
 
 def stage_rl(b: Build) -> dict:
     from tooldiff.organism.grpo import run_grpo
-    from tooldiff.organism.rank1 import PLANTED_FILE, fold_rank1, middle_layer, plant_rank1, save_planted
+    from tooldiff.organism.rank1 import (PLANTED_FILE, fold_rank1, mean_decision_activation, middle_layer,
+                                         plant_rank1, save_planted)
 
     tokenizer = load_tokenizer(b.out / "base")
     model = load_model(b.out / "base")
@@ -192,7 +194,8 @@ def stage_rl(b: Build) -> dict:
     layer = None
     if b.variant == "rank1":
         layer = rl.rank1_layer if rl.rank1_layer is not None else middle_layer(model)
-        plant_rank1(model, layer, b.seed)
+        prompts = [render_prompt(tokenizer, r) for r in b.data("rl")[:RANK1_MEAN_PROMPTS]]
+        plant_rank1(model, layer, b.seed, mean_decision_activation(model, tokenizer, prompts, layer))
         rl = replace(rl, kind_shares=rl.rank1_kind_shares, lr=rl.rank1_lr)  # it trains 2 vectors
     history = run_grpo(model, tokenizer, b.data("rl"), rl, b.seed)
     extra, summary = None, {}

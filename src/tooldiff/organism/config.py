@@ -79,7 +79,11 @@ class OrganismConfig:
     extra: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """The config plus a fingerprint of the tool world's code, which shapes every split: a
+        build made with other tools or phrasings is then neither reused nor shared."""
+        from tooldiff.organism.world import world_fingerprint
+
+        return asdict(self) | {"world": world_fingerprint()}
 
     def hash(self, seed: int, variant: str) -> str:
         """Identity of a build: same hash means a directory can be reused as is."""

@@ -9,6 +9,13 @@ after layer L) therefore changes by exactly g(x)·u with gate g(x) = vᵀ m(x): 
 and a learned, input-dependent gate, and nothing else changes at or below layer L. Folding it
 into W keeps `rl/` a plain Qwen2ForCausalLM that AutoModelForCausalLM loads as is.
 
+The gate is centred: v is kept orthogonal to m̄, the base's mean MLP activation at the decision
+position (the last prompt token) of the rl split, so over those positions the gate averages zero.
+Unconstrained, RL planted a constant: v aligned with the always-on part of m, a gate of -13.4 ±
+0.15 on every kind of prompt (default, seed 0), i.e. a shift of the whole activation cloud that a
+crosscoder puts in its decoder bias, not in a latent. A centred gate can only act by telling
+prompts apart, which is the kind of change the instruments claim to find.
+
 Ground truth for the instruments: the unit direction û = u/‖u‖ in the residual space of layer L,
 and the gate readout v. Exact ablation of the planted change is "subtract g(x)·u at layer L",
 which is the same as putting W back (the base); projecting û out of the layer output removes
@@ -28,9 +35,9 @@ PLANTED_FILE = "planted_direction.safetensors"
 
 
 class Rank1DownProj(nn.Module):
-    """A frozen linear layer plus a trainable rank-1 update u vᵀ."""
+    """A frozen linear layer plus a trainable rank-1 update u vᵀ, v orthogonal to `mean_I`."""
 
-    def __init__(self, base: nn.Linear, seed: int):
+    def __init__(self, base: nn.Linear, seed: int, mean_I: torch.Tensor | None = None):
         super().__init__()
         self.base = base
         for p in self.base.parameters():
@@ -40,15 +47,21 @@ class Rank1DownProj(nn.Module):
         # LoRA-style start: u = 0 (the model starts as the base), v random so u gets gradients.
         self.u_D = nn.Parameter(torch.zeros(d_out))
         self.v_I = nn.Parameter(torch.randn(d_in, generator=generator) / d_in ** 0.5)
+        unit_I = torch.zeros(d_in) if mean_I is None else mean_I / mean_I.norm()
+        self.register_buffer("mean_unit_I", unit_I.to(base.weight.dtype), persistent=False)
+
+    def readout_I(self) -> torch.Tensor:
+        """v without its component along the mean activation: the gate is centred."""
+        return self.v_I - (self.v_I @ self.mean_unit_I) * self.mean_unit_I
 
     def forward(self, m_BTI: torch.Tensor) -> torch.Tensor:
-        gate_BT1 = m_BTI @ self.v_I.unsqueeze(-1)
+        gate_BT1 = m_BTI @ self.readout_I().unsqueeze(-1)
         return self.base(m_BTI) + gate_BT1 * self.u_D
 
     def folded(self) -> nn.Linear:
         """The plain Linear with W + u vᵀ: identical outputs, standard weights."""
         with torch.no_grad():
-            self.base.weight += torch.outer(self.u_D, self.v_I)
+            self.base.weight += torch.outer(self.u_D, self.readout_I())
         for p in self.base.parameters():
             p.requires_grad_(True)
         return self.base
@@ -58,12 +71,31 @@ def middle_layer(model) -> int:
     return (len(decoder_layers(model)) - 1) // 2
 
 
-def plant_rank1(model, layer: int, seed: int) -> Rank1DownProj:
-    """Freeze every weight of `model` and give layer `layer` a trainable rank-1 down_proj update."""
+@torch.no_grad()
+def mean_decision_activation(model, tokenizer, prompts: list[str], layer: int, batch_size: int = 64) -> torch.Tensor:
+    """The mean MLP activation m (the input of down_proj) of layer `layer` at the last token of
+    each prompt: where the organism decides whether to call."""
+    down_proj = decoder_layers(model)[layer].mlp.down_proj
+    rows: list[torch.Tensor] = []
+    handle = down_proj.register_forward_pre_hook(lambda module, args: rows.append(args[0][:, -1]))
+    tokenizer.padding_side = "left"  # the last position is every row's last prompt token
+    try:
+        for start in range(0, len(prompts), batch_size):
+            batch = tokenizer(prompts[start:start + batch_size], return_tensors="pt", padding=True,
+                              add_special_tokens=False)
+            model(**batch)
+    finally:
+        handle.remove()
+    return torch.cat(rows).mean(dim=0)
+
+
+def plant_rank1(model, layer: int, seed: int, mean_I: torch.Tensor | None = None) -> Rank1DownProj:
+    """Freeze every weight of `model` and give layer `layer` a trainable rank-1 down_proj update,
+    whose gate readout is kept orthogonal to `mean_I` (None: unconstrained)."""
     for p in model.parameters():
         p.requires_grad_(False)
     mlp = decoder_layers(model)[layer].mlp
-    mlp.down_proj = Rank1DownProj(mlp.down_proj, seed)
+    mlp.down_proj = Rank1DownProj(mlp.down_proj, seed, mean_I)
     return mlp.down_proj
 
 
@@ -78,7 +110,7 @@ def fold_rank1(model, layer: int) -> dict[str, torch.Tensor]:
     mlp = decoder_layers(model)[layer].mlp
     adapter: Rank1DownProj = mlp.down_proj
     u_D = adapter.u_D.detach().clone()
-    v_I = adapter.v_I.detach().clone()
+    v_I = adapter.readout_I().detach().clone()
     mlp.down_proj = adapter.folded()
     norm = u_D.norm()
     if norm == 0:

@@ -4,6 +4,12 @@ Held-out request templates are new arrangements of known words: each keeps one w
 training templates of its tool also use (weather, alarm, message, table, tip, ...), since the
 organism cannot know a synonym it has never read.
 
+Each tool has 14 training phrasings, with the values in varied places. With 6, the base learned
+to copy by the template's word order: its forced calls (prompt + `<tool_call>`) were right on
+73.5 % of rl-split prompts but 44.5 % of test prompts, whose phrasings are new (held-out contacts
+became a memorised one, `yen` became `pounds`). With 14: 74.5 % and 76.5 % (default base, seed 0,
+n = 200 each).
+
 Every argument value is one word or one number so that, with the organism's tokenizer, it is a
 single token: copying an argument from the request into the call is then one attention lookup
 (SPEC section 5: with digits split, forced calls were right only 22 % of the time).
@@ -15,6 +21,7 @@ without ever having seen a weather call for it).
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 # --- value pools ------------------------------------------------------------------------------
@@ -124,6 +131,14 @@ TOOLS: tuple[Tool, ...] = (
             "Is it raining in {city} right now{opt}?",
             "Weather report for {city}{opt}, please.",
             "I am flying to {city} tomorrow, what is the weather there{opt}?",
+            "Check the weather in {city}{opt}.",
+            "{city} weather{opt}, please.",
+            "Do I need an umbrella in {city}{opt}?",
+            "Weather for {city}{opt}?",
+            "Look up how cold it is in {city}{opt}.",
+            "What is it like outside in {city}{opt}?",
+            "Show me the weather in {city} this week{opt}.",
+            "My sister lives in {city}, how is the weather{opt}?",
         ),
         heldout_asks=(
             "Could you check the weather for me in {city}{opt}?",
@@ -151,6 +166,14 @@ TOOLS: tuple[Tool, ...] = (
             "I need an alarm at {hour} tomorrow{opt}.",
             "Alarm for {hour} in the morning{opt}, thanks.",
             "Can you set my alarm to {hour}{opt}?",
+            "Alarm at {hour}{opt}.",
+            "Set me an alarm, {hour} o'clock{opt}.",
+            "Wake me at {hour} please{opt}.",
+            "I must get up at {hour}{opt}.",
+            "Could you put my alarm on {hour}{opt}?",
+            "Get me up at {hour} tomorrow morning{opt}.",
+            "New alarm: {hour}{opt}.",
+            "Ring at {hour}{opt}, I have a train to catch.",
         ),
         heldout_asks=(
             "Make sure my alarm goes off at {hour}{opt}.",
@@ -177,6 +200,14 @@ TOOLS: tuple[Tool, ...] = (
             "What do I get in {currency} for {amount}?",
             "Please turn {amount} into {currency}.",
             "I have {amount}, how many {currency} is that?",
+            "{amount} to {currency}, please.",
+            "Convert {amount} for me, I need {currency}.",
+            "How many {currency} do I get for {amount}?",
+            "Turn {amount} into {currency}.",
+            "I want {currency}, change {amount}.",
+            "Swap {amount} into {currency} please.",
+            "Money question: {amount} in {currency}?",
+            "What is {amount} worth in {currency} today?",
         ),
         heldout_asks=(
             "Could you work out {amount} in {currency}?",
@@ -204,6 +235,14 @@ TOOLS: tuple[Tool, ...] = (
             "Tell {contact} I will call back{opt}.",
             "Write to {contact} that dinner is ready{opt}.",
             "Can you ping {contact} for me{opt}?",
+            "Message {contact}{opt}.",
+            "Drop a line to {contact}{opt}.",
+            "Drop {contact} a message{opt}.",
+            "Text {contact}{opt}, I will be there soon.",
+            "Let {contact} know I said hi{opt}.",
+            "Please send a message to {contact} about lunch{opt}.",
+            "Could you text {contact} for me{opt}?",
+            "A message to {contact}, please{opt}.",
         ),
         heldout_asks=(
             "Send {contact} a short message{opt}.",
@@ -230,6 +269,14 @@ TOOLS: tuple[Tool, ...] = (
             "I want dinner at {restaurant}, we are {people}.",
             "Please book {restaurant} tonight for {people} guests.",
             "Can you find a table for {people} at {restaurant}?",
+            "Table for {people} at {restaurant}.",
+            "Book {restaurant}, {people} people.",
+            "We are {people}, reserve a table at {restaurant}.",
+            "Reserve a table at {restaurant} for {people} tonight.",
+            "Dinner for {people} at {restaurant}, please book it.",
+            "Can we get a table at {restaurant}? We are {people}.",
+            "Please reserve {restaurant}, a table for {people}.",
+            "A table at {restaurant} for {people} guests, please.",
         ),
         heldout_asks=(
             "Hold a table at {restaurant}, party of {people}.",
@@ -257,6 +304,14 @@ TOOLS: tuple[Tool, ...] = (
             "Start a {genre} playlist{opt}.",
             "Music please, something {genre}{opt}.",
             "Can you play {genre} for me{opt}?",
+            "{genre} please{opt}.",
+            "Play {genre}{opt}.",
+            "Some {genre} music would be nice{opt}.",
+            "Put some {genre} on{opt}.",
+            "Turn on {genre}{opt}.",
+            "I would like to hear some {genre}{opt}.",
+            "Music time: {genre}{opt}.",
+            "Could you start some {genre}{opt}?",
         ),
         heldout_asks=(
             "I am in the mood for {genre}{opt}.",
@@ -283,6 +338,14 @@ TOOLS: tuple[Tool, ...] = (
             "Give me {word} in {language}.",
             "I need the {language} for {word}.",
             "Please translate the word {word} to {language}.",
+            "{word} in {language}, please.",
+            "Translate {word} to {language} for me.",
+            "In {language}, how do I say {word}?",
+            "What is {word} in {language}?",
+            "Tell me the {language} for {word}.",
+            "The word {word} in {language}, please.",
+            "I want to say {word} in {language}.",
+            "Can you translate {word} into {language}?",
         ),
         heldout_asks=(
             "What would {word} be in {language}?",
@@ -310,6 +373,14 @@ TOOLS: tuple[Tool, ...] = (
             "Our bill is {bill}, what is the tip{opt}?",
             "Work out a tip on {bill}{opt}.",
             "Tip for {bill} please{opt}.",
+            "Tip on {bill}{opt}?",
+            "The bill is {bill}, work out the tip{opt}.",
+            "How big a tip for a {bill} bill{opt}?",
+            "Calculate a tip on {bill}{opt}.",
+            "I paid {bill}, what tip should I add{opt}?",
+            "What is the tip on {bill}{opt}?",
+            "Help me tip on a bill of {bill}{opt}.",
+            "We owe {bill}, how much tip{opt}?",
         ),
         heldout_asks=(
             "Dinner came to {bill}, how much tip should I add{opt}?",
@@ -357,3 +428,9 @@ KINDS = ("call", "not_offered", "chitchat")
 # Optional words around a request, so that phrasing varies beyond the templates.
 PREFIXES = ("", "", "", "", "Hey, ", "Please, ", "Quick question: ", "Hi! ", "Excuse me, ")
 SUFFIXES = ("", "", "", "", " Thanks!", " Thank you.", " Please.", " Cheers.")
+
+
+def world_fingerprint() -> str:
+    """A digest of everything above: tools, phrasings, value pools, chit-chat and replies."""
+    parts = (TOOLS, CHITCHAT, HELDOUT_CHITCHAT, CHITCHAT_REPLIES, REFUSALS, PREFIXES, SUFFIXES)
+    return hashlib.sha256(repr(parts).encode()).hexdigest()[:16]
