@@ -185,14 +185,29 @@ class PositiveControl:
         self.process.join()
 
 
+PLANTED_COSINE = 0.9  # issue 5: the top RL-side latent must be this close to the planted direction
+MOST_CALLS = 0.5  # ... and ablating it must remove more than this share of the RL model's calls
+
+
 def positive_summary(pc: dict) -> dict:
-    """The positive control's verdict: planted direction recovered, and its ablation's effect."""
-    lines = []
+    """The positive control's verdict, per crosscoder: is the top-ranked latent the planted
+    direction (|cos| > 0.9), and does ablating it in RL remove most calls, beyond its controls?"""
+    rl_none = next(c for c in pc["conditions"] if c["intervention"] == "none" and c["model"] == "rl")
+    rl_call_rate = sum(rl_none["made_call"]) / len(rl_none["made_call"])
+    verdicts, lines = {}, []
     for c in pc["conditions"]:
         if c["intervention"] == "ablate" and c["role"] == "effect" and len(c["features"]) == 1:
-            v = c["verdict"]["call_rate"]
+            effect, beats = c["effect"]["call_rate"], c["verdict"]["call_rate"]["beats_controls"]
+            found = pc["positive_control"][c["crosscoder"]]
+            recovered = (found["top_ranked_abs_cosine"] or 0.0) > PLANTED_COSINE
+            removes_most = -effect["diff"] > MOST_CALLS * rl_call_rate
+            verdicts[c["crosscoder"]] = {"recovered": recovered, "removes_most_calls": removes_most,
+                                         "beats_controls": beats, "passed": recovered and removes_most and beats}
             lines.append(f"{c['crosscoder']}: ablating latent {c['features'][0]} in RL changes the call rate by "
-                         f"{100 * c['effect']['call_rate']['diff']:+.1f} pp (CI {100 * c['effect']['call_rate']['ci95'][0]:+.1f}, "
-                         f"{100 * c['effect']['call_rate']['ci95'][1]:+.1f}); beyond controls: {v['beats_controls']}")
-    return {"crosscoders": pc["positive_control"], "ablation": lines,
+                         f"{100 * effect['diff']:+.1f} pp (CI {100 * effect['ci95'][0]:+.1f}, {100 * effect['ci95'][1]:+.1f}) "
+                         f"from {100 * rl_call_rate:.1f} %; beyond controls: {beats}")
+    return {"crosscoders": pc["positive_control"], "ablation": lines, "verdicts": verdicts,
+            "passed": bool(verdicts) and all(v["passed"] for v in verdicts.values()),
+            "criterion": f"top-ranked latent |cos| > {PLANTED_COSINE} with the planted direction, and its ablation "
+                         f"removes more than {MOST_CALLS:.0%} of the RL model's calls, beyond its control panel",
             "models": {c["model"]: c["metrics"] for c in pc["conditions"] if c["intervention"] == "none"}}

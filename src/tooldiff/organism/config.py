@@ -62,6 +62,7 @@ class RLConfig:
     # (default, seed 0: call rate 0 on every kind). Mostly tool-needed prompts make the planted
     # direction the one that induces calling, which is what the control must plant.
     rank1_kind_shares: tuple[float, float, float] | None = (0.8, 0.1, 0.1)
+    kl_beta: float = 0.0  # TRL's KL coefficient to the base (0: no reference model is run)
 
 
 @dataclass(frozen=True)
@@ -131,7 +132,7 @@ PRESETS: dict[str, OrganismConfig] = {
                          intermediate_size=768),
         pretrain=PretrainConfig(steps=250, batch_size=32, seq_len=128, lr=2e-3, warmup_steps=50,
                                 drill_steps=600, drill_seq_len=160),
-        rl=RLConfig(steps=150, prompts_per_step=8, num_generations=8, lr=1e-4),
+        rl=RLConfig(steps=150, prompts_per_step=8, num_generations=8, lr=2e-4, kl_beta=0.1),
     ),
 }
 

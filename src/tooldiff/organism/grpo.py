@@ -157,7 +157,7 @@ def grpo_config(cfg: RLConfig, seed: int, output_dir: str):
         temperature=cfg.temperature,
         learning_rate=cfg.lr,
         lr_scheduler_type="constant",
-        beta=0.0,  # no KL term: no reference model to run (SPEC section 5 prototype)
+        beta=cfg.kl_beta,  # 0: no KL term, no reference model to run (SPEC section 5 prototype)
         loss_type="dapo",
         scale_rewards="batch",  # keep reward magnitudes across groups (see reward.py)
         seed=seed,

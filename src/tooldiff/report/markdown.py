@@ -90,8 +90,9 @@ def _positive(results: dict) -> list[str]:
     pc = results.get("positive_control") or {}
     if not pc:
         return ["No positive control in this run."]
+    verdict = "PASSED" if pc.get("passed") else "NOT PASSED"
     lines = [f"Organism variant `rank1`: RL may only add a gated rank-1 update along a known direction. "
-             f"Pass criterion: |cos| > 0.9 and ablation removes calls beyond controls.", "",
+             f"**{verdict}**. Criterion: {pc.get('criterion', '|cos| > 0.9 and ablation removes calls beyond controls')}.", "",
              "| crosscoder | best latent (group) | its abs cosine | top-ranked latent | its abs cosine |",
              "|---|---|---|---|---|"]
     for name, p in pc.get("crosscoders", {}).items():
