@@ -128,9 +128,9 @@ def run_positive_control(out: Path, preset: str, seed: int, exp_cfg: dict) -> tu
     with clock.stage("organism (rank1)"):
         build_organism(out / "organism-rank1", preset=preset, seed=seed, variant="rank1",
                        shared_from=out / "organism")  # same data, tokenizer and base: only RL differs
-    # The planted change gates on should-call prompts: rank by that contrast, over every RL-side latent.
-    pc_cfg = load_experiment_config({**exp_cfg, "alphas": [1], "doses": [1.0], "contrast": "strict",
-                                     "pool": "rl_side"})
+    # The instrument under test is the main study's: the same ranking (contrast and pool); only
+    # the steering grids are cut to one point, since the control asks about ablation.
+    pc_cfg = load_experiment_config({**exp_cfg, "alphas": [1], "doses": [1.0]})
     pc = study(out / "organism-rank1", out / "rank1", POSITIVE_SWEEP, pc_cfg, clock, "rank1")
     return positive_summary(pc), clock
 

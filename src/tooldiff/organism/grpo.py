@@ -15,6 +15,11 @@ piece was learned the hard way on this organism:
 - whole completions of non-calls on call prompts: the penalty landed on ordinary words and the
   model's prose decayed into word salad.
 
+A KL term to the base (`RLConfig.kl_beta`, TRL's `beta`, on the credited tokens like the rest
+of the loss) is the brake on RL's easiest move, a global call bias: without it calls spread to
+chit-chat, which the base never answers with a call (docs/organism.md has the nine settings we
+tried; the outcome is a knife edge).
+
 `DecisionCreditGRPOTrainer` therefore overrides one method: after TRL has generated and scored a
 batch, it narrows the loss mask (TRL's `tool_mask`, which the loss multiplies into the completion
 mask and which leaves attention untouched) and recounts the credited tokens.
