@@ -96,15 +96,20 @@ def test_nan_alpha_in_experiment_config_is_a_user_error():
         load_experiment_config({"unknown_key": 1})
 
 
-def _positive_control_run(cosine: float, ablation_diff: float, beats: bool) -> dict:
-    """A minimal rank1 experiment: RL calls on 8 of 10 prompts; one ablation of the top latent."""
+def _positive_control_run(cosine: float, ablation_diff: float, beats: bool, direction_diff: float = 0.0) -> dict:
+    """A minimal rank1 experiment: RL calls on 8 of 10 prompts; the top latent ablated, and its
+    direction projected out."""
     none = {"intervention": "none", "model": "rl", "made_call": [1] * 8 + [0] * 2, "metrics": {}}
-    ablate = {"intervention": "ablate", "role": "effect", "model": "rl", "crosscoder": "dfc", "features": [3],
-              "effect": {"call_rate": {"diff": ablation_diff, "ci95": [ablation_diff - 0.1, ablation_diff + 0.1]}},
-              "verdict": {"call_rate": {"beats_controls": beats}}}
+
+    def effect(intervention: str, diff: float) -> dict:
+        return {"intervention": intervention, "role": "effect", "model": "rl", "crosscoder": "dfc", "features": [3],
+                "effect": {"call_rate": {"diff": diff, "ci95": [diff - 0.1, diff + 0.1]}},
+                "verdict": {"call_rate": {"beats_controls": beats}}}
+
     found = {"best_latent": 3, "best_abs_cosine": cosine, "best_group": "a_excl",
              "top_ranked_latent": 3, "top_ranked_abs_cosine": cosine}
-    return {"conditions": [none, ablate], "positive_control": {"dfc": found}}
+    return {"conditions": [none, effect("ablate", ablation_diff), effect("ablate_direction", direction_diff)],
+            "positive_control": {"dfc": found}}
 
 
 def test_the_positive_control_passes_only_on_all_three_criteria():
@@ -114,5 +119,8 @@ def test_the_positive_control_passes_only_on_all_three_criteria():
     assert not positive_summary(_positive_control_run(0.85, -0.6, True))["passed"]  # direction not recovered
     assert not positive_summary(_positive_control_run(0.95, -0.3, True))["passed"]  # removes 0.3 of 0.8: not most
     assert not positive_summary(_positive_control_run(0.95, -0.6, False))["passed"]  # within its control panel
-    verdict = positive_summary(_positive_control_run(0.95, -0.3, True))["verdicts"]["dfc"]
-    assert verdict == {"recovered": True, "removes_most_calls": False, "beats_controls": True, "passed": False}
+    summary = positive_summary(_positive_control_run(0.95, -0.3, True, direction_diff=-0.7))
+    assert not summary["passed"] and summary["passed_by_direction"]  # the two readings of "ablation", apart
+    verdict = summary["verdicts"]["dfc"]
+    assert verdict["latent_ablation"] == {"removes_most_calls": False, "beats_controls": True, "call_rate_diff": -0.3}
+    assert verdict["direction_ablation"]["removes_most_calls"] and not verdict["passed_by_latent_ablation"]

@@ -42,7 +42,8 @@ def study():
     for name, cc in ccs.items():
         cand = Candidates(top=[0, 9], unrelated=[20], relative_size={0: 0.1, 9: 0.05, 20: 0.1},
                           dom={"call_vs_nocall": torch.randn(cc.d_model, generator=gen)},
-                          random_DR=torch.randn(2, cc.d_model, generator=gen))
+                          random_DR=torch.randn(2, cc.d_model, generator=gen),
+                          directions={i: torch.randn(cc.d_model, generator=gen) for i in (0, 20)})
         conditions += crosscoder_conditions(name, LAYER, cfg, cand)
     return tok, models, ccs, cfg, conditions
 

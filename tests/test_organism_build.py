@@ -269,7 +269,7 @@ def test_rank1_update_is_exact_and_foldable(tiny_organism, tmp_path):
     """Train only the rank-1 update (here towards calling, by gradient descent), fold, save, reload."""
     from transformers import AutoModelForCausalLM
 
-    from tooldiff.organism.rank1 import (fold_rank1, mean_decision_activation, plant_rank1, project_out,
+    from tooldiff.organism.rank1 import (fold_rank1, mean_prompt_activation, plant_rank1, project_out,
                                          subtract_planted)
 
     tok = load_tokenizer(tiny_organism / "base")
@@ -279,7 +279,7 @@ def test_rank1_update_is_exact_and_foldable(tiny_organism, tmp_path):
     records = load_organism(tiny_organism, models=False).records("calibration")[:8]
     texts = [tok.apply_chat_template(r["messages"], tools=r["tools"], add_generation_prompt=True, tokenize=False)
              for r in records]
-    mean_I = mean_decision_activation(model, tok, texts, layer)
+    mean_I = mean_prompt_activation(model, tok, texts, layer)
     adapter = plant_rank1(model, layer, seed=0, mean_I=mean_I)
     assert [n for n, p in model.named_parameters() if p.requires_grad] == [
         f"model.layers.{layer}.mlp.down_proj.u_D", f"model.layers.{layer}.mlp.down_proj.v_I"]
@@ -302,7 +302,7 @@ def test_rank1_update_is_exact_and_foldable(tiny_organism, tmp_path):
     delta = rl_sd[changed[0]] - base_sd[changed[0]]
     assert torch.linalg.matrix_rank(delta, atol=1e-4 * delta.abs().max()).item() == 1
     assert torch.allclose(delta, torch.outer(planted["direction_D"], planted["gate_I"]), atol=1e-6)
-    # Centred: over these prompts' decision positions the planted gate averages zero, so RL cannot
+    # Centred: over these prompts' tokens the planted gate averages zero, so RL cannot
     # plant a constant shift (which a crosscoder would put in its decoder bias, not in a latent).
     assert abs(planted["gate_I"] @ mean_I) < 1e-4 * planted["gate_I"].norm() * mean_I.norm()
 

@@ -63,7 +63,8 @@ class Clock:
         self.cpu.update(other.cpu)
 
 
-def study(org_dir: Path, out: Path, sweep: Path, exp_cfg, clock: Clock, tag: str) -> dict:
+def study(org_dir: Path, out: Path, sweep: Path, exp_cfg, clock: Clock, tag: str,
+          harvest_positions: str = "decision") -> dict:
     """harvest → train → experiment for one organism; returns the experiment summary."""
     from tooldiff.activations import harvest_pair
     from tooldiff.crosscoder import train_sweep
@@ -78,7 +79,7 @@ def study(org_dir: Path, out: Path, sweep: Path, exp_cfg, clock: Clock, tag: str
     with clock.stage(f"{tag}: harvest"):
         data = training_data(org, out / "train_prompts.jsonl")
         harvest_pair(base=str(org.base_path), rl=str(org.rl_path), layer=org.layer, data=data, out=out / "acts",
-                     positions="decision", device=exp_cfg.device)
+                     positions=harvest_positions, device=exp_cfg.device)
     with clock.stage(f"{tag}: train"):
         train_sweep(acts=out / "acts", config=sweep, out=out / "crosscoders", device=exp_cfg.device)
     with clock.stage(f"{tag}: experiment"):
@@ -128,10 +129,14 @@ def run_positive_control(out: Path, preset: str, seed: int, exp_cfg: dict) -> tu
     with clock.stage("organism (rank1)"):
         build_organism(out / "organism-rank1", preset=preset, seed=seed, variant="rank1",
                        shared_from=out / "organism")  # same data, tokenizer and base: only RL differs
-    # The instrument under test is the main study's: the same ranking (contrast and pool); only
-    # the steering grids are cut to one point, since the control asks about ablation.
-    pc_cfg = load_experiment_config({**exp_cfg, "alphas": [1], "doses": [1.0]})
-    pc = study(out / "organism-rank1", out / "rank1", POSITIVE_SWEEP, pc_cfg, clock, "rank1")
+    # The instrument under test is the main study's ranking (contrast and pool); the steering
+    # grids are cut to one point, since the control asks about ablation. The planted change is
+    # spread over every token (its gate is centred over all of them), so the crosscoder learns
+    # from every prompt token and the ablation acts at every position: harvested at the decision
+    # token only, no latent came closer than |cos| 0.86 and ablation changed nothing (docs/organism.md).
+    pc_cfg = load_experiment_config({**exp_cfg, "alphas": [1], "doses": [1.0], "positions": "all"})
+    pc = study(out / "organism-rank1", out / "rank1", POSITIVE_SWEEP, pc_cfg, clock, "rank1",
+               harvest_positions="prompt")
     return positive_summary(pc), clock
 
 
@@ -187,27 +192,35 @@ class PositiveControl:
 
 PLANTED_COSINE = 0.9  # issue 5: the top RL-side latent must be this close to the planted direction
 MOST_CALLS = 0.5  # ... and ablating it must remove more than this share of the RL model's calls
+ABLATIONS = {"ablate": "latent_ablation", "ablate_direction": "direction_ablation"}
 
 
 def positive_summary(pc: dict) -> dict:
     """The positive control's verdict, per crosscoder: is the top-ranked latent the planted
-    direction (|cos| > 0.9), and does ablating it in RL remove most calls, beyond its controls?"""
+    direction (|cos| > 0.9), and does ablating it in RL remove most calls, beyond its controls?
+    `passed` reads "ablation" as the latent's own (remove f·d); `passed_by_direction` as
+    projecting its decoder direction out, reported beside it."""
     rl_none = next(c for c in pc["conditions"] if c["intervention"] == "none" and c["model"] == "rl")
     rl_call_rate = sum(rl_none["made_call"]) / len(rl_none["made_call"])
-    verdicts, lines = {}, []
+    verdicts: dict[str, dict] = {}
+    lines = []
     for c in pc["conditions"]:
-        if c["intervention"] == "ablate" and c["role"] == "effect" and len(c["features"]) == 1:
+        if c["intervention"] in ABLATIONS and c["role"] == "effect" and len(c["features"]) == 1:
             effect, beats = c["effect"]["call_rate"], c["verdict"]["call_rate"]["beats_controls"]
             found = pc["positive_control"][c["crosscoder"]]
-            recovered = (found["top_ranked_abs_cosine"] or 0.0) > PLANTED_COSINE
-            removes_most = -effect["diff"] > MOST_CALLS * rl_call_rate
-            verdicts[c["crosscoder"]] = {"recovered": recovered, "removes_most_calls": removes_most,
-                                         "beats_controls": beats, "passed": recovered and removes_most and beats}
-            lines.append(f"{c['crosscoder']}: ablating latent {c['features'][0]} in RL changes the call rate by "
-                         f"{100 * effect['diff']:+.1f} pp (CI {100 * effect['ci95'][0]:+.1f}, {100 * effect['ci95'][1]:+.1f}) "
-                         f"from {100 * rl_call_rate:.1f} %; beyond controls: {beats}")
+            v = verdicts.setdefault(c["crosscoder"], {"recovered": (found["top_ranked_abs_cosine"] or 0.0) > PLANTED_COSINE})
+            v[ABLATIONS[c["intervention"]]] = {"removes_most_calls": -effect["diff"] > MOST_CALLS * rl_call_rate,
+                                               "beats_controls": beats, "call_rate_diff": effect["diff"]}
+            lines.append(f"{c['crosscoder']}: {ABLATIONS[c['intervention']].replace('_', ' ')} of latent {c['features'][0]} "
+                         f"in RL changes the call rate by {100 * effect['diff']:+.1f} pp (CI {100 * effect['ci95'][0]:+.1f}, "
+                         f"{100 * effect['ci95'][1]:+.1f}) from {100 * rl_call_rate:.1f} %; beyond controls: {beats}")
+    for v in verdicts.values():
+        for kind in ABLATIONS.values():
+            a = v.get(kind, {})
+            v[f"passed_by_{kind}"] = v["recovered"] and a.get("removes_most_calls", False) and a.get("beats_controls", False)
     return {"crosscoders": pc["positive_control"], "ablation": lines, "verdicts": verdicts,
-            "passed": bool(verdicts) and all(v["passed"] for v in verdicts.values()),
+            "passed": bool(verdicts) and all(v["passed_by_latent_ablation"] for v in verdicts.values()),
+            "passed_by_direction": bool(verdicts) and all(v["passed_by_direction_ablation"] for v in verdicts.values()),
             "criterion": f"top-ranked latent |cos| > {PLANTED_COSINE} with the planted direction, and its ablation "
                          f"removes more than {MOST_CALLS:.0%} of the RL model's calls, beyond its control panel",
             "models": {c["model"]: c["metrics"] for c in pc["conditions"] if c["intervention"] == "none"}}

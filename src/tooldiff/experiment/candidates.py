@@ -54,5 +54,7 @@ def build_candidates(cc, ranking: dict, acts: CalibrationActs, contrast: str, to
     unrelated = unrelated_latents(cc, ranking, n_unrelated, exclude=top)
     dom = {"call_vs_nocall": diff_of_means(x_rl_ND[tool_N], call_N[tool_N]),
            "rl_minus_base": model_shift(acts.x_NMD, tool_N)}
+    directions = {i: cc.decoder_vector(i, A, raw=True).detach().float() for i in top[:1] + unrelated}
     return Candidates(top=top, unrelated=unrelated, relative_size=relative_sizes(cc, x_rl_ND[tool_N], top + unrelated),
-                      dom=dom, random_DR=random_directions(n_random, x_rl_ND.shape[1], 1.0, seed))
+                      dom=dom, random_DR=random_directions(n_random, x_rl_ND.shape[1], 1.0, seed),
+                      directions=directions)

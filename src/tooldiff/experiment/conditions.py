@@ -28,7 +28,7 @@ CONTROL_DOSES = (0.02, 0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0,
 @dataclass(frozen=True)
 class Condition:
     model: str  # "base" | "rl"
-    intervention: str  # none | reconstruct | reconstruct_mismatched | steer | ablate | add | negative_steer
+    intervention: str  # none | reconstruct | reconstruct_mismatched | steer | ablate | ablate_direction | add | negative_steer
     crosscoder: str | None = None
     features: tuple = ()  # latent ids, or a direction label such as "random:3" / "dom:call_vs_nocall"
     alpha: float | None = None
@@ -63,6 +63,9 @@ class Candidates:
     relative_size: dict[int, float]  # mean ‖f_i d_i‖/‖h‖ at the decision position (calibration)
     dom: dict[str, torch.Tensor]  # difference-of-means rivals, raw RL space
     random_DR: torch.Tensor  # random unit directions, one per row
+    # A-side decoder directions (raw RL space) of the top latent and the unrelated ones, for
+    # directional ablation; empty: no such conditions.
+    directions: dict[int, torch.Tensor] = field(default_factory=dict)
 
 
 def none_conditions(positions: str) -> list[Condition]:
@@ -152,6 +155,28 @@ def ablate_conditions(cc: str, layer: int, cfg: ExperimentConfig, cand: Candidat
     return out
 
 
+def direction_ablation_conditions(cc: str, layer: int, cfg: ExperimentConfig, cand: Candidates) -> list[Condition]:
+    """Project the top latent's decoder direction out of RL's activations (directional ablation).
+
+    Latent ablation removes f_i d_i, only what the latent's activation carries; a change the
+    crosscoder spreads over the decoder bias, the error term or a second latent along -d_i stays.
+    Projecting the direction out removes every component along it. Controls: random directions
+    and the unrelated latents' directions, projected out the same way."""
+    top, pos = tuple(cand.top[:1]), cfg.positions
+    if not top or top[0] not in cand.directions:
+        return []
+
+    def projected(direction_D: torch.Tensor, features: tuple, role: str, crosscoder: str | None) -> Condition:
+        return Condition(model="rl", intervention="ablate_direction", crosscoder=crosscoder, features=features,
+                         positions=pos, role=role, specs=(_iv(layer, pos, op="ablate", vector=direction_D.tolist()),))
+
+    controls = [projected(cand.random_DR[r], (f"random:{r}",), "control_random", None)
+                for r in range(cand.random_DR.shape[0])]
+    controls += [projected(cand.directions[u], (u,), "control_unrelated", cc)
+                 for u in cand.unrelated[:cfg.n_unrelated] if u in cand.directions]
+    return with_panel(projected(cand.directions[top[0]], top, "effect", cc), controls)
+
+
 def dom_conditions(cand: Candidates, dose: float, layer: int, positions: str) -> list[Condition]:
     """The difference-of-means rivals added into the base (no crosscoder: shared by the sweep)."""
     return [Condition(model="base", intervention="add", features=(f"dom:{name}",), dose=dose, positions=positions,
@@ -177,5 +202,5 @@ def crosscoder_conditions(cc: str, layer: int, cfg: ExperimentConfig, cand: Cand
     conditions = reconstruct_conditions(cc, layer, cfg.positions)
     if cand.top:
         conditions += (steer_conditions(cc, layer, cfg, cand) + ablate_conditions(cc, layer, cfg, cand)
-                       + transfer_conditions(cc, layer, cfg, cand))
+                       + direction_ablation_conditions(cc, layer, cfg, cand) + transfer_conditions(cc, layer, cfg, cand))
     return conditions

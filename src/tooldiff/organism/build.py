@@ -46,7 +46,7 @@ INFO_FILE = "organism.json"
 STAGES = ("data", "tokenizer", "base", "rl", "eval")
 OUR_ENTRIES = ("data", "tokenizer", "base", "rl", "eval", INFO_FILE, STAGES_DIR)
 SPLITS = ("pretrain", "rl", "calibration", "test")
-RANK1_MEAN_PROMPTS = 512  # rl-split prompts whose mean MLP activation centres the rank1 gate
+RANK1_MEAN_PROMPTS = 512  # rl-split prompts whose mean MLP activation (all tokens) centres the rank1 gate
 
 
 @dataclass
@@ -185,7 +185,7 @@ def stage_base(b: Build) -> dict:
 
 def stage_rl(b: Build) -> dict:
     from tooldiff.organism.grpo import run_grpo
-    from tooldiff.organism.rank1 import (PLANTED_FILE, fold_rank1, mean_decision_activation, middle_layer,
+    from tooldiff.organism.rank1 import (PLANTED_FILE, fold_rank1, mean_prompt_activation, middle_layer,
                                          plant_rank1, save_planted)
 
     tokenizer = load_tokenizer(b.out / "base")
@@ -195,7 +195,7 @@ def stage_rl(b: Build) -> dict:
     if b.variant == "rank1":
         layer = rl.rank1_layer if rl.rank1_layer is not None else middle_layer(model)
         prompts = [render_prompt(tokenizer, r) for r in b.data("rl")[:RANK1_MEAN_PROMPTS]]
-        plant_rank1(model, layer, b.seed, mean_decision_activation(model, tokenizer, prompts, layer))
+        plant_rank1(model, layer, b.seed, mean_prompt_activation(model, tokenizer, prompts, layer))
         rl = replace(rl, kind_shares=rl.rank1_kind_shares, lr=rl.rank1_lr)  # it trains 2 vectors
     history = run_grpo(model, tokenizer, b.data("rl"), rl, b.seed)
     extra, summary = None, {}

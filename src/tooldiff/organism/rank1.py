@@ -9,12 +9,14 @@ after layer L) therefore changes by exactly g(x)·u with gate g(x) = vᵀ m(x): 
 and a learned, input-dependent gate, and nothing else changes at or below layer L. Folding it
 into W keeps `rl/` a plain Qwen2ForCausalLM that AutoModelForCausalLM loads as is.
 
-The gate is centred: v is kept orthogonal to m̄, the base's mean MLP activation at the decision
-position (the last prompt token) of the rl split, so over those positions the gate averages zero.
-Unconstrained, RL planted a constant: v aligned with the always-on part of m, a gate of -13.4 ±
-0.15 on every kind of prompt (default, seed 0), i.e. a shift of the whole activation cloud that a
-crosscoder puts in its decoder bias, not in a latent. A centred gate can only act by telling
-prompts apart, which is the kind of change the instruments claim to find.
+The gate is centred: v is kept orthogonal to m̄, the base's mean MLP activation over every
+token of rl-split prompts, so over those tokens the gate averages zero. Unconstrained, RL planted
+a constant: v aligned with the always-on part of m, a gate of -13.4 ± 0.15 on every kind of
+prompt (default, seed 0), i.e. a shift of the whole activation cloud that a crosscoder puts in
+its decoder bias, not in a latent. Centred at the decision token only, RL moved the shift to
+the other tokens (gate -0.1 ± 0.4 at the decision token, 4.3 ± 5.3 elsewhere). A gate centred
+over all tokens can only act by telling tokens apart, which is the kind of change the
+instruments claim to find.
 
 Ground truth for the instruments: the unit direction û = u/‖u‖ in the residual space of layer L,
 and the gate readout v. Exact ablation of the planted change is "subtract g(x)·u at layer L",
@@ -72,21 +74,29 @@ def middle_layer(model) -> int:
 
 
 @torch.no_grad()
-def mean_decision_activation(model, tokenizer, prompts: list[str], layer: int, batch_size: int = 64) -> torch.Tensor:
-    """The mean MLP activation m (the input of down_proj) of layer `layer` at the last token of
-    each prompt: where the organism decides whether to call."""
+def mean_prompt_activation(model, tokenizer, prompts: list[str], layer: int, batch_size: int = 64) -> torch.Tensor:
+    """The mean MLP activation m (the input of down_proj) of layer `layer` over every token of the
+    prompts (pads excluded)."""
     down_proj = decoder_layers(model)[layer].mlp.down_proj
-    rows: list[torch.Tensor] = []
-    handle = down_proj.register_forward_pre_hook(lambda module, args: rows.append(args[0][:, -1]))
-    tokenizer.padding_side = "left"  # the last position is every row's last prompt token
+    total_I, count = None, 0
+    mask_BT = None
+
+    def accumulate(module, args):
+        nonlocal total_I, count
+        m_NI = args[0][mask_BT]
+        total_I = m_NI.sum(0) if total_I is None else total_I + m_NI.sum(0)
+        count += m_NI.shape[0]
+
+    handle = down_proj.register_forward_pre_hook(accumulate)
     try:
         for start in range(0, len(prompts), batch_size):
             batch = tokenizer(prompts[start:start + batch_size], return_tensors="pt", padding=True,
                               add_special_tokens=False)
+            mask_BT = batch["attention_mask"].bool()
             model(**batch)
     finally:
         handle.remove()
-    return torch.cat(rows).mean(dim=0)
+    return total_I / count
 
 
 def plant_rank1(model, layer: int, seed: int, mean_I: torch.Tensor | None = None) -> Rank1DownProj:

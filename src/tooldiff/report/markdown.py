@@ -42,8 +42,8 @@ def _paper_table(results: dict) -> list[str]:
     lines = ["| condition | ours: mean ± std of Δstrict over crosscoders (n) | paper (lenient, n=40-100) |",
              "|---|---|---|"]
     for row in results["sweep"]:
-        if row["intervention"] not in ("reconstruct", "reconstruct_mismatched", "steer", "ablate", "add",
-                                       "negative_steer"):
+        if row["intervention"] not in ("reconstruct", "reconstruct_mismatched", "steer", "ablate", "ablate_direction",
+                                       "add", "negative_steer"):
             continue
         feats = "-" if row["intervention"].startswith("reconstruct") else row["features"]
         knob = f"α={row['alpha']:g}" if row["alpha"] is not None else (f"c={row['dose']:g}" if row["dose"] is not None else "")
@@ -90,7 +90,8 @@ def _positive(results: dict) -> list[str]:
     pc = results.get("positive_control") or {}
     if not pc:
         return ["No positive control in this run."]
-    verdict = "PASSED" if pc.get("passed") else "NOT PASSED"
+    verdict = "PASSED" if pc.get("passed") else \
+        "NOT PASSED (passed with directional ablation)" if pc.get("passed_by_direction") else "NOT PASSED"
     lines = [f"Organism variant `rank1`: RL may only add a gated rank-1 update along a known direction. "
              f"**{verdict}**. Criterion: {pc.get('criterion', '|cos| > 0.9 and ablation removes calls beyond controls')}.", "",
              "| crosscoder | best latent (group) | its abs cosine | top-ranked latent | its abs cosine |",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 CONDITION_KEYS = ("model", "intervention", "crosscoder", "features", "alpha", "dose", "positions", "role",
                   "controls", "rivals", "key", "metrics", "per_kind", "effect", "verdict")
-SINGLE_LATENT_OPS = ("steer", "ablate", "negative_steer")
+SINGLE_LATENT_OPS = ("steer", "ablate", "ablate_direction", "negative_steer")
 
 
 def _condition(entry: dict) -> dict:
