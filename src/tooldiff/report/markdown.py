@@ -56,21 +56,26 @@ def _paper_table(results: dict) -> list[str]:
     return lines
 
 
+def _alpha(condition: dict) -> str:
+    return "" if condition.get("alpha") is None else f", α={condition['alpha']:g}"
+
+
 def _findings(results: dict) -> list[str]:
     f = results["findings"]
     single = f["single_latent"]
     lines = []
     if single["holds"]:
+        lines.append(f"Of {single['n_tried']} single-latent steer/ablate conditions, {len(single['winners'])} moved strict "
+                     "correctness with a 95% CI excluding 0 and beyond their control panels:")
         for w in single["winners"]:
-            lines.append(f"- **Held:** {w['intervention']} of latent {w['features'][0]} ({w['crosscoder']}, "
-                         f"α={w['alpha']}) moved strict correctness by {_pp(w['diff'])} {_ci(w['ci95'])}, "
-                         "beyond its control panel.")
+            lines.append(f"- **Held:** {w['intervention']} of latent {w['features'][0]} ({w['crosscoder']}{_alpha(w)}) "
+                         f"moved strict correctness by {_pp(w['diff'])} {_ci(w['ci95'])}, beyond its control panel.")
     elif single["largest"]:
         b = single["largest"]
         cr = b["control_range"]
         lines.append(f"- **Did not hold:** of {single['n_tried']} single-latent steer/ablate conditions, none moved "
                      f"strict correctness with a 95% CI excluding 0 *and* beyond its control panel. The largest was "
-                     f"{b['intervention']} of latent {b['features'][0]} ({b['crosscoder']}, α={b['alpha']}): "
+                     f"{b['intervention']} of latent {b['features'][0]} ({b['crosscoder']}{_alpha(b)}): "
                      f"{_pp(b['diff'])} {_ci(b['ci95'])}; its controls moved it by "
                      f"{'n/a' if cr is None else f'{_pp(cr[0])} to {_pp(cr[1])}'}.")
     lines += ["", "Reconstruction splice, matched vs mismatched normalization (the paper's possible artifact):", "",
