@@ -59,9 +59,10 @@ def table(results: dict, wall: float, cpu: float, target: float, loads: tuple) -
     other = wall - sum(timings[n] for n in main)
     lines.append(f"{'(start-up, imports)':{width}s} {other:8.1f} {'':8s} {other / wall:6.0%}")
     verdict = "within" if wall <= target else "OVER"
+    busy = "; other jobs were running before it started, so the times are pessimistic" if loads[0] > 1 else ""
     lines += [f"{'total':{width}s} {wall:8.1f} {cpu:8.1f}   {verdict} the {target:.0f} s target ({wall / target:.0%})",
               f"CPU / wall = {cpu / wall:.2f} on {os.cpu_count()} cores; load average before {loads[0]:.1f}, "
-              f"after {loads[1]:.1f} (above the core count, other jobs slowed the run down)"]
+              f"after {loads[1]:.1f} (the run's own load included)" + busy]
     if beside:
         lines.append("beside the full study (positive control, child process):")
         lines += [row(n, "  ") for n in beside]

@@ -60,7 +60,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--variant", default="full")
     parser.add_argument("--out", type=Path, default=None)
-    parser.add_argument("--threads", type=int, default=1, help="torch threads for pretraining the base")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads for pretraining the base and for RL")
     args = parser.parse_args()
     presets = ["tiny", "default"] if args.preset == "all" else [args.preset]
     with tempfile.TemporaryDirectory(prefix="organism-bench-") as tmp:

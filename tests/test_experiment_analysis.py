@@ -1,6 +1,7 @@
 """Effects, control-panel verdicts and the generated findings, on synthetic results."""
 
 import pytest
+import torch
 
 from tooldiff.errors import UserError
 from tooldiff.experiment import load_experiment_config
@@ -77,6 +78,10 @@ def test_single_latent_finding_is_computed_either_way(effect_k, controls, holds,
     assert results["models"]["rl"]["n"] == N
     text = render_report(results, {})
     assert ("**Held:**" in text) is holds and ("**Did not hold:**" in text) is (not holds)
+    if holds:  # where the effect comes from: calls per kind without and with the intervention
+        (winner,) = results["findings"]["single_latent"]["winners"]
+        assert winner["call_rate_by_kind"]["call"] == [10 / 20, 20 / 20]
+        assert "call 50 → 100 %" in text
 
 
 def test_sweep_summary_is_mean_and_std_over_crosscoders():
@@ -124,3 +129,30 @@ def test_the_positive_control_passes_only_on_all_three_criteria():
     verdict = summary["verdicts"]["dfc"]
     assert verdict["latent_ablation"] == {"removes_most_calls": False, "beats_controls": True, "call_rate_diff": -0.3}
     assert verdict["direction_ablation"]["removes_most_calls"] and not verdict["passed_by_latent_ablation"]
+
+
+def test_planted_check_measures_the_share_of_the_planted_shift_a_latent_carries():
+    """RL = base + g·u at the decision token; latent 0 (A-exclusive) reads and writes 0.6·u, so an
+    ablation removes 0.6 of the shift and the check must say so."""
+    from tooldiff.crosscoder import Crosscoder, CrosscoderConfig
+    from tooldiff.experiment.run import planted_check
+    from tooldiff.features import CalibrationActs
+
+    d = 8
+    cc = Crosscoder.initialized(CrosscoderConfig(d_model=d, dict_size=20, excl_a=0.1, excl_b=0.1, k=1))
+    u_D = torch.zeros(d)
+    u_D[2] = 1.0
+    with torch.no_grad():
+        for W in (*cc.W_enc_LD, *cc.W_dec_LD):
+            W.zero_()
+        cc.W_enc_LD[0][0] = u_D  # latent 0 fires with f = x·u on RL's activations
+        cc.W_dec_LD[0][0] = 0.6 * u_D
+    g_N = torch.linspace(1.0, 3.0, 10)
+    x_base_ND = torch.randn(10, d) * torch.tensor([1, 1, 0, 1, 1, 1, 1, 1.0])  # nothing along u in the base
+    acts = CalibrationActs(x_NMD=torch.stack([x_base_ND + g_N[:, None] * u_D, x_base_ND], 1),
+                           kinds=["call"] * 10, ids=[str(i) for i in range(10)])
+    found = planted_check(cc, {}, 5 * u_D, [0], acts)
+    assert found["top_ranked_abs_cosine"] == pytest.approx(1.0)
+    assert found["planted_shift"] == pytest.approx(2.0)
+    assert found["captured_share"] == pytest.approx(0.6)
+    assert found["captured_n"] == 10

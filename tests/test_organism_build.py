@@ -30,7 +30,7 @@ def micro_config():
         splits={"test": KindMix(8, 4, 4), "calibration": KindMix(8, 4, 4), "rl": KindMix(24, 12, 12),
                 "pretrain": KindMix(200, 100, 100)},
         generic_per_split=8,
-        pretrain=PretrainConfig(steps=12, batch_size=8, seq_len=96, warmup_steps=4),
+        pretrain=PretrainConfig(steps=12, batch_size=8, max_doc_len=96, warmup_steps=4),
         rl=RLConfig(steps=2, prompts_per_step=2, num_generations=4, lr=5e-4, max_completion_length=16),
         tokenizer_docs=2500,
     )

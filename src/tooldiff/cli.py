@@ -53,7 +53,7 @@ def organism(
     shared_from: Path = typer.Option(None, help="A finished build with the same seed and pretraining config "
                                                 "(any variant or RL settings) whose data, tokenizer and base are "
                                                 "copied, not rebuilt."),
-    threads: int = typer.Option(1, help="Torch threads for pretraining the base: the cores nothing else uses."),
+    threads: int = typer.Option(1, help="Torch threads for pretraining the base and for RL: the cores nothing else uses."),
 ) -> None:
     """Build the embedded model organism: tool world, tokenizer, base LM and its GRPO twin.
 
@@ -144,7 +144,7 @@ def demo(
     sweep: Optional[Path] = typer.Option(None, help="Sweep TOML (default: configs/sweep-demo.toml)."),
     n_per_kind: int = typer.Option(60, help="Test prompts per request kind in the experiment."),
     positive_control: bool = typer.Option(True, help="Also run the rank1 positive-control organism."),
-    threads: int = typer.Option(os.cpu_count() or 1, help="Torch threads for pretraining the organism's base "
+    threads: int = typer.Option(os.cpu_count() or 1, help="Torch threads for the organism's pretraining and RL "
                                                           "(the demo's only stage that runs alone)."),
 ) -> None:
     """organism → harvest → sweep → features → experiment → report, on the embedded organism."""

@@ -3,8 +3,9 @@
 One thread is the default: their matmuls are too small for a second OpenMP thread to pay during
 generation, and on a shared machine a thread that waits for a busy core made crosscoder training
 and generation 4-8x slower (measured in benchmarks/demo_time.py, which reports CPU beside wall
-seconds). Pretraining the default base is the exception: on an idle 2-core machine a second
-thread ran its steps 1.7x faster, and with the other core busy 2x slower, so the caller who knows
+seconds). Pretraining the default base and its RL are the exceptions: on an idle 2-core machine
+a second thread ran pretraining steps 1.7x faster and GRPO steps 1.5x faster (20 steps: 46 s
+against 30 s), and with the other core busy pretraining ran 2x slower, so the caller who knows
 what else runs chooses (`tooldiff organism --threads`).
 """
 

@@ -10,7 +10,7 @@ import torch
 from tooldiff.errors import UserError
 from tooldiff.experiment.analysis import add_effects, add_verdicts, sweep_summary
 from tooldiff.experiment.candidates import build_candidates
-from tooldiff.experiment.conditions import A, crosscoder_conditions, none_conditions
+from tooldiff.experiment.conditions import A, B, crosscoder_conditions, none_conditions
 from tooldiff.experiment.config import ExperimentConfig
 from tooldiff.experiment.data import calibration_acts, stratified_sample, write_calibration_file
 from tooldiff.experiment.runner import run_conditions
@@ -62,16 +62,31 @@ def _rank(name: str, cc, acts: CalibrationActs, out: Path) -> dict:
     return ranking
 
 
-def planted_check(cc, ranking: dict, planted_D: torch.Tensor, top: list[int]) -> dict:
-    """Positive control: cosine of RL decoder directions with the planted rank-1 direction."""
+def planted_check(cc, ranking: dict, planted_D: torch.Tensor, top: list[int], acts: CalibrationActs) -> dict:
+    """Positive control: cosine of RL decoder directions with the planted rank-1 direction, and how
+    much of the planted change the top-ranked latent carries at the decision position.
+
+    The crosscoder sits at the planted layer, where RL minus base is exactly g(x)·u, so
+    (x_RL − x_base)·û is the planted shift of each calibration row; the latent's part of it is
+    f·(d·û) with f encoded from RL alone, as an ablation in RL removes it. A share below 1 is
+    what latent ablation leaves behind (the error term and other latents hold the rest)."""
     span = cc.model_latents(A)
     dec_LD = torch.stack([cc.decoder_vector(i, A, raw=True) for i in range(span.start, span.stop)])
     cos_L = torch.nn.functional.cosine_similarity(dec_LD, planted_D[None].float(), dim=1)
     best = int(cos_L.abs().argmax()) + span.start
-    return {"best_latent": best, "best_abs_cosine": float(cos_L.abs().max()),
-            "best_group": cc.latent_group(best),
-            "top_ranked_latent": top[0] if top else None,
-            "top_ranked_abs_cosine": float(cos_L[top[0] - span.start].abs()) if top else None}
+    found = {"best_latent": best, "best_abs_cosine": float(cos_L.abs().max()), "best_group": cc.latent_group(best),
+             "top_ranked_latent": top[0] if top else None,
+             "top_ranked_abs_cosine": float(cos_L[top[0] - span.start].abs()) if top else None}
+    if top:
+        unit_D = planted_D.float() / planted_D.float().norm()
+        x_ND = acts.x_NMD[:, A].float()
+        shift_N = (x_ND - acts.x_NMD[:, B].float()) @ unit_D
+        with torch.no_grad():
+            part_N = cc.encode_single(x_ND, A)[:, top[0]] * (cc.decoder_vector(top[0], A, raw=True) @ unit_D)
+        found |= {"planted_shift": float(shift_N.mean()), "top_latent_part": float(part_N.mean()),
+                  "captured_share": float(part_N.mean() / shift_N.mean()) if shift_N.mean().abs() > 1e-6 else None,
+                  "captured_n": len(shift_N)}
+    return found
 
 
 def run_experiment(organism: Path, crosscoders: Path, out: Path, config: ExperimentConfig,
@@ -93,7 +108,7 @@ def run_experiment(organism: Path, crosscoders: Path, out: Path, config: Experim
                                 config.n_unrelated, config.n_random, config.seed, config.pool)
         conditions += crosscoder_conditions(name, layer, config, cand)
         if planted_D is not None:
-            positive[name] = planted_check(cc, rankings[name], planted_D, cand.top)
+            positive[name] = planted_check(cc, rankings[name], planted_D, cand.top, acts)
     results = run_conditions(conditions, models, tokenizer, test, ccs, out / "results.jsonl", config)
     kinds = [r["kind"] for r in test]
     add_effects(results, kinds, config.seed, config.n_boot)

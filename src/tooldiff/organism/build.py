@@ -56,7 +56,7 @@ class Build:
     seed: int
     variant: str
     build_hash: str
-    threads: int = 1  # torch threads of the base stage (the others run at one)
+    threads: int = 1  # torch threads of the base and RL stages (the others run at one)
 
     def data(self, split: str) -> list[dict]:
         return read_jsonl(self.out / "data" / f"{split}.jsonl")
@@ -162,7 +162,7 @@ def _save_model(model, tokenizer_dir: Path, final: Path, extra=None) -> None:
 
 
 def stage_base(b: Build) -> dict:
-    from tooldiff.organism.pretrain import build_model, pack_rows, pretrain
+    from tooldiff.organism.pretrain import build_model, document_rows, pretrain
 
     tokenizer = load_tokenizer(b.out / "tokenizer")
     p = b.cfg.pretrain
@@ -170,16 +170,17 @@ def stage_base(b: Build) -> dict:
     phases = []
     if p.drill_steps:
         drill_mix = replace(b.cfg.corpus, transcript=0.0, api_log=1.0, prose=0.0)
-        phases.append(pack_rows(iter_documents(records, drill_mix, b.seed, stream="drill"), tokenizer,
-                                p.drill_steps * p.batch_size, p.drill_seq_len))
-    phases.append(pack_rows(iter_documents(records, b.cfg.corpus, b.seed), tokenizer,
-                            p.steps * p.batch_size, p.seq_len))
+        phases.append(document_rows(iter_documents(records, drill_mix, b.seed, stream="drill"), tokenizer,
+                                    p.drill_steps * p.batch_size, p.max_doc_len))
+    phases.append(document_rows(iter_documents(records, b.cfg.corpus, b.seed), tokenizer,
+                                p.steps * p.batch_size, p.max_doc_len))
     model = build_model(b.cfg.model, tokenizer, b.seed)
     with torch_threads(b.threads):
-        losses = pretrain(model, phases, p, b.seed)
+        losses = pretrain(model, phases, p, b.seed, tokenizer.pad_token_id)
     _save_model(model, b.out / "tokenizer", b.out / "base")
     tail = losses[-max(1, len(losses) // 20):]
-    return {"params": sum(t.numel() for t in model.parameters()), "tokens": sum(r.numel() for r in phases),
+    tokens = sum(len(row) for rows in phases for row in rows)
+    return {"params": sum(t.numel() for t in model.parameters()), "tokens": tokens,
             "final_loss": sum(tail) / len(tail), "threads": b.threads}
 
 
@@ -196,8 +197,12 @@ def stage_rl(b: Build) -> dict:
         layer = rl.rank1_layer if rl.rank1_layer is not None else middle_layer(model)
         prompts = [render_prompt(tokenizer, r) for r in b.data("rl")[:RANK1_MEAN_PROMPTS]]
         plant_rank1(model, layer, b.seed, mean_prompt_activation(model, tokenizer, prompts, layer))
-        rl = replace(rl, kind_shares=rl.rank1_kind_shares, lr=rl.rank1_lr)  # it trains 2 vectors
-    history = run_grpo(model, tokenizer, b.data("rl"), rl, b.seed)
+        # 2 vectors at their own lr, steps and prompt mix; the mix already favours calling, so no
+        # call-first curriculum (with the full RL's 20 such steps the plant was weak: calls on 65 %).
+        rl = replace(rl, kind_shares=rl.rank1_kind_shares, lr=rl.rank1_lr, steps=rl.rank1_steps or rl.steps,
+                     call_first_steps=0)
+    with torch_threads(b.threads):
+        history = run_grpo(model, tokenizer, b.data("rl"), rl, b.seed)
     extra, summary = None, {}
     if layer is not None:
         planted = fold_rank1(model, layer)
@@ -208,7 +213,8 @@ def stage_rl(b: Build) -> dict:
     _save_model(model, b.out / "base", b.out / "rl", extra)
     rewards = [h["reward"] for h in history if "reward" in h]
     k = max(1, len(rewards) // 5)
-    return summary | {"steps": rl.steps, "reward_first": sum(rewards[:k]) / k, "reward_last": sum(rewards[-k:]) / k}
+    return summary | {"threads": b.threads, "steps": rl.steps, "reward_first": sum(rewards[:k]) / k,
+                      "reward_last": sum(rewards[-k:]) / k}
 
 
 def _rank1_ablation(b: Build, rl_model, tokenizer, test: list[dict]) -> dict:
@@ -271,7 +277,8 @@ def write_info(b: Build, markers: StageMarkers, preset: str) -> dict:
         "config_hash": b.build_hash,
         "config": b.cfg.to_dict(),
         "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "torch_threads": {"base": stage_info["base"].get("threads", 1), "other stages": torch.get_num_threads()},
+        "torch_threads": {"base": stage_info["base"].get("threads", 1), "rl": stage_info["rl"].get("threads", 1),
+                          "other stages": torch.get_num_threads()},
         "versions": _versions(),
         "build_seconds": {s: stage_info[s]["seconds"] for s in STAGES}
         | {"total": round(sum(stage_info[s]["seconds"] for s in STAGES), 2)},
@@ -336,7 +343,8 @@ def build_organism(out: str | Path, preset: str = "default", seed: int = 0, vari
 
     `shared_from`: a finished build with the same seed and pretraining config (any variant or RL
     settings), whose data, tokenizer and base are copied instead of rebuilt.
-    `threads`: torch threads for pretraining the base (cores that nothing else uses; see threads.py).
+    `threads`: torch threads for pretraining the base and for RL (cores that nothing else uses; see
+    threads.py).
     It is not part of the build's identity, but float sums in another order make a base that
     differs in its last bits.
     """

@@ -25,18 +25,18 @@ class ModelShape:
 
 @dataclass(frozen=True)
 class PretrainConfig:
-    """`drill_steps` of call logs only (`drill_seq_len`-token rows) come before the `steps` on the full
-    corpus: copying arguments appears as a sudden transition after some hundreds of steps of dense
-    copy examples, and the mixed corpus alone did not reach it in the time budget."""
+    """`drill_steps` of call logs only come before the `steps` on the full corpus: copying arguments
+    appears as a sudden transition after some hundreds of steps of dense copy examples, and the
+    mixed corpus alone did not reach it in the time budget. A step is `batch_size` whole documents
+    (pretrain.py says why rows are never packed), each cut to `max_doc_len` tokens."""
 
     steps: int
     batch_size: int
-    seq_len: int
+    max_doc_len: int = 256  # the model's positions; cuts the tail of the longest 10 % of call logs
     lr: float = 3e-3
     warmup_steps: int = 50
     weight_decay: float = 0.01
     drill_steps: int = 0
-    drill_seq_len: int = 64
 
     @property
     def total_steps(self) -> int:
@@ -52,6 +52,7 @@ class RLConfig:
     max_completion_length: int = 40
     temperature: float = 1.0
     rank1_lr: float = 3e-2  # the rank-1 variant trains 2 vectors, not the whole model
+    rank1_steps: int | None = None  # None: `steps` (2 vectors at a high lr need fewer steps)
     rank1_layer: int | None = None  # None: the middle layer
     call_first_steps: int = 0  # curriculum: the first steps see only prompts that need a call
     # Shares of call / not-offered / chit-chat prompts RL samples from the rl split (None: as the
@@ -112,9 +113,9 @@ PRESETS: dict[str, OrganismConfig] = {
         vocab_size=2048,
         model=ModelShape(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
                          intermediate_size=192),
-        pretrain=PretrainConfig(steps=400, batch_size=16, seq_len=128, lr=4e-3, warmup_steps=20),
+        pretrain=PretrainConfig(steps=400, batch_size=16, lr=4e-3, warmup_steps=20),
         rl=RLConfig(steps=40, prompts_per_step=8, num_generations=8, lr=5e-4, max_completion_length=32,
-                    call_first_steps=15),
+                    call_first_steps=40),  # every step: with fewer, its base collapsed to never calling
         tokenizer_docs=6000,
     ),
     "default": OrganismConfig(
@@ -129,10 +130,10 @@ PRESETS: dict[str, OrganismConfig] = {
         corpus=CorpusMix(),
         vocab_size=2048,
         model=ModelShape(hidden_size=128, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=4,
-                         intermediate_size=768),
-        pretrain=PretrainConfig(steps=250, batch_size=32, seq_len=128, lr=2e-3, warmup_steps=50,
-                                drill_steps=600, drill_seq_len=160),
-        rl=RLConfig(steps=150, prompts_per_step=8, num_generations=8, lr=2e-4, kl_beta=0.1),
+                         intermediate_size=384),
+        pretrain=PretrainConfig(steps=250, batch_size=32, lr=2e-3, warmup_steps=50, drill_steps=600),
+        rl=RLConfig(steps=150, prompts_per_step=8, num_generations=8, lr=1e-4, kl_beta=0.1, call_first_steps=20,
+                    rank1_steps=60),
     ),
 }
 

@@ -1,14 +1,18 @@
 """The base model: a small Qwen2ForCausalLM built from a config and pretrained on the corpus.
 
-A plain next-token loop (no TRL, no Trainer): packed rows of `seq_len` tokens, AdamW with warmup
-and cosine decay. Rows are packed across document boundaries, with the pad token between
-documents, so every relative distance up to `seq_len` is trained (prompts + calls fit in it).
+A plain next-token loop (no TRL, no Trainer): one whole document per row, AdamW with warmup and
+cosine decay. Rows are never packed across documents. A call log's decisions (is the needed tool
+on offer?) are answerable only from *its own* tool list: rows cut from a packed stream (160-token
+rows, 181-token logs on average) mostly began mid-log, without the list, or held the previous
+log's list, and no base trained that way learned the check. Batches group documents of similar
+length, so the right padding (masked out of attention and loss) stays small.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
+import random
 
 import torch
 
@@ -41,19 +45,45 @@ def build_model(shape: ModelShape, tokenizer, seed: int):
     return model
 
 
-def pack_rows(documents, tokenizer, n_rows: int, seq_len: int, chunk: int = 2000) -> torch.Tensor:
-    """Rows of `seq_len` tokens cut from the document stream, documents separated by the pad token."""
-    need = n_rows * seq_len
-    stream: list[int] = []
+def document_rows(documents, tokenizer, n_rows: int, max_len: int, chunk: int = 2000) -> list[list[int]]:
+    """The token ids of the first `n_rows` documents, each ended by the pad token (the model learns
+    where a document stops) and cut to `max_len` tokens."""
+    rows: list[list[int]] = []
     documents = iter(documents)
-    while len(stream) < need:
-        docs = list(itertools.islice(documents, chunk))
+    while len(rows) < n_rows:
+        docs = list(itertools.islice(documents, min(chunk, n_rows - len(rows))))
         if not docs:
-            raise RuntimeError(f"the corpus ran out after {len(stream)} of {need} tokens")
+            raise RuntimeError(f"the corpus ran out after {len(rows)} of {n_rows} documents")
         for ids in tokenizer(docs, add_special_tokens=False)["input_ids"]:
-            stream.extend(ids)
-            stream.append(tokenizer.pad_token_id)
-    return torch.tensor(stream[:need], dtype=torch.long).view(n_rows, seq_len)
+            rows.append((ids + [tokenizer.pad_token_id])[:max_len])
+    return rows
+
+
+def pad_batch(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-padded ids and attention mask of a batch of documents."""
+    width = max(len(r) for r in rows)
+    ids_BS = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask_BS = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, row in enumerate(rows):
+        ids_BS[i, :len(row)] = torch.tensor(row)
+        mask_BS[i, :len(row)] = 1
+    return ids_BS, mask_BS
+
+
+def batches(phases: list[list[list[int]]], batch_size: int, seed: int, pad_id: int, bucket: int = 32):
+    """Batches of each phase's documents in turn: shuffled, then sorted by length within runs of
+    `bucket` batches (little padding), the batches of a run in random order."""
+    rng = random.Random(seed)
+    for rows in phases:
+        order = list(range(len(rows)))
+        rng.shuffle(order)
+        span = bucket * batch_size
+        for start in range(0, len(order) - batch_size + 1, span):
+            run = sorted(order[start:start + span], key=lambda i: len(rows[i]))
+            run_batches = [run[j:j + batch_size] for j in range(0, len(run) - batch_size + 1, batch_size)]
+            rng.shuffle(run_batches)
+            for members in run_batches:
+                yield pad_batch([rows[i] for i in members], pad_id)
 
 
 def _lr_at(step: int, cfg: PretrainConfig) -> float:
@@ -63,28 +93,19 @@ def _lr_at(step: int, cfg: PretrainConfig) -> float:
     return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
-def batches(phases: list[torch.Tensor], batch_size: int, seed: int):
-    """Batches of each phase's rows in turn, rows shuffled within a phase."""
-    generator = torch.Generator().manual_seed(seed)
-    for rows_RS in phases:
-        order_R = torch.randperm(rows_RS.shape[0], generator=generator)
-        for start in range(0, rows_RS.shape[0] - batch_size + 1, batch_size):
-            yield rows_RS[order_R[start:start + batch_size]]
-
-
-def pretrain(model, phases: list[torch.Tensor], cfg: PretrainConfig, seed: int) -> list[float]:
-    """Train `model` in place on the packed rows of each phase; returns the loss of every step."""
+def pretrain(model, phases: list[list[list[int]]], cfg: PretrainConfig, seed: int, pad_id: int) -> list[float]:
+    """Train `model` in place on the documents of each phase; returns the loss of every step."""
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
                                   betas=(0.9, 0.95))
-    total = sum(rows.shape[0] // cfg.batch_size for rows in phases)
+    total = sum(len(rows) // cfg.batch_size for rows in phases)
     model.train()
     losses = []
     with new_progress() as bar:
         task = bar.add_task("pretraining base", total=total)
-        for step, batch_BS in enumerate(batches(phases, cfg.batch_size, seed)):
+        for step, (ids_BS, mask_BS) in enumerate(batches(phases, cfg.batch_size, seed, pad_id)):
             for group in optimizer.param_groups:
                 group["lr"] = _lr_at(step, cfg)
-            loss = model(input_ids=batch_BS, labels=batch_BS).loss
+            loss = model(input_ids=ids_BS, attention_mask=mask_BS, labels=ids_BS.masked_fill(mask_BS == 0, -100)).loss
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

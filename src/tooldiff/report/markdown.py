@@ -68,8 +68,11 @@ def _findings(results: dict) -> list[str]:
         lines.append(f"Of {single['n_tried']} single-latent steer/ablate conditions, {len(single['winners'])} moved strict "
                      "correctness with a 95% CI excluding 0 and beyond their control panels:")
         for w in single["winners"]:
+            rates = ", ".join(f"{kind.replace('_', '-')} {100 * a:.0f} → {100 * b:.0f} %"
+                              for kind, (a, b) in (w.get("call_rate_by_kind") or {}).items())
             lines.append(f"- **Held:** {w['intervention']} of latent {w['features'][0]} ({w['crosscoder']}{_alpha(w)}) "
-                         f"moved strict correctness by {_pp(w['diff'])} {_ci(w['ci95'])}, beyond its control panel.")
+                         f"moved strict correctness by {_pp(w['diff'])} {_ci(w['ci95'])}, beyond its control panel"
+                         + (f"; calls by kind, without → with: {rates}." if rates else "."))
     elif single["largest"]:
         b = single["largest"]
         cr = b["control_range"]
@@ -99,14 +102,22 @@ def _positive(results: dict) -> list[str]:
         "NOT PASSED (passed with directional ablation)" if pc.get("passed_by_direction") else "NOT PASSED"
     lines = [f"Organism variant `rank1`: RL may only add a gated rank-1 update along a known direction. "
              f"**{verdict}**. Criterion: {pc.get('criterion', '|cos| > 0.9 and ablation removes calls beyond controls')}.", "",
-             "| crosscoder | best latent (group) | its abs cosine | top-ranked latent | its abs cosine |",
-             "|---|---|---|---|---|"]
+             "| crosscoder | best latent (group) | its abs cosine | top-ranked latent | its abs cosine "
+             "| planted shift at the decision token | top latent's part (share) |",
+             "|---|---|---|---|---|---|---|"]
     for name, p in pc.get("crosscoders", {}).items():
         top_cos = "n/a" if p["top_ranked_abs_cosine"] is None else f"{p['top_ranked_abs_cosine']:.3f}"
+        shift, share = p.get("planted_shift"), p.get("captured_share")
+        part = "n/a" if shift is None else f"{shift:.2f} (n = {p['captured_n']})"
+        held = "n/a" if share is None else f"{p['top_latent_part']:.2f} ({share:.0%})"
         lines.append(f"| {name} | {p['best_latent']} ({p['best_group']}) | {p['best_abs_cosine']:.3f} | "
-                     f"{p['top_ranked_latent']} | {top_cos} |")
+                     f"{p['top_ranked_latent']} | {top_cos} | {part} | {held} |")
     for line in pc.get("ablation", []):
         lines.append(f"- {line}")
+    lines += ["", "The planted shift is the mean of (x_RL − x_base)·û over the decision tokens of the calibration "
+              "rows (tool prompts and generic text); the top "
+              "latent's part is f·(d·û), which is what ablating the latent removes there. Directional ablation "
+              "removes the whole component along its decoder direction."]
     return lines
 
 

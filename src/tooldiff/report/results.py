@@ -18,15 +18,24 @@ def single_latent_claim(conditions: list[dict]) -> dict:
              and len(c["features"]) == 1 and c.get("verdict")]
     winners = [c for c in tried if c["verdict"]["strict"]["beats_controls"]]
     best = max(tried, key=lambda c: abs(c["effect"]["strict"]["diff"]), default=None)
+    none = {c["model"]: c for c in conditions if c["intervention"] == "none"}
     return {
         "holds": bool(winners),
         "n_tried": len(tried),
         "winners": [{k: c[k] for k in ("crosscoder", "intervention", "features", "alpha")} |
-                    {"diff": c["effect"]["strict"]["diff"], "ci95": c["effect"]["strict"]["ci95"]} for c in winners],
+                    {"diff": c["effect"]["strict"]["diff"], "ci95": c["effect"]["strict"]["ci95"],
+                     "call_rate_by_kind": _call_rates(none.get(c["model"]), c)} for c in winners],
         "largest": None if best is None else {k: best[k] for k in ("crosscoder", "intervention", "features", "alpha")} |
         {"diff": best["effect"]["strict"]["diff"], "ci95": best["effect"]["strict"]["ci95"],
          "control_range": best["verdict"]["strict"]["control_range"]},
     }
+
+
+def _call_rates(none: dict | None, condition: dict) -> dict:
+    """Call rate per request kind, [without intervention, with it]: where a strict effect comes from
+    (more right calls, or calls where none belong)."""
+    before, after = (none or {}).get("per_kind") or {}, condition.get("per_kind") or {}
+    return {k: [before[k]["call_rate"], after[k]["call_rate"]] for k in after if k in before}
 
 
 def dfc_vs_dom(conditions: list[dict]) -> list[dict]:
