@@ -65,6 +65,15 @@ def test_layout_and_organism_json(tiny_organism):
         assert lo <= m["strict"]["mean"] <= hi
     layer = info["layer"]
     assert 0 <= layer["recommended"] < 2 and len(layer["rl_dom_auroc"]) == 2
+    forced = info["metrics"]["base"]["forced_call_strict"]  # can the base copy when made to call?
+    assert forced["n"] == 40 and forced["ci95"][0] <= forced["mean"] <= forced["ci95"][1]
+
+
+def test_a_base_that_cannot_copy_is_flagged(capsys):
+    build_module._warn_if_the_base_cannot_copy({"forced_call_strict": {"n": 400, "mean": 0.095}})
+    assert "only 10% of tool-needed test prompts" in capsys.readouterr().err
+    build_module._warn_if_the_base_cannot_copy({"forced_call_strict": {"n": 400, "mean": 0.745}})
+    assert "warning" not in capsys.readouterr().err
 
 
 def test_generic_rows(tiny_organism):

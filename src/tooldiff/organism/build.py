@@ -231,7 +231,7 @@ def _rank1_ablation(b: Build, rl_model, tokenizer, test: list[dict]) -> dict:
 
 
 def stage_eval(b: Build) -> dict:
-    from tooldiff.organism.measure import evaluate, layer_scan
+    from tooldiff.organism.measure import evaluate, forced_call_accuracy, layer_scan
 
     tokenizer = load_tokenizer(b.out / "rl")
     base, rl = load_model(b.out / "base"), load_model(b.out / "rl")
@@ -243,6 +243,8 @@ def stage_eval(b: Build) -> dict:
             result[name] = metrics
             write_jsonl(tmp / f"{name}_test_outputs.jsonl",
                         [{"id": r["id"], "kind": r["kind"], "output": o} for r, o in zip(test, outputs)])
+        result["base"]["forced_call_strict"] = forced_call_accuracy(base, tokenizer, test, b.seed,
+                                                                    b.cfg.eval_batch_size)
         result["layer"] = layer_scan(base, rl, tokenizer, calibration, b.cfg.eval_batch_size)
         if b.variant == "rank1":
             result["rank1_ablation"] = _rank1_ablation(b, rl, tokenizer, test)
@@ -387,4 +389,15 @@ def build_from_config(out: Path, cfg: OrganismConfig, seed: int = 0, variant: st
                   f"(not offered {m['rl']['fpr_by_kind'].get('not_offered', 0):.2f}, "
                   f"chit-chat {m['rl']['fpr_by_kind'].get('chitchat', 0):.2f}); layer {info['layer']['recommended']}; "
                   f"{info['build_seconds']['total']:.0f} s")
+    _warn_if_the_base_cannot_copy(m["base"])
     return out
+
+
+def _warn_if_the_base_cannot_copy(base_metrics: dict) -> None:
+    from tooldiff.organism.measure import FORCED_CALLS_FLOOR
+
+    forced = base_metrics.get("forced_call_strict")
+    if forced is not None and forced["mean"] < FORCED_CALLS_FLOOR:
+        console.print(f"[yellow]warning:[/] the base writes a right call on only {forced['mean']:.0%} of tool-needed "
+                      "test prompts when made to start one: pretraining did not teach it to copy arguments, and RL "
+                      "cannot (try another seed; docs/organism.md)")
