@@ -151,7 +151,7 @@ def test_planted_check_measures_the_share_of_the_planted_shift_a_latent_carries(
     x_base_ND = torch.randn(10, d) * torch.tensor([1, 1, 0, 1, 1, 1, 1, 1.0])  # nothing along u in the base
     acts = CalibrationActs(x_NMD=torch.stack([x_base_ND + g_N[:, None] * u_D, x_base_ND], 1),
                            kinds=["call"] * 10, ids=[str(i) for i in range(10)])
-    found = planted_check(cc, {}, 5 * u_D, [0], acts)
+    found = planted_check(cc, 5 * u_D, [0], acts)
     assert found["top_ranked_abs_cosine"] == pytest.approx(1.0)
     assert found["planted_shift"] == pytest.approx(2.0)
     assert found["captured_share"] == pytest.approx(0.6)

@@ -53,7 +53,8 @@ def organism(
     shared_from: Path = typer.Option(None, help="A finished build with the same seed and pretraining config "
                                                 "(any variant or RL settings) whose data, tokenizer and base are "
                                                 "copied, not rebuilt."),
-    threads: int = typer.Option(1, help="Torch threads for pretraining the base and for RL: the cores nothing else uses."),
+    threads: int = typer.Option(1, help="Torch threads for pretraining the base and for RL: "
+                                         "the cores nothing else uses."),
 ) -> None:
     """Build the embedded model organism: tool world, tokenizer, base LM and its GRPO twin.
 

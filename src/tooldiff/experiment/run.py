@@ -62,7 +62,7 @@ def _rank(name: str, cc, acts: CalibrationActs, out: Path) -> dict:
     return ranking
 
 
-def planted_check(cc, ranking: dict, planted_D: torch.Tensor, top: list[int], acts: CalibrationActs) -> dict:
+def planted_check(cc, planted_D: torch.Tensor, top: list[int], acts: CalibrationActs) -> dict:
     """Positive control: cosine of RL decoder directions with the planted rank-1 direction, and how
     much of the planted change the top-ranked latent carries at the decision position.
 
@@ -108,7 +108,7 @@ def run_experiment(organism: Path, crosscoders: Path, out: Path, config: Experim
                                 config.n_unrelated, config.n_random, config.seed, config.pool)
         conditions += crosscoder_conditions(name, layer, config, cand)
         if planted_D is not None:
-            positive[name] = planted_check(cc, rankings[name], planted_D, cand.top, acts)
+            positive[name] = planted_check(cc, planted_D, cand.top, acts)
     results = run_conditions(conditions, models, tokenizer, test, ccs, out / "results.jsonl", config)
     kinds = [r["kind"] for r in test]
     add_effects(results, kinds, config.seed, config.n_boot)

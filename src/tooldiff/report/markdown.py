@@ -115,9 +115,9 @@ def _positive(results: dict) -> list[str]:
     for line in pc.get("ablation", []):
         lines.append(f"- {line}")
     lines += ["", "The planted shift is the mean of (x_RL − x_base)·û over the decision tokens of the calibration "
-              "rows (tool prompts and generic text); the top "
-              "latent's part is f·(d·û), which is what ablating the latent removes there. Directional ablation "
-              "removes the whole component along its decoder direction."]
+              "rows (tool prompts and generic text); the top latent's part is f·(d·û), which is what ablating "
+              "the latent removes there. Directional ablation removes the whole component along its decoder "
+              "direction."]
     return lines
 
 
