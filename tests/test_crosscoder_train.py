@@ -235,3 +235,82 @@ def test_stacked_adam_matches_torch_adam_and_clips_each_config_alone():
     norms = clipped.step()
     assert torch.allclose(norms, torch.tensor([1e-3 * 15**0.5, 1e3 * 15**0.5]))
     assert torch.allclose(w.grad.flatten(1).norm(dim=1), torch.tensor([1e-3 * 15**0.5, 1.0]), rtol=1e-4)
+
+
+def tied_pair(ratio: float) -> tuple[CrosscoderStack, CrosscoderStack]:
+    """An untied DFC whose shared B rows equal ratio x its A rows, and the same weights tied."""
+    untied_cfg = CrosscoderConfig(d_model=D, dict_size=40, excl_a=0.1, excl_b=0.1, k=6, aux_k=4, seed=3)
+    cc = perturbed(untied_cfg, 0)
+    nA, nS = untied_cfg.n_excl_a, untied_cfg.n_shared
+    with torch.no_grad():
+        cc.W_dec_LD[1][:nS] = cc.W_dec_LD[0][nA:] * ratio
+    tied = Crosscoder(untied_cfg.model_copy(update={"tie_shared": True}))
+    tied.load_state_dict(cc.state_dict())
+    stacks = CrosscoderStack.from_crosscoders([cc]), CrosscoderStack.from_crosscoders([tied])
+    stacks[1].set_normalization_scale(torch.tensor([ratio, 1.0]))
+    return stacks
+
+
+def test_tied_shared_latents_are_one_parameter_with_the_summed_gradient():
+    ratio = 1.7
+    untied, tied = tied_pair(ratio)
+    nA, nS = tied.tied_rows
+    xn = torch.randn(64, 2, D)
+    dead = torch.zeros(1, 40, dtype=torch.bool)
+    dead[:, 30:] = True
+    for stack in (untied, tied):
+        loss_C, _, _ = stack.training_loss(xn, 64, dead, Dist())
+        loss_C.sum().backward()
+        stack.loss = loss_C.detach()
+    assert torch.allclose(untied.loss, tied.loss, rtol=1e-6)
+    # One shared row, used by both models: its gradient is A's plus ratio x B's.
+    want = untied.W_dec[0].grad[:, nA:] + ratio * untied.W_dec[1].grad[:, :nS]
+    assert torch.allclose(tied.W_dec[0].grad[:, nA:], want, atol=1e-6)
+    assert not tied.W_dec[1].grad[:, :nS].any()  # B's own shared rows are never used
+    assert torch.equal(tied.W_dec[1].grad[:, nS:], untied.W_dec[1].grad[:, nS:])
+
+
+def gated_shift_acts(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """A fine-tune in miniature: both models share every feature direction, and A adds 3·c₀·u
+    whenever shared feature 0 is on (c₀ its coefficient). Returns x_NMD and the unit u."""
+    gen = torch.Generator().manual_seed(seed)
+    dirs = torch.nn.functional.normalize(torch.randn(12, D, generator=gen), dim=1)
+    u = torch.nn.functional.normalize(torch.randn(D, generator=gen), dim=0)
+    pick = torch.rand(n, 12, generator=gen).argsort(dim=1)[:, :3]
+    coef = torch.zeros(n, 12).scatter_(1, pick, torch.rand(n, 3, generator=gen) * 4 + 1)
+    x_B = coef @ dirs + 0.01 * torch.randn(n, D, generator=gen)
+    return torch.stack([x_B + 3 * coef[:, :1] * u, x_B], dim=1), u
+
+
+def test_tied_dfc_puts_a_gated_shift_into_an_exclusive_latent_that_untied_shared_latents_absorb(tmp_path):
+    """The rank1 positive control in miniature (why `tie_shared` exists): an untied shared latent
+    can carry the shift on its A side; a tied one cannot, so an A-exclusive latent must."""
+    x, u = gated_shift_acts(6000, seed=0)
+    write_harvest(tmp_path / "acts", x)
+    base = {"dict_size": 48, "excl_a": 0.125, "excl_b": 0.125, "k": 3, "steps": 1500, "lr": 5e-3}
+    configs = [{"name": "untied", **base}, {"name": "tied", "tie_shared": True, **base}]
+    train_sweep(tmp_path / "acts", parse_sweep({"train": {"batch_size": 128, "eval_rows": 500},
+                                                "crosscoder": configs}), tmp_path / "out")
+    sample, shift = x[:1000], (x[:1000, 0] - x[:1000, 1]) @ u
+    captured = {}
+    for name in ("untied", "tied"):
+        cc = Crosscoder.load(tmp_path / "out" / name)
+        f = cc.encode_single(sample[:, 0], 0)[:, cc.a_latents]
+        along_u = torch.stack([cc.decoder_vector(i, 0) @ u for i in range(cc.a_latents.stop)])
+        captured[name] = float((f * along_u).sum(0).max() / shift.sum())  # the best single latent's share
+    shared = Crosscoder.load(tmp_path / "out" / "tied")
+    nA, nS = shared.cfg.n_excl_a, shared.cfg.n_shared
+    raw_a = shared.W_dec_LD[0][nA:] * shared.norm_scale_M[0]
+    assert torch.allclose(raw_a, shared.W_dec_LD[1][:nS] * shared.norm_scale_M[1], atol=1e-5)
+    assert captured["tied"] > 0.9, captured
+    assert captured["untied"] < captured["tied"] - 0.2, captured
+
+
+def test_shipped_sweeps_parse_and_the_positive_control_tests_every_dfc_kind_of_the_demo():
+    from tooldiff.demo import CONFIGS, DEMO_SWEEP, POSITIVE_SWEEP
+    from tooldiff.report.results import crosscoder_kind
+
+    for path in CONFIGS.glob("sweep-*.toml"):
+        load_sweep(path)
+    kinds = lambda path: {crosscoder_kind(c.display_name()) for c in load_sweep(path).crosscoder if c.n_excl_a}  # noqa: E731
+    assert kinds(DEMO_SWEEP) <= kinds(POSITIVE_SWEEP)

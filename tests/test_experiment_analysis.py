@@ -84,6 +84,19 @@ def test_single_latent_finding_is_computed_either_way(effect_k, controls, holds,
         assert "call 50 → 100 %" in text
 
 
+def test_the_single_latent_claim_is_restated_on_the_validated_instruments_only():
+    experiment = experiment_dict(analysed(35, [10, 11]))
+    validated = build_results(experiment, positive={"validated_kinds": ["cc0"]})
+    claim = validated["findings"]["single_latent_validated"]
+    assert claim["crosscoders"] == ["cc0"] and len(claim["winners"]) == 1
+    assert "1 of 1 single-latent conditions held; 1 raised strict" in render_report(validated, {})
+    other = build_results(experiment, positive={"validated_kinds": ["dfc-tied"]})
+    assert other["findings"]["single_latent_validated"]["n_tried"] == 0
+    unvalidated = build_results(experiment, positive={"validated_kinds": []})
+    assert unvalidated["findings"]["single_latent_validated"] is None
+    assert "No crosscoder kind passed the positive control" in render_report(unvalidated, {})
+
+
 def test_sweep_summary_is_mean_and_std_over_crosscoders():
     res = {"none": entry("none", "rl", "none", ones(10), role="reference", features=())}
     for i, k in enumerate([20, 30]):
@@ -101,20 +114,21 @@ def test_nan_alpha_in_experiment_config_is_a_user_error():
         load_experiment_config({"unknown_key": 1})
 
 
-def _positive_control_run(cosine: float, ablation_diff: float, beats: bool, direction_diff: float = 0.0) -> dict:
+def _positive_control_run(cosine: float, ablation_diff: float, beats: bool, direction_diff: float = 0.0,
+                          name: str = "dfc") -> dict:
     """A minimal rank1 experiment: RL calls on 8 of 10 prompts; the top latent ablated, and its
     direction projected out."""
     none = {"intervention": "none", "model": "rl", "made_call": [1] * 8 + [0] * 2, "metrics": {}}
 
     def effect(intervention: str, diff: float) -> dict:
-        return {"intervention": intervention, "role": "effect", "model": "rl", "crosscoder": "dfc", "features": [3],
+        return {"intervention": intervention, "role": "effect", "model": "rl", "crosscoder": name, "features": [3],
                 "effect": {"call_rate": {"diff": diff, "ci95": [diff - 0.1, diff + 0.1]}},
                 "verdict": {"call_rate": {"beats_controls": beats}}}
 
     found = {"best_latent": 3, "best_abs_cosine": cosine, "best_group": "a_excl",
              "top_ranked_latent": 3, "top_ranked_abs_cosine": cosine}
     return {"conditions": [none, effect("ablate", ablation_diff), effect("ablate_direction", direction_diff)],
-            "positive_control": {"dfc": found}}
+            "positive_control": {name: found}}
 
 
 def test_the_positive_control_passes_only_on_all_three_criteria():
@@ -129,6 +143,20 @@ def test_the_positive_control_passes_only_on_all_three_criteria():
     verdict = summary["verdicts"]["dfc"]
     assert verdict["latent_ablation"] == {"removes_most_calls": False, "beats_controls": True, "call_rate_diff": -0.3}
     assert verdict["direction_ablation"]["removes_most_calls"] and not verdict["passed_by_latent_ablation"]
+
+
+def test_the_positive_control_validates_only_the_kinds_that_passed():
+    from tooldiff.demo import positive_summary
+    from tooldiff.report.results import crosscoder_kind
+
+    untied = _positive_control_run(0.97, -0.01, False, direction_diff=-0.6, name="dfc-k8-s0")
+    tied = _positive_control_run(0.99, -0.7, True, name="dfc-tied-k8-s0")
+    both = {"conditions": untied["conditions"] + tied["conditions"][1:],
+            "positive_control": untied["positive_control"] | tied["positive_control"]}
+    summary = positive_summary(both)
+    assert summary["passed"] and summary["passed_by"] == ["dfc-tied-k8-s0"]
+    assert summary["validated_kinds"] == ["dfc-tied-k8"] == [crosscoder_kind("dfc-tied-k8-s12")]
+    assert not summary["verdicts"]["dfc-k8-s0"]["passed_by_latent_ablation"]
 
 
 def test_planted_check_measures_the_share_of_the_planted_shift_a_latent_carries():

@@ -198,8 +198,11 @@ ABLATIONS = {"ablate": "latent_ablation", "ablate_direction": "direction_ablatio
 def positive_summary(pc: dict) -> dict:
     """The positive control's verdict, per crosscoder: is the top-ranked latent the planted
     direction (|cos| > 0.9), and does ablating it in RL remove most calls, beyond its controls?
-    `passed` reads "ablation" as the latent's own (remove f·d); `passed_by_direction` as
-    projecting its decoder direction out, reported beside it."""
+    A crosscoder `passed` when "ablation" is the latent's own (remove f·d); projecting its decoder
+    direction out is reported beside it. The control passes for the crosscoder KINDS (name without
+    its seed) whose every crosscoder here passed: only those are validated for the main study."""
+    from tooldiff.report.results import crosscoder_kind
+
     rl_none = next(c for c in pc["conditions"] if c["intervention"] == "none" and c["model"] == "rl")
     rl_call_rate = sum(rl_none["made_call"]) / len(rl_none["made_call"])
     verdicts: dict[str, dict] = {}
@@ -218,9 +221,13 @@ def positive_summary(pc: dict) -> dict:
         for kind in ABLATIONS.values():
             a = v.get(kind, {})
             v[f"passed_by_{kind}"] = v["recovered"] and a.get("removes_most_calls", False) and a.get("beats_controls", False)
+    passed_by = sorted(n for n, v in verdicts.items() if v["passed_by_latent_ablation"])
+    kinds = {crosscoder_kind(n) for n in verdicts}
+    validated = sorted(k for k in kinds if all(verdicts[n]["passed_by_latent_ablation"]
+                                               for n in verdicts if crosscoder_kind(n) == k))
     return {"crosscoders": pc["positive_control"], "ablation": lines, "verdicts": verdicts,
-            "passed": bool(verdicts) and all(v["passed_by_latent_ablation"] for v in verdicts.values()),
-            "passed_by_direction": bool(verdicts) and all(v["passed_by_direction_ablation"] for v in verdicts.values()),
+            "passed": bool(passed_by), "passed_by": passed_by, "validated_kinds": validated,
+            "passed_by_direction": any(v["passed_by_direction_ablation"] for v in verdicts.values()),
             "criterion": f"top-ranked latent |cos| > {PLANTED_COSINE} with the planted direction, and its ablation "
                          f"removes more than {MOST_CALLS:.0%} of the RL model's calls, beyond its control panel",
             "models": {c["model"]: c["metrics"] for c in pc["conditions"] if c["intervention"] == "none"}}

@@ -41,6 +41,10 @@ class CrosscoderConfig(BaseModel):
     # has (an exclusive latent sums one norm, a shared one two); "mean" averages them instead.
     batchtopk_score: Literal["sum", "mean"] = "sum"
     theta_momentum: float = Field(0.99, ge=0.0, lt=1.0, description="EMA momentum of the BatchTopK threshold.")
+    # Anthropic's "designated shared" latents: one decoder row (in normalized space) serves both
+    # models, so a shared latent cannot absorb any part of the A-minus-B difference; all of it
+    # must go to the exclusive latents. The paper's DFC leaves them untied (its pair differs in width).
+    tie_shared: bool = Field(False, description="Shared latents write one raw decoder vector into both models.")
     lambda_excl: float = Field(0.0, ge=0.0, description="Paper's L1 on A∪S and B∪S latents.")
     lambda_shared: float = Field(0.0, ge=0.0, description="Paper's extra L1 on shared latents.")
     l1_decoder_norm: Optional[bool] = Field(
@@ -60,6 +64,8 @@ class CrosscoderConfig(BaseModel):
     def _check(self) -> "CrosscoderConfig":
         if (self.excl_a or self.excl_b) and self.n_models != 2:
             raise ValueError("exclusive latents need exactly 2 models")
+        if self.tie_shared and self.n_models != 2:
+            raise ValueError("tie_shared needs exactly 2 models")
         if self.n_shared < 1:
             raise ValueError(f"excl_a + excl_b leave no shared latent in dict_size={self.dict_size}")
         if self.sparsity != "l1" and self.k > self.dict_size:
@@ -102,7 +108,8 @@ class CrosscoderConfig(BaseModel):
 
     def shape_key(self) -> tuple:
         """Configs with equal keys can be stacked into one set of [C, ...] tensors."""
-        return (self.d_model, self.n_models, self.dict_size, self.n_excl_a, self.n_excl_b, self.sparsity)
+        return (self.d_model, self.n_models, self.dict_size, self.n_excl_a, self.n_excl_b, self.sparsity,
+                self.tie_shared)
 
     def display_name(self) -> str:
         if self.name:
@@ -110,7 +117,8 @@ class CrosscoderConfig(BaseModel):
         kind = "dfc" if (self.n_excl_a or self.n_excl_b) else "cc"
         part = f"-excl{self.excl_a:g}-{self.excl_b:g}" if kind == "dfc" else ""
         sp = f"k{self.k}" if self.sparsity != "l1" else f"l1-{self.lambda_excl:g}"
-        return f"{kind}-D{self.dict_size}{part}-{self.sparsity}-{sp}-s{self.seed}"
+        tied = "-tied" if self.tie_shared else ""
+        return f"{kind}{tied}-D{self.dict_size}{part}-{self.sparsity}-{sp}-s{self.seed}"
 
 
 class TrainConfig(BaseModel):

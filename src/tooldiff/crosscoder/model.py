@@ -77,6 +77,8 @@ class Crosscoder(nn.Module):
                 w /= w.norm(dim=1, keepdim=True)
                 dec.copy_(w)
                 enc.copy_(w)
+            if cfg.tie_shared:
+                cc.W_dec_LD[1][: cfg.n_shared].copy_(cc.W_dec_LD[0][cfg.n_excl_a:])
         return cc
 
     def set_normalization(self, mean_MD: torch.Tensor, scale_M: torch.Tensor) -> None:

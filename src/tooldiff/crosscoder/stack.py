@@ -46,6 +46,9 @@ class CrosscoderStack(nn.Module):
         self.register_buffer("aux_coef_C", torch.tensor([c.aux_coef for c in cfgs]))
         self.register_buffer("theta_momentum_C", torch.tensor([c.theta_momentum for c in cfgs]))
         self.l1_norm_weighted = [c.use_decoder_norm_l1 for c in cfgs]
+        self.tied_rows = (ref.n_excl_a, ref.n_shared) if ref.tie_shared else None
+        # Tied rows are one RAW direction: normalized rows differ by the scale ratio s_A / s_B.
+        self.register_buffer("tie_ratio", torch.ones(()), persistent=False)
 
     # --- conversion to and from single crosscoders ------------------------------------------
     @classmethod
@@ -65,7 +68,7 @@ class CrosscoderStack(nn.Module):
         with torch.no_grad():
             for m in range(len(self.spans)):
                 cc.W_enc_LD[m].copy_(self.W_enc[m][c])
-                cc.W_dec_LD[m].copy_(self.W_dec[m][c])
+                cc.W_dec_LD[m].copy_(self.decoder(m)[c])
             cc.b_enc_L.copy_(self.b_enc_CL[c])
             cc.b_dec_MD.copy_(self.b_dec_CMD[c])
             cc.theta.copy_(self.theta_C[c])
@@ -77,6 +80,19 @@ class CrosscoderStack(nn.Module):
         return len(self.cfgs)
 
     # --- pieces of the forward pass ---------------------------------------------------------
+    def set_normalization_scale(self, scale_M: torch.Tensor) -> None:
+        """Tell tied shared latents the per-model scales, so that they write one raw vector."""
+        self.tie_ratio.fill_(float(scale_M[0] / scale_M[-1]))
+
+    def decoder(self, m: int) -> torch.Tensor:
+        """Model m's decoder (C, L_m, d), normalized space. Tied shared latents read model A's
+        rows for B too (rescaled, so that both models get the same raw vector); B's own shared
+        rows then get no gradient and are never used."""
+        if self.tied_rows is None or m == 0:
+            return self.W_dec[m]
+        n_excl_a, n_shared = self.tied_rows
+        return torch.cat([self.W_dec[0][:, n_excl_a:] * self.tie_ratio, self.W_dec[m][:, n_shared:]], dim=1)
+
     def preactivation(self, xn_BMD: torch.Tensor) -> torch.Tensor:
         """pre_BCL = b_enc + Σ_m x_m W_m^T over each model's own slice (one matmul per model)."""
         B, C, L = xn_BMD.shape[0], self.n_configs, self.b_enc_CL.shape[1]
@@ -90,7 +106,7 @@ class CrosscoderStack(nn.Module):
         C, L = self.b_enc_CL.shape
         norms = self.b_enc_CL.new_zeros(C, len(self.spans), L)
         for m, (a, b) in enumerate(self.spans):
-            norms[:, m, a:b] = self.W_dec[m].norm(dim=2)
+            norms[:, m, a:b] = self.decoder(m).norm(dim=2)
         return norms
 
     def batchtopk_score_CL(self) -> torch.Tensor:
@@ -103,7 +119,7 @@ class CrosscoderStack(nn.Module):
         return torch.where(use_mean[:, None], total / owners, total)
 
     def decode(self, vals_BCK: torch.Tensor, idx_BCK: torch.Tensor, bias: bool = True) -> torch.Tensor:
-        parts = [sparse_decode(vals_BCK, idx_BCK, self.W_dec[m], span) for m, span in enumerate(self.spans)]
+        parts = [sparse_decode(vals_BCK, idx_BCK, self.decoder(m), span) for m, span in enumerate(self.spans)]
         xhat_BCMD = torch.stack(parts, dim=2)
         return xhat_BCMD + self.b_dec_CMD if bias else xhat_BCMD
 
@@ -193,7 +209,7 @@ class CrosscoderStack(nn.Module):
             contrib = torch.einsum("bd,cld->bcl", xn_BMD[:, m], self.W_enc[m])
             parts.append(nn.functional.pad(contrib, (a, L - b)))
         f_BCL = torch.relu(torch.stack(parts).sum(0))
-        xhat = [torch.einsum("bcl,cld->bcd", f_BCL[:, :, a:b], self.W_dec[m]) for m, (a, b) in enumerate(self.spans)]
+        xhat = [torch.einsum("bcl,cld->bcd", f_BCL[:, :, a:b], self.decoder(m)) for m, (a, b) in enumerate(self.spans)]
         err_BCMD = torch.stack(xhat, dim=2) + self.b_dec_CMD - xn_BMD.unsqueeze(1)
         M, d = xn_BMD.shape[1:]
         mse_C = err_BCMD.pow(2).sum((0, 2, 3)) / (n_global * M * d)

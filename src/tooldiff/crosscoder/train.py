@@ -87,6 +87,8 @@ class SweepTrainer:
         self.groups = group_configs(self.cfgs, t.stack)
         self.stacks = [CrosscoderStack.from_crosscoders([Crosscoder.initialized(self.cfgs[i]) for i in g]).to(device)
                        for g in self.groups]
+        for stack in self.stacks:
+            stack.set_normalization_scale(self.scale_M)
         self.optims = [self._optimizer(g, s) for g, s in zip(self.groups, self.stacks)]
         self.since_fired = [torch.zeros(len(g), self.cfgs[g[0]].dict_size, dtype=torch.int64, device=device)
                             for g in self.groups]

@@ -60,6 +60,17 @@ def _alpha(condition: dict) -> str:
     return "" if condition.get("alpha") is None else f", α={condition['alpha']:g}"
 
 
+def _validated_findings(v: dict | None) -> list[str]:
+    """The single-latent claim restricted to the instruments that passed the positive control."""
+    if v is None:
+        return ["- No crosscoder kind passed the positive control, so no verdict above rests on a validated "
+                "instrument."]
+    up = sum(w["diff"] > 0 for w in v["winners"])
+    return [f"- **On the validated instruments** ({', '.join(v['kinds'])}: {len(v['crosscoders'])} crosscoders, the "
+            f"kinds that passed the positive control): {len(v['winners'])} of {v['n_tried']} single-latent conditions "
+            f"held; {up} raised strict correctness and {len(v['winners']) - up} lowered it."]
+
+
 def _findings(results: dict) -> list[str]:
     f = results["findings"]
     single = f["single_latent"]
@@ -81,6 +92,8 @@ def _findings(results: dict) -> list[str]:
                      f"{b['intervention']} of latent {b['features'][0]} ({b['crosscoder']}{_alpha(b)}): "
                      f"{_pp(b['diff'])} {_ci(b['ci95'])}; its controls moved it by "
                      f"{'n/a' if cr is None else f'{_pp(cr[0])} to {_pp(cr[1])}'}.")
+    if results.get("positive_control"):
+        lines += _validated_findings(f.get("single_latent_validated"))
     lines += ["", "Reconstruction splice, matched vs mismatched normalization (the paper's possible artifact):", "",
               "| crosscoder | model | normalization | strict | Δ vs none (95% CI) |", "|---|---|---|---|---|"]
     lines += [f"| {r['crosscoder']} | {r['model']} | {r['normalization']} | {_pct(r['strict']['mean'])} | "
@@ -94,30 +107,38 @@ def _findings(results: dict) -> list[str]:
     return lines
 
 
+def _pc_verdict(v: dict) -> str:
+    if v.get("passed_by_latent_ablation"):
+        return "**passed**"
+    return "not passed (directional ablation passed)" if v.get("passed_by_direction_ablation") else "not passed"
+
+
 def _positive(results: dict) -> list[str]:
     pc = results.get("positive_control") or {}
     if not pc:
         return ["No positive control in this run."]
-    verdict = "PASSED" if pc.get("passed") else \
-        "NOT PASSED (passed with directional ablation)" if pc.get("passed_by_direction") else "NOT PASSED"
+    verdicts = pc.get("verdicts", {})
     lines = [f"Organism variant `rank1`: RL may only add a gated rank-1 update along a known direction. "
-             f"**{verdict}**. Criterion: {pc.get('criterion', '|cos| > 0.9 and ablation removes calls beyond controls')}.", "",
-             "| crosscoder | best latent (group) | its abs cosine | top-ranked latent | its abs cosine "
+             f"**{'PASSED' if pc.get('passed') else 'NOT PASSED'}** "
+             f"({len(pc.get('passed_by', []))} of {len(verdicts)} crosscoders). "
+             f"Criterion: {pc.get('criterion', '|cos| > 0.9 and ablation removes calls beyond controls')}.", "",
+             "| crosscoder | verdict | best latent (group) | its abs cosine | top-ranked latent | its abs cosine "
              "| planted shift at the decision token | top latent's part (share) |",
-             "|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|"]
     for name, p in pc.get("crosscoders", {}).items():
         top_cos = "n/a" if p["top_ranked_abs_cosine"] is None else f"{p['top_ranked_abs_cosine']:.3f}"
         shift, share = p.get("planted_shift"), p.get("captured_share")
         part = "n/a" if shift is None else f"{shift:.2f} (n = {p['captured_n']})"
         held = "n/a" if share is None else f"{p['top_latent_part']:.2f} ({share:.0%})"
-        lines.append(f"| {name} | {p['best_latent']} ({p['best_group']}) | {p['best_abs_cosine']:.3f} | "
-                     f"{p['top_ranked_latent']} | {top_cos} | {part} | {held} |")
+        lines.append(f"| {name} | {_pc_verdict(verdicts.get(name, {}))} | {p['best_latent']} ({p['best_group']}) | "
+                     f"{p['best_abs_cosine']:.3f} | {p['top_ranked_latent']} | {top_cos} | {part} | {held} |")
     for line in pc.get("ablation", []):
         lines.append(f"- {line}")
     lines += ["", "The planted shift is the mean of (x_RL − x_base)·û over the decision tokens of the calibration "
               "rows (tool prompts and generic text); the top latent's part is f·(d·û), which is what ablating "
               "the latent removes there. Directional ablation removes the whole component along its decoder "
-              "direction."]
+              "direction. Only the crosscoder kinds that passed are validated instruments for the main study: "
+              f"{', '.join(pc.get('validated_kinds') or []) or 'none'}."]
     return lines
 
 

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import re
+
 CONDITION_KEYS = ("model", "intervention", "crosscoder", "features", "alpha", "dose", "positions", "role",
                   "controls", "rivals", "key", "metrics", "per_kind", "effect", "verdict")
 SINGLE_LATENT_OPS = ("steer", "ablate", "ablate_direction", "negative_steer")
+
+
+def crosscoder_kind(name: str) -> str:
+    """A crosscoder's configuration without its seed: `dfc-tied-excl10-topk-k8-s2` -> `...-k8`."""
+    return re.sub(r"-s\d+$", "", name)
 
 
 def _condition(entry: dict) -> dict:
@@ -29,6 +36,16 @@ def single_latent_claim(conditions: list[dict]) -> dict:
         {"diff": best["effect"]["strict"]["diff"], "ci95": best["effect"]["strict"]["ci95"],
          "control_range": best["verdict"]["strict"]["control_range"]},
     }
+
+
+def _validated_claim(conditions: list[dict], positive: dict | None) -> dict | None:
+    """The single-latent claim on the crosscoders whose kind passed the positive control only."""
+    kinds = (positive or {}).get("validated_kinds") or []
+    if not kinds:
+        return None
+    mine = [c for c in conditions if c["crosscoder"] is None or crosscoder_kind(c["crosscoder"]) in kinds]
+    return {"kinds": kinds, "crosscoders": sorted({c["crosscoder"] for c in mine if c["crosscoder"]}),
+            **single_latent_claim(mine)}
 
 
 def _call_rates(none: dict | None, condition: dict) -> dict:
@@ -76,7 +93,8 @@ def build_results(experiment: dict, organism_info: dict | None = None, positive:
         "crosscoders": experiment["crosscoders"],
         "sweep": experiment["sweep"],
         "findings": {"single_latent": single_latent_claim(conditions), "dfc_vs_dom": dfc_vs_dom(conditions),
-                     "recon_artifact": recon_artifact(conditions)},
+                     "recon_artifact": recon_artifact(conditions),
+                     "single_latent_validated": _validated_claim(conditions, positive)},
         "positive_control": positive,
         "layer": experiment["layer"],
         "n_test": experiment["n_test"],
