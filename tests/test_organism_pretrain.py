@@ -71,3 +71,32 @@ def test_padding_does_not_change_the_loss_of_a_document():
     n = len(rows[0])
     padded = torch.nn.functional.cross_entropy(logits[0, :n - 1], ids_BS[0, 1:n])
     assert torch.allclose(alone, padded, atol=1e-5)
+
+
+@pytest.mark.parametrize("measured,steps", [([0.9], 0), ([0.1, 0.7], 2), ([0.1, 0.2, 0.3], 4)])
+def test_the_base_drills_on_until_it_copies_and_no_further(tiny_organism, monkeypatch, measured, steps):
+    """Copying arrives at a seed-dependent step: below the floor on calibration calls, more call-log
+    chunks follow, until the base copies or the cap is reached; a base that copies is left alone."""
+    from dataclasses import replace
+
+    import tooldiff.organism.measure as measure
+    from tooldiff.hf import load_model, load_tokenizer
+    from tooldiff.organism.build import Build, _drill_until_it_copies
+    from tooldiff.organism.config import get_preset
+
+    tiny = get_preset("tiny")
+    cfg = replace(tiny, pretrain=replace(tiny.pretrain, batch_size=2, copy_check=3, max_extra_drill_steps=4,
+                                         extra_drill_chunk=2))
+    build = Build(out=tiny_organism, cfg=cfg, seed=0, variant="full", build_hash="test")
+    model, tokenizer = load_model(tiny_organism / "base"), load_tokenizer(tiny_organism / "tokenizer")
+    before = [p.detach().clone() for p in model.parameters()]
+    results, checked = iter(measured), []
+    monkeypatch.setattr(measure, "forced_call_accuracy",
+                        lambda m, tok, calls, seed, bs: checked.append(len(calls)) or {"mean": next(results)})
+    losses = []
+    drill = replace(cfg.corpus, transcript=0.0, api_log=1.0, prose=0.0)
+    got = _drill_until_it_copies(build, model, tokenizer, build.data("pretrain"), drill, losses)
+    assert got["extra_drill_steps"] == steps == len(losses)
+    assert got["forced_calls_calibration"] == measured and checked == [3] * len(measured)
+    changed = any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
+    assert changed is (steps > 0)

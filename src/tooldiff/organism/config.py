@@ -37,6 +37,13 @@ class PretrainConfig:
     warmup_steps: int = 50
     weight_decay: float = 0.01
     drill_steps: int = 0
+    # Copying is a sudden transition whose step varies with the seed (default preset: seed 0 had it
+    # within the drill, seed 1 not: forced calls 19 % on calibration, 76 % after 300 more drill
+    # steps). So: check `copy_check` calibration call prompts after pretraining and drill on in
+    # chunks of `extra_drill_chunk` steps, at most `max_extra_drill_steps`, until the base copies.
+    copy_check: int = 0  # 0: no check
+    max_extra_drill_steps: int = 0
+    extra_drill_chunk: int = 150
 
     @property
     def total_steps(self) -> int:
@@ -131,7 +138,8 @@ PRESETS: dict[str, OrganismConfig] = {
         vocab_size=2048,
         model=ModelShape(hidden_size=128, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=4,
                          intermediate_size=384),
-        pretrain=PretrainConfig(steps=250, batch_size=32, lr=2e-3, warmup_steps=50, drill_steps=600),
+        pretrain=PretrainConfig(steps=250, batch_size=32, lr=2e-3, warmup_steps=50, drill_steps=600, copy_check=100,
+                                max_extra_drill_steps=600),
         rl=RLConfig(steps=150, prompts_per_step=8, num_generations=8, lr=1e-4, kl_beta=0.1, call_first_steps=20,
                     rank1_steps=60),
     ),

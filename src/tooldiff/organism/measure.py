@@ -64,7 +64,7 @@ def forced_call_accuracy(model, tokenizer, records: list[dict], seed: int, batch
     `<tool_call>` and a newline), on the tool-needed prompts: what the base can do, whether or not
     it chooses to call. RL only decides *when* to call; copying the arguments must come from
     pretraining, and a base that missed that transition (seed 1 of the default preset: 9.5 %)
-    gives an RL twin that calls and is wrong."""
+    gives an RL twin that calls and is wrong; the build therefore drills on until it copies."""
     calls = [r for r in records if r.get("gold")]
     prefix = f"{CALL_OPEN}\n"
     prompts = [render_prompt(tokenizer, r) + prefix for r in calls]
