@@ -41,9 +41,10 @@ class CrosscoderConfig(BaseModel):
     # has (an exclusive latent sums one norm, a shared one two); "mean" averages them instead.
     batchtopk_score: Literal["sum", "mean"] = "sum"
     theta_momentum: float = Field(0.99, ge=0.0, lt=1.0, description="EMA momentum of the BatchTopK threshold.")
-    # Anthropic's "designated shared" latents: one decoder row (in normalized space) serves both
-    # models, so a shared latent cannot absorb any part of the A-minus-B difference; all of it
-    # must go to the exclusive latents. The paper's DFC leaves them untied (its pair differs in width).
+    # Anthropic's "designated shared" latents: one raw decoder vector serves both models, so a
+    # shared latent cannot absorb any part of the A-minus-B difference; all of it must go to the
+    # exclusive latents (docs/crosscoder.md: why the positive control needs it). The paper's DFC
+    # leaves them untied.
     tie_shared: bool = Field(False, description="Shared latents write one raw decoder vector into both models.")
     lambda_excl: float = Field(0.0, ge=0.0, description="Paper's L1 on A∪S and B∪S latents.")
     lambda_shared: float = Field(0.0, ge=0.0, description="Paper's extra L1 on shared latents.")
