@@ -157,6 +157,12 @@ def test_the_positive_control_validates_only_the_kinds_that_passed():
     assert summary["passed"] and summary["passed_by"] == ["dfc-tied-k8-s0"]
     assert summary["validated_kinds"] == ["dfc-tied-k8"] == [crosscoder_kind("dfc-tied-k8-s12")]
     assert not summary["verdicts"]["dfc-k8-s0"]["passed_by_latent_ablation"]
+    # One seed of a kind failing is enough to leave the kind unvalidated.
+    tied_s1 = _positive_control_run(0.99, -0.2, True, name="dfc-tied-k8-s1")
+    seeds = {"conditions": tied["conditions"] + tied_s1["conditions"][1:],
+             "positive_control": tied["positive_control"] | tied_s1["positive_control"]}
+    summary = positive_summary(seeds)
+    assert not summary["passed"] and summary["passed_by"] == ["dfc-tied-k8-s0"] and summary["validated_kinds"] == []
 
 
 def test_planted_check_measures_the_share_of_the_planted_shift_a_latent_carries():

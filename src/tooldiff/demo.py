@@ -226,7 +226,7 @@ def positive_summary(pc: dict) -> dict:
     validated = sorted(k for k in kinds if all(verdicts[n]["passed_by_latent_ablation"]
                                                for n in verdicts if crosscoder_kind(n) == k))
     return {"crosscoders": pc["positive_control"], "ablation": lines, "verdicts": verdicts,
-            "passed": bool(passed_by), "passed_by": passed_by, "validated_kinds": validated,
+            "passed": bool(validated), "passed_by": passed_by, "validated_kinds": validated,
             "passed_by_direction": any(v["passed_by_direction_ablation"] for v in verdicts.values()),
             "criterion": f"top-ranked latent |cos| > {PLANTED_COSINE} with the planted direction, and its ablation "
                          f"removes more than {MOST_CALLS:.0%} of the RL model's calls, beyond its control panel",
