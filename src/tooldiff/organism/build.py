@@ -195,7 +195,10 @@ def _drill_until_it_copies(b: Build, model, tokenizer, records: list[dict], dril
     if not p.copy_check:
         return {}
     calls = [r for r in b.data("calibration") if r.get("gold")][:p.copy_check]
-    check = lambda: forced_call_accuracy(model, tokenizer, calls, b.seed, b.cfg.eval_batch_size)["mean"]  # noqa: E731
+
+    def check() -> float:
+        return forced_call_accuracy(model, tokenizer, calls, b.seed, b.cfg.eval_batch_size)["mean"]
+
     history, extra, tokens = [check()], 0, 0
     while history[-1] < FORCED_CALLS_FLOOR and extra < p.max_extra_drill_steps:
         console.print(f"the base copies on {history[-1]:.0%} of {len(calls)} calibration calls: "
