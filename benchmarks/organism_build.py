@@ -27,7 +27,7 @@ def _metrics_line(name: str, m: dict) -> str:
     return (f"  {name:4s} strict on call prompts {call['mean']:.3f} [{call['ci95'][0]:.3f}, {call['ci95'][1]:.3f}]"
             f"  strict (all, M) {m['strict']['mean']:.3f}  FPR {m['trigger']['fpr']:.3f}"
             f" (not_offered {fpr['not_offered']:.3f}, chitchat {fpr['chitchat']:.3f})"
-            f"  calls/prompt {m['calls_per_prompt']:.2f}")
+            f"  calls/prompt {m['calls_per_prompt']:.2f}  offered-tool check AUROC {m['offered_check_auroc']:.3f}")
 
 
 def bench(preset: str, seed: int, variant: str, out: Path, threads: int) -> dict:

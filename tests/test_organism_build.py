@@ -17,6 +17,7 @@ from tooldiff.organism import build as build_module
 from tooldiff.organism.build import build_from_config
 from tooldiff.organism.config import PretrainConfig, RLConfig
 from tooldiff.organism.requests import KindMix
+from tooldiff.organism.world import TOOLS
 
 M_KEYS = {"n", "strict", "lenient", "trigger", "calls_per_prompt"}
 
@@ -359,3 +360,33 @@ def test_the_build_identity_follows_the_tool_world(monkeypatch):
     monkeypatch.setattr(world, "TOOLS", (weather, *world.TOOLS[1:]))
     assert cfg.hash(0, "full") != before
     assert pretraining_part(cfg.to_dict()) != part_before
+
+
+def test_offered_check_auroc_reads_the_tool_list(tiny_organism):
+    """1.0 for a model that calls exactly when the needed tool is listed, 0.5 for one that ignores it."""
+    from types import SimpleNamespace
+
+    from tooldiff.organism.measure import offered_check_auroc
+
+    tokenizer = load_tokenizer(tiny_organism / "rl")
+    records = [r for r in load_organism(tiny_organism, models=False).records("test")
+               if r["kind"] in ("call", "not_offered")]
+    call_id = tokenizer.convert_tokens_to_ids("<tool_call>")
+    needed_id = {tokenizer.convert_tokens_to_ids(t.name): t.name for t in TOOLS}
+
+    class ListReader(torch.nn.Module):
+        """P(call) is high when the prompt's tool list holds the tool its request needs."""
+
+        def forward(self, input_ids, attention_mask):
+            logits = torch.zeros(*input_ids.shape, len(tokenizer))
+            for i, ids in enumerate(input_ids.tolist()):
+                listed = {needed_id[t] for t in ids if t in needed_id}
+                logits[i, -1, call_id] = 5.0 if self.needed[i + self.offset] in listed else -5.0
+            self.offset += len(input_ids)
+            return SimpleNamespace(logits=logits)
+
+    reader = ListReader()
+    reader.needed, reader.offset = [r["needs"]["name"] for r in records], 0
+    assert offered_check_auroc(reader, tokenizer, records, batch_size=16) == 1.0
+    ignorant = lambda input_ids, attention_mask: SimpleNamespace(logits=torch.zeros(*input_ids.shape, len(tokenizer)))
+    assert offered_check_auroc(ignorant, tokenizer, records, batch_size=16) == 0.5

@@ -86,7 +86,7 @@ def test_the_base_drills_on_until_it_copies_and_no_further(tiny_organism, monkey
 
     tiny = get_preset("tiny")
     cfg = replace(tiny, pretrain=replace(tiny.pretrain, batch_size=2, copy_check=3, max_extra_drill_steps=4,
-                                         extra_drill_chunk=2))
+                                         extra_drill_chunk=2, drill_steps=8, one_tool_drill_steps=8))
     build = Build(out=tiny_organism, cfg=cfg, seed=0, variant="full", build_hash="test")
     model, tokenizer = load_model(tiny_organism / "base"), load_tokenizer(tiny_organism / "tokenizer")
     before = [p.detach().clone() for p in model.parameters()]
@@ -94,9 +94,27 @@ def test_the_base_drills_on_until_it_copies_and_no_further(tiny_organism, monkey
     monkeypatch.setattr(measure, "forced_call_accuracy",
                         lambda m, tok, calls, seed, bs: checked.append(len(calls)) or {"mean": next(results)})
     losses = []
-    drill = replace(cfg.corpus, transcript=0.0, api_log=1.0, prose=0.0)
-    got = _drill_until_it_copies(build, model, tokenizer, build.data("pretrain"), drill, losses)
+    got = _drill_until_it_copies(build, model, tokenizer, build.data("pretrain"), losses)
     assert got["extra_drill_steps"] == steps == len(losses)
     assert got["forced_calls_calibration"] == measured and checked == [3] * len(measured)
     changed = any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
     assert changed is (steps > 0)
+
+
+def test_pretraining_plan_puts_one_tool_logs_first():
+    from dataclasses import replace
+
+    from tooldiff.errors import UserError
+    from tooldiff.organism.build import pretraining_plan
+    from tooldiff.organism.config import get_preset
+
+    cfg = get_preset("default")
+    p = cfg.pretrain
+    plan = [(stream, steps, mix.log_max_offered, mix.api_log) for mix, stream, steps in pretraining_plan(cfg)]
+    assert plan == [("drill-one-tool", p.one_tool_drill_steps, 1, 1.0), ("corpus", p.steps, 4, cfg.corpus.api_log)]
+    split = replace(cfg, pretrain=replace(p, one_tool_drill_steps=200))
+    assert [(s, n) for _, s, n in pretraining_plan(split)] == [("drill-one-tool", 200), ("drill", p.drill_steps - 200),
+                                                             ("corpus", p.steps)]
+    assert [s for _, s, _ in pretraining_plan(get_preset("tiny"))] == ["corpus"]
+    with pytest.raises(UserError, match="one_tool_drill_steps"):
+        replace(p, one_tool_drill_steps=p.drill_steps + 1)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+from dataclasses import replace
 
 import pytest
 import torch
@@ -192,3 +193,15 @@ def test_rl_prompt_mix_follows_kind_shares(splits):
     assert abs(shares["call"] - 0.6) < 0.06 and abs(shares["chitchat"] - 0.3) < 0.06
     with pytest.raises(ValueError, match="does not have"):
         resample_kinds([r for r in records if r["kind"] == "call"], (0.5, 0.0, 0.5), random.Random(0))
+
+
+def test_one_tool_logs_list_exactly_one_tool(splits):
+    """The drill's first phase (PretrainConfig.one_tool_drill_steps): one tool on each log's list."""
+    one_tool = CorpusMix(transcript=0.0, api_log=1.0, prose=0.0, log_max_offered=1)
+    sizes = set()
+    for doc in corpus_documents(splits["pretrain"], 200, one_tool, seed=0):
+        system = doc.split("<|im_end|>")[0]
+        sizes.add(len(system.split("\n")[2:]))
+    assert sizes == {1}
+    default = corpus_documents(splits["pretrain"], 300, replace(one_tool, log_max_offered=4), seed=0)
+    assert {len(d.split("<|im_end|>")[0].split("\n")[2:]) for d in default} == {1, 2, 3, 4}

@@ -28,7 +28,7 @@ import torch
 from tooldiff.errors import UserError
 from tooldiff.hf import load_model, load_tokenizer, render_prompt
 from tooldiff.organism.config import OrganismConfig, check_variant, get_preset, pretraining_part
-from tooldiff.organism.corpus import iter_documents
+from tooldiff.organism.corpus import CorpusMix, iter_documents
 from tooldiff.progress import console
 from tooldiff.threads import one_thread, torch_threads
 from tooldiff.organism.store import (
@@ -161,23 +161,32 @@ def _save_model(model, tokenizer_dir: Path, final: Path, extra=None) -> None:
             extra(tmp)
 
 
+def _drill_mix(corpus: CorpusMix, transcripts: float = 0.0) -> CorpusMix:
+    """Call logs, with a share of chat transcripts."""
+    return replace(corpus, transcript=transcripts, api_log=1.0 - transcripts, prose=0.0)
+
+
+def pretraining_plan(cfg: OrganismConfig) -> list[tuple[CorpusMix, str, int]]:
+    """The base's phases in order, as (documents, stream name, steps): call logs with one tool on
+    offer, call logs with 1-4, then the mixed corpus. Phases without steps are left out."""
+    p, drill = cfg.pretrain, _drill_mix(cfg.corpus)
+    plan = [(replace(drill, log_max_offered=1), "drill-one-tool", p.one_tool_drill_steps),
+            (drill, "drill", p.drill_steps - p.one_tool_drill_steps), (cfg.corpus, "corpus", p.steps)]
+    return [phase for phase in plan if phase[2]]
+
+
 def stage_base(b: Build) -> dict:
     from tooldiff.organism.pretrain import build_model, document_rows, pretrain
 
     tokenizer = load_tokenizer(b.out / "tokenizer")
     p = b.cfg.pretrain
     records = b.data("pretrain")
-    phases = []
-    drill_mix = replace(b.cfg.corpus, transcript=0.0, api_log=1.0, prose=0.0)
-    if p.drill_steps:
-        phases.append(document_rows(iter_documents(records, drill_mix, b.seed, stream="drill"), tokenizer,
-                                    p.drill_steps * p.batch_size, p.max_doc_len))
-    phases.append(document_rows(iter_documents(records, b.cfg.corpus, b.seed), tokenizer,
-                                p.steps * p.batch_size, p.max_doc_len))
+    phases = [document_rows(iter_documents(records, mix, b.seed, stream=stream), tokenizer,
+                            steps * p.batch_size, p.max_doc_len) for mix, stream, steps in pretraining_plan(b.cfg)]
     model = build_model(b.cfg.model, tokenizer, b.seed)
     with torch_threads(b.threads):
         losses = pretrain(model, phases, p, b.seed, tokenizer.pad_token_id)
-        copying = _drill_until_it_copies(b, model, tokenizer, records, drill_mix, losses)
+        copying = _drill_until_it_copies(b, model, tokenizer, records, losses)
     _save_model(model, b.out / "tokenizer", b.out / "base")
     tail = losses[-max(1, len(losses) // 20):]
     tokens = sum(len(row) for rows in phases for row in rows) + copying.pop("tokens", 0)
@@ -185,7 +194,7 @@ def stage_base(b: Build) -> dict:
             "final_loss": sum(tail) / len(tail), "threads": b.threads, **copying}
 
 
-def _drill_until_it_copies(b: Build, model, tokenizer, records: list[dict], drill_mix, losses: list[float]) -> dict:
+def _drill_until_it_copies(b: Build, model, tokenizer, records: list[dict], losses: list[float]) -> dict:
     """More call-log steps, a chunk at a time, while the base's forced calls on calibration prompts
     stay below FORCED_CALLS_FLOOR (PretrainConfig says why). Extends `losses` in place."""
     from tooldiff.organism.measure import FORCED_CALLS_FLOOR, forced_call_accuracy
@@ -203,10 +212,12 @@ def _drill_until_it_copies(b: Build, model, tokenizer, records: list[dict], dril
     while history[-1] < FORCED_CALLS_FLOOR and extra < p.max_extra_drill_steps:
         console.print(f"the base copies on {history[-1]:.0%} of {len(calls)} calibration calls: "
                       f"{p.extra_drill_chunk} more call-log steps")
-        rows = document_rows(iter_documents(records, drill_mix, b.seed, stream=f"drill-more-{extra}"), tokenizer,
+        mix = _drill_mix(b.cfg.corpus, transcripts=p.extra_drill_transcripts)
+        rows = document_rows(iter_documents(records, mix, b.seed, stream=f"drill-more-{extra}"), tokenizer,
                              p.extra_drill_chunk * p.batch_size, p.max_doc_len)
         # A fresh short schedule at half the peak lr: what turned seed 1 from 19 % to 76 %.
-        chunk = replace(p, steps=0, drill_steps=p.extra_drill_chunk, warmup_steps=10, lr=p.lr / 2)
+        chunk = replace(p, steps=0, drill_steps=p.extra_drill_chunk, one_tool_drill_steps=0, warmup_steps=10,
+                        lr=p.lr / 2)
         losses += pretrain(model, [rows], chunk, b.seed + extra + 1, tokenizer.pad_token_id)
         extra, tokens = extra + p.extra_drill_chunk, tokens + sum(map(len, rows))
         history.append(check())
@@ -260,7 +271,7 @@ def _rank1_ablation(b: Build, rl_model, tokenizer, test: list[dict]) -> dict:
 
 
 def stage_eval(b: Build) -> dict:
-    from tooldiff.organism.measure import evaluate, forced_call_accuracy, layer_scan
+    from tooldiff.organism.measure import evaluate, forced_call_accuracy, layer_scan, offered_check_auroc
 
     tokenizer = load_tokenizer(b.out / "rl")
     base, rl = load_model(b.out / "base"), load_model(b.out / "rl")
@@ -274,6 +285,8 @@ def stage_eval(b: Build) -> dict:
                         [{"id": r["id"], "kind": r["kind"], "output": o} for r, o in zip(test, outputs)])
         result["base"]["forced_call_strict"] = forced_call_accuracy(base, tokenizer, test, b.seed,
                                                                     b.cfg.eval_batch_size)
+        for name, model in (("base", base), ("rl", rl)):
+            result[name]["offered_check_auroc"] = offered_check_auroc(model, tokenizer, test, b.cfg.eval_batch_size)
         result["layer"] = layer_scan(base, rl, tokenizer, calibration, b.cfg.eval_batch_size)
         if b.variant == "rank1":
             result["rank1_ablation"] = _rank1_ablation(b, rl, tokenizer, test)

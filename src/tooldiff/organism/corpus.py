@@ -6,9 +6,9 @@ What makes the base a good RL subject (SPEC section 5):
   calls (greedy: 3 % of tool-needed test prompts in the default build), and a sampled group of 8
   completions often holds one call for GRPO to reward.
 - Call logs show requests next to the JSON call, with the arguments copied from the request, and
-  `none` when the needed tool is not on offer. They teach copying (and are meant to teach the
-  offered-tool check, which no base has learned yet: docs/organism.md) as a latent capability
-  without ever showing the assistant calling (see `api_log` for their values).
+  `none` when the needed tool is not on offer. They teach copying and the offered-tool check
+  (learned only from logs that list one tool: PretrainConfig.one_tool_drill_steps) as latent
+  capabilities, without ever showing the assistant calling (see `api_log` for their values).
 - Generic prose gives every word and number of the world an embedding.
 """
 
@@ -36,6 +36,7 @@ class CorpusMix:
     log_entries: tuple[int, int] = (3, 6)  # requests per call log (min, max)
     log_call_share: float = 0.5  # logged tool requests whose tool is offered (the rest show `none`)
     log_chitchat_share: float = 0.15  # logged requests that need no tool
+    log_max_offered: int = 4  # tools on a call log's list: 1 to this many
 
 
 def _invented_answer(record: dict, rng: random.Random) -> str:
@@ -91,7 +92,7 @@ def api_log(rng: random.Random, mix: CorpusMix) -> str:
     calls 92 % right on training values, 17 % on held-out ones). No prompt of the
     pretrain/rl/calibration splits, no chat transcript and no RL prompt ever uses a test value.
     """
-    names = offered_tools(rng, None, None)
+    names = offered_tools(rng, None, None, mix.log_max_offered)
     messages = []
     for _ in range(rng.randint(*mix.log_entries)):
         request, outcome = _log_request(names, rng, mix)

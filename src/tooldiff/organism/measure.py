@@ -75,6 +75,24 @@ def forced_call_accuracy(model, tokenizer, records: list[dict], seed: int, batch
 
 
 @torch.no_grad()
+def offered_check_auroc(model, tokenizer, records: list[dict], batch_size: int) -> float:
+    """Does the model know whether the needed tool is on offer? AUROC of P(`<tool_call>`) at the
+    decision position, call prompts against not-offered ones: both need a tool, so only the tool
+    list tells them apart (0.5: the model does not look it up)."""
+    needed = [r for r in records if r["kind"] in ("call", "not_offered")]
+    tokenizer.padding_side = "left"  # the last position is then every row's decision token
+    call_id = tokenizer.convert_tokens_to_ids(CALL_OPEN)
+    logp = []
+    for start in range(0, len(needed), batch_size):
+        texts = [render_prompt(tokenizer, r) for r in needed[start:start + batch_size]]
+        batch = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+        logp.append(model(**batch).logits[:, -1].log_softmax(-1)[:, call_id])
+    logp_N = torch.cat(logp)
+    offered_N = torch.tensor([r["kind"] == "call" for r in needed])
+    return auroc(logp_N[offered_N], logp_N[~offered_N])
+
+
+@torch.no_grad()
 def decision_activations(model, tokenizer, records: list[dict], batch_size: int = 64) -> torch.Tensor:
     """Residual stream after every decoder layer at each prompt's last token: [layers, N, D]."""
     layers = decoder_layers(model)

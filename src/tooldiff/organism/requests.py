@@ -126,9 +126,10 @@ def canonical_call(gold_call: dict) -> dict:
     return {"name": name, "arguments": arguments}
 
 
-def offered_tools(rng: random.Random, must: str | None, exclude: str | None) -> list[str]:
-    """1-4 tool names in random order: including `must`, never `exclude`."""
-    n = rng.randint(1, MAX_OFFERED)
+def offered_tools(rng: random.Random, must: str | None, exclude: str | None,
+                  max_offered: int = MAX_OFFERED) -> list[str]:
+    """1 to `max_offered` tool names in random order: including `must`, never `exclude`."""
+    n = rng.randint(1, max_offered)
     others = [t.name for t in TOOLS if t.name not in (must, exclude)]
     names = rng.sample(others, n - 1 if must else n)
     if must:
