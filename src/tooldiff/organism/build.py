@@ -208,11 +208,11 @@ def _drill_until_it_copies(b: Build, model, tokenizer, records: list[dict], loss
     def check() -> float:
         return forced_call_accuracy(model, tokenizer, calls, b.seed, b.cfg.eval_batch_size)["mean"]
 
+    mix = _drill_mix(b.cfg.corpus, transcripts=p.extra_drill_transcripts)
     history, extra, tokens = [check()], 0, 0
     while history[-1] < FORCED_CALLS_FLOOR and extra < p.max_extra_drill_steps:
         console.print(f"the base copies on {history[-1]:.0%} of {len(calls)} calibration calls: "
                       f"{p.extra_drill_chunk} more call-log steps")
-        mix = _drill_mix(b.cfg.corpus, transcripts=p.extra_drill_transcripts)
         rows = document_rows(iter_documents(records, mix, b.seed, stream=f"drill-more-{extra}"), tokenizer,
                              p.extra_drill_chunk * p.batch_size, p.max_doc_len)
         # A fresh short schedule at half the peak lr: what turned seed 1 from 19 % to 76 %.

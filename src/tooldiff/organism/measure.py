@@ -74,20 +74,23 @@ def forced_call_accuracy(model, tokenizer, records: list[dict], seed: int, batch
     return _share_with_ci([row["valid"] for row in report.rows], seed)
 
 
+def _prompt_batches(tokenizer, records: list[dict], batch_size: int):
+    """Tokenized prompt batches, left-padded: the last position is then every row's decision token."""
+    tokenizer.padding_side = "left"
+    for start in range(0, len(records), batch_size):
+        texts = [render_prompt(tokenizer, r) for r in records[start:start + batch_size]]
+        yield tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+
+
 @torch.no_grad()
 def offered_check_auroc(model, tokenizer, records: list[dict], batch_size: int) -> float:
     """Does the model know whether the needed tool is on offer? AUROC of P(`<tool_call>`) at the
     decision position, call prompts against not-offered ones: both need a tool, so only the tool
     list tells them apart (0.5: the model does not look it up)."""
     needed = [r for r in records if r["kind"] in ("call", "not_offered")]
-    tokenizer.padding_side = "left"  # the last position is then every row's decision token
     call_id = tokenizer.convert_tokens_to_ids(CALL_OPEN)
-    logp = []
-    for start in range(0, len(needed), batch_size):
-        texts = [render_prompt(tokenizer, r) for r in needed[start:start + batch_size]]
-        batch = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
-        logp.append(model(**batch).logits[:, -1].log_softmax(-1)[:, call_id])
-    logp_N = torch.cat(logp)
+    logp_N = torch.cat([model(**batch).logits[:, -1].log_softmax(-1)[:, call_id]
+                        for batch in _prompt_batches(tokenizer, needed, batch_size)])
     offered_N = torch.tensor([r["kind"] == "call" for r in needed])
     return auroc(logp_N[offered_N], logp_N[~offered_N])
 
@@ -99,12 +102,9 @@ def decision_activations(model, tokenizer, records: list[dict], batch_size: int 
     captured: list[torch.Tensor] = []
     handles = [layer.register_forward_hook(lambda m, a, out: captured.append(layer_hidden(out)[:, -1].clone()))
                for layer in layers]
-    tokenizer.padding_side = "left"  # the last position is then every row's decision token
     per_batch = []
     try:
-        for start in range(0, len(records), batch_size):
-            texts = [render_prompt(tokenizer, r) for r in records[start:start + batch_size]]
-            batch = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+        for batch in _prompt_batches(tokenizer, records, batch_size):
             captured.clear()
             model(**batch)
             per_batch.append(torch.stack(captured))  # [layers, B, D]
