@@ -73,10 +73,17 @@ def test_padding_does_not_change_the_loss_of_a_document():
     assert torch.allclose(alone, padded, atol=1e-5)
 
 
-@pytest.mark.parametrize("measured,steps", [([0.9], 0), ([0.1, 0.7], 2), ([0.1, 0.2, 0.3], 4)])
-def test_the_base_drills_on_until_it_copies_and_no_further(tiny_organism, monkeypatch, measured, steps):
-    """Copying arrives at a seed-dependent step: below the floor on calibration calls, more call-log
-    chunks follow, until the base copies or the cap is reached; a base that copies is left alone."""
+LAGGING_TOOL = {"translate_word": 0.2, "get_weather": 0.9}  # copies overall, but not one tool's arguments
+COPIES = {"translate_word": 0.8, "get_weather": 0.9}
+
+
+@pytest.mark.parametrize("measured,by_tool,steps", [
+    ([0.9], [{}], 0), ([0.1, 0.7], [{}, {}], 2), ([0.1, 0.2, 0.3], [{}, {}, {}], 4),
+    ([0.8, 0.8], [LAGGING_TOOL, COPIES], 2), ([0.8], [COPIES], 0)])
+def test_the_base_drills_on_until_it_copies_and_no_further(tiny_organism, monkeypatch, measured, by_tool, steps):
+    """Copying arrives at a seed-dependent step, one argument kind at a time: below the floor on
+    calibration calls, overall or for one tool, more call-log chunks follow, until the base copies
+    or the cap is reached; a base that copies is left alone."""
     from dataclasses import replace
 
     import tooldiff.organism.measure as measure
@@ -90,13 +97,19 @@ def test_the_base_drills_on_until_it_copies_and_no_further(tiny_organism, monkey
     build = Build(out=tiny_organism, cfg=cfg, seed=0, variant="full", build_hash="test")
     model, tokenizer = load_model(tiny_organism / "base"), load_tokenizer(tiny_organism / "tokenizer")
     before = [p.detach().clone() for p in model.parameters()]
-    results, checked = iter(measured), []
-    monkeypatch.setattr(measure, "forced_call_accuracy",
-                        lambda m, tok, calls, seed, bs: checked.append(len(calls)) or {"mean": next(results)})
+    results, checked = iter(zip(measured, by_tool)), []
+
+    def forced_calls(m, tok, calls, seed, bs):
+        checked.append(len(calls))
+        mean, tools = next(results)
+        return {"mean": mean, "by_tool": tools}
+
+    monkeypatch.setattr(measure, "forced_call_accuracy", forced_calls)
     losses = []
     got = _drill_until_it_copies(build, model, tokenizer, build.data("pretrain"), losses)
     assert got["extra_drill_steps"] == steps == len(losses)
     assert got["forced_calls_calibration"] == measured and checked == [3] * len(measured)
+    assert got["forced_calls_by_tool"] == by_tool[-1]
     changed = any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
     assert changed is (steps > 0)
 
@@ -118,3 +131,21 @@ def test_pretraining_plan_puts_one_tool_logs_first():
     assert [s for _, s, _ in pretraining_plan(get_preset("tiny"))] == ["corpus"]
     with pytest.raises(UserError, match="one_tool_drill_steps"):
         replace(p, one_tool_drill_steps=p.drill_steps + 1)
+
+
+def test_embedding_init_std_is_a_shape_option(tiny_organism):
+    """ModelShape.embed_init_std (config.py says why): the token embeddings, tied to the output
+    layer, start at that std; every other weight keeps Qwen2's init."""
+    from dataclasses import replace
+
+    from tooldiff.hf import load_tokenizer
+    from tooldiff.organism.config import get_preset
+    from tooldiff.organism.pretrain import build_model
+
+    tokenizer = load_tokenizer(tiny_organism / "tokenizer")
+    shape = get_preset("tiny").model
+    plain, wide = build_model(shape, tokenizer, 0), build_model(replace(shape, embed_init_std=0.1), tokenizer, 0)
+    assert abs(plain.model.embed_tokens.weight.std().item() - 0.02) < 0.003
+    assert abs(wide.model.embed_tokens.weight.std().item() - 0.1) < 0.01
+    assert wide.lm_head.weight is wide.model.embed_tokens.weight
+    assert torch.equal(plain.model.layers[0].mlp.up_proj.weight, wide.model.layers[0].mlp.up_proj.weight)

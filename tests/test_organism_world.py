@@ -205,3 +205,18 @@ def test_one_tool_logs_list_exactly_one_tool(splits):
     assert sizes == {1}
     default = corpus_documents(splits["pretrain"], 300, replace(one_tool, log_max_offered=4), seed=0)
     assert {len(d.split("<|im_end|>")[0].split("\n")[2:]) for d in default} == {1, 2, 3, 4}
+
+
+def test_focused_logs_call_the_weighted_tools(splits):
+    """The extra drill's logs (CorpusMix.log_focus): a tool weighted up is listed and called far more
+    often than the uniform 1 in 8, and one the base already copies stays in the mix."""
+    from tooldiff.organism.build import _focus_on_errors
+
+    focus = _focus_on_errors({"convert_currency": 0.1, "translate_word": 0.9})
+    assert dict(focus)["convert_currency"] > 3 * dict(focus)["translate_word"] and len(focus) == len(TOOLS)
+    mix = CorpusMix(transcript=0.0, api_log=1.0, prose=0.0, log_focus=focus)
+    names = [json.loads(part.split("\n")[1])["name"]
+             for doc in corpus_documents(splits["pretrain"], 300, mix, seed=0)
+             for part in doc.split("<|im_start|>log\n")[1:] if part.startswith(CALL_OPEN)]
+    assert names.count("convert_currency") / len(names) > 0.4
+    assert 0.0 < names.count("translate_word") / len(names) < 0.15

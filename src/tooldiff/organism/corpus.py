@@ -37,6 +37,10 @@ class CorpusMix:
     log_call_share: float = 0.5  # logged tool requests whose tool is offered (the rest show `none`)
     log_chitchat_share: float = 0.15  # logged requests that need no tool
     log_max_offered: int = 4  # tools on a call log's list: 1 to this many
+    # (tool name, weight) pairs: a log's list always holds one tool drawn by these weights, and its
+    # calls pick among the listed tools by them. Empty: uniform. The extra drill weights the tools
+    # whose forced calls are still wrong (build.py says why).
+    log_focus: tuple[tuple[str, float], ...] = ()
 
 
 def _invented_answer(record: dict, rng: random.Random) -> str:
@@ -72,7 +76,11 @@ def _log_request(names: list[str], rng: random.Random, mix: CorpusMix) -> tuple[
         return sample_record("chitchat", rng, heldout=False)["messages"][0]["content"], "none"
     offered = rng.random() < mix.log_call_share
     pool = [t for t in TOOLS if (t.name in names) == offered]  # 1-4 of 8 offered: never empty
-    tool = rng.choice(pool)
+    if offered and mix.log_focus:
+        focus = dict(mix.log_focus)
+        tool = rng.choices(pool, weights=[focus[t.name] for t in pool])[0]
+    else:
+        tool = rng.choice(pool)
     text, gold_call = sample_request(tool, rng, heldout=False, values="all")
     return text, call_text(canonical_call(gold_call)) if tool.name in names else "none"
 
@@ -92,7 +100,8 @@ def api_log(rng: random.Random, mix: CorpusMix) -> str:
     calls 92 % right on training values, 17 % on held-out ones). No prompt of the
     pretrain/rl/calibration splits, no chat transcript and no RL prompt ever uses a test value.
     """
-    names = offered_tools(rng, None, None, mix.log_max_offered)
+    focused = rng.choices(*zip(*mix.log_focus))[0] if mix.log_focus else None
+    names = offered_tools(rng, focused, None, mix.log_max_offered)
     messages = []
     for _ in range(rng.randint(*mix.log_entries)):
         request, outcome = _log_request(names, rng, mix)

@@ -71,7 +71,11 @@ def forced_call_accuracy(model, tokenizer, records: list[dict], seed: int, batch
     outputs = generate_greedy(model, tokenizer, prompts, max_new_tokens_for(calls, tokenizer), batch_size,
                               "forced calls")
     report = score_outputs(calls, [prefix + o for o in outputs], fmt="hermes", strict=True, seed=seed)
-    return _share_with_ci([row["valid"] for row in report.rows], seed)
+    valid = [row["valid"] for row in report.rows]
+    by_tool: dict[str, list[bool]] = {}
+    for record, ok in zip(calls, valid):
+        by_tool.setdefault(record["needs"]["name"], []).append(ok)
+    return _share_with_ci(valid, seed) | {"by_tool": {name: sum(v) / len(v) for name, v in sorted(by_tool.items())}}
 
 
 def _prompt_batches(tokenizer, records: list[dict], batch_size: int):
