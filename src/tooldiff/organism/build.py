@@ -211,15 +211,15 @@ def _drill_until_it_copies(b: Build, model, tokenizer, records: list[dict], loss
         return forced_call_accuracy(model, tokenizer, calls, b.seed, b.cfg.eval_batch_size)
 
     def lagging(result: dict) -> bool:
-        return min([result["mean"], *result.get("by_tool", {}).values()]) < FORCED_CALLS_FLOOR
+        return min([result["mean"], *result["by_tool"].values()]) < FORCED_CALLS_FLOOR
 
     history, extra, tokens = [check()], 0, 0
     while lagging(history[-1]) and extra < p.max_extra_drill_steps:
         console.print(f"the base copies on {history[-1]['mean']:.0%} of {len(calls)} calibration calls "
-                      f"(by tool: {_percentages(history[-1].get('by_tool', {}))}): "
+                      f"(by tool: {_percentages(history[-1]['by_tool'])}): "
                       f"{p.extra_drill_chunk} more call-log steps")
         mix = replace(_drill_mix(b.cfg.corpus, transcripts=p.extra_drill_transcripts),
-                      log_focus=_focus_on_errors(history[-1].get("by_tool", {})))
+                      log_focus=_focus_on_errors(history[-1]["by_tool"]))
         rows = document_rows(iter_documents(records, mix, b.seed, stream=f"drill-more-{extra}"), tokenizer,
                              p.extra_drill_chunk * p.batch_size, p.max_doc_len)
         # A fresh short schedule at half the peak lr: what turned seed 1 from 19 % to 76 %.
@@ -229,7 +229,7 @@ def _drill_until_it_copies(b: Build, model, tokenizer, records: list[dict], loss
         extra, tokens = extra + p.extra_drill_chunk, tokens + sum(map(len, rows))
         history.append(check())
     return {"extra_drill_steps": extra, "forced_calls_calibration": [h["mean"] for h in history],
-            "forced_calls_by_tool": history[-1].get("by_tool", {}), "tokens": tokens}
+            "forced_calls_by_tool": history[-1]["by_tool"], "tokens": tokens}
 
 
 def _percentages(shares: dict[str, float]) -> str:
@@ -238,11 +238,8 @@ def _percentages(shares: dict[str, float]) -> str:
 
 def _focus_on_errors(by_tool: dict[str, float]) -> tuple[tuple[str, float], ...]:
     """Log weights for the extra drill: each tool's error rate on forced calls, plus a floor that
-    keeps the tools the base already copies in the mix. Copying is learned one argument kind at a
-    time: the 4 languages and 4 currencies stayed at chance (P(gold) 0.25) through 600 more drill
-    steps of uniform logs while every other argument reached 0.92-0.99; with only their tools'
-    logs, currencies reached 0.98 and languages 0.54 in 300 steps, and the others were forgotten
-    (restaurants 0.97 -> 0.02). Tools not checked get the floor."""
+    keeps the tools the base already copies in the mix (with only the lagging tools' logs the base
+    forgot the rest; docs/organism.md, "Enum arguments"). Tools not checked get the floor."""
     floor = 0.1
     return tuple((t.name, 1.0 - by_tool.get(t.name, 1.0) + floor) for t in TOOLS)
 
