@@ -131,21 +131,3 @@ def test_pretraining_plan_puts_one_tool_logs_first():
     assert [s for _, s, _ in pretraining_plan(get_preset("tiny"))] == ["corpus"]
     with pytest.raises(UserError, match="one_tool_drill_steps"):
         replace(p, one_tool_drill_steps=p.drill_steps + 1)
-
-
-def test_embedding_init_std_is_a_shape_option(tiny_organism):
-    """ModelShape.embed_init_std (config.py says why): the token embeddings, tied to the output
-    layer, start at that std; every other weight keeps Qwen2's init."""
-    from dataclasses import replace
-
-    from tooldiff.hf import load_tokenizer
-    from tooldiff.organism.config import get_preset
-    from tooldiff.organism.pretrain import build_model
-
-    tokenizer = load_tokenizer(tiny_organism / "tokenizer")
-    shape = get_preset("tiny").model
-    plain, wide = build_model(shape, tokenizer, 0), build_model(replace(shape, embed_init_std=0.1), tokenizer, 0)
-    assert abs(plain.model.embed_tokens.weight.std().item() - 0.02) < 0.003
-    assert abs(wide.model.embed_tokens.weight.std().item() - 0.1) < 0.01
-    assert wide.lm_head.weight is wide.model.embed_tokens.weight
-    assert torch.equal(plain.model.layers[0].mlp.up_proj.weight, wide.model.layers[0].mlp.up_proj.weight)

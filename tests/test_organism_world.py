@@ -88,6 +88,17 @@ def test_test_split_holds_out_values_and_phrasings(splits):
     assert all(r["messages"][0]["content"] not in train_texts for r in chit)
 
 
+def test_string_arguments_are_written_in_the_request(splits):
+    """Copying is learnable only if the gold value is in the request as the same token: a filler
+    before "{city} weather" once lowercased the city ("Hi! berlin weather")."""
+    for records in splits.values():
+        for r in (r for r in records if r["kind"] == "call"):
+            text = r["messages"][0]["content"]
+            for values in next(iter(r["gold"][0].values())).values():
+                if "" not in values and isinstance(values[0], str):  # "": an optional one left out
+                    assert values[0] in text, (text, values)
+
+
 def test_splits_depend_on_seed_only():
     assert make_splits(MIXES, seed=3) == make_splits(MIXES, seed=3)
     assert make_splits(MIXES, seed=3)["rl"] != make_splits(MIXES, seed=4)["rl"]

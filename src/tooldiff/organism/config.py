@@ -21,12 +21,6 @@ class ModelShape:
     num_key_value_heads: int
     intermediate_size: int
     max_position_embeddings: int = 256
-    # Std of the token embeddings at init (None: Qwen2's 0.02, as for every other weight). Tokens
-    # that are interchangeable in nearly every context (the 4 languages, the 4 currencies, the 2
-    # units: drawn at random everywhere) grew one shared direction, and from 0.02 their own parts
-    # stayed too small to tell apart (pairwise cosine 0.98): no head learned to copy them and
-    # forced calls put a uniform 0.25 on each language. From 0.1: cosine 0.65, units copied.
-    embed_init_std: float | None = None
 
 
 @dataclass(frozen=True)
@@ -158,7 +152,7 @@ PRESETS: dict[str, OrganismConfig] = {
         corpus=CorpusMix(),
         vocab_size=2048,
         model=ModelShape(hidden_size=128, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=4,
-                         intermediate_size=384, embed_init_std=0.1),
+                         intermediate_size=384),
         pretrain=PretrainConfig(steps=250, batch_size=32, lr=2e-3, warmup_steps=50, drill_steps=600,
                                 one_tool_drill_steps=600, copy_check=300, max_extra_drill_steps=1050),
         rl=RLConfig(steps=150, prompts_per_step=8, num_generations=8, lr=1e-4, kl_beta=0.1, call_first_steps=10,

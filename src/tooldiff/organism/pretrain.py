@@ -39,8 +39,6 @@ def build_model(shape: ModelShape, tokenizer, seed: int):
     )
     torch.manual_seed(seed)
     model = Qwen2ForCausalLM(config)
-    if shape.embed_init_std is not None:
-        torch.nn.init.normal_(model.model.embed_tokens.weight, std=shape.embed_init_std)
     model.generation_config.eos_token_id = tokenizer.eos_token_id
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.generation_config.bos_token_id = None

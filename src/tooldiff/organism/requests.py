@@ -13,8 +13,11 @@ from dataclasses import dataclass
 
 from tooldiff.organism.world import (
     CHITCHAT,
+    CITIES,
+    CONTACTS,
     HELDOUT_CHITCHAT,
     PREFIXES,
+    RESTAURANTS,
     SUFFIXES,
     TOOL_BY_NAME,
     TOOLS,
@@ -25,6 +28,7 @@ from tooldiff.organism.world import (
 )
 
 MAX_OFFERED = 4
+NAMES = frozenset(CITIES + CONTACTS + RESTAURANTS)  # a request may start with one: never lowercased
 P_MENTION_OPTIONAL = 0.4
 P_HALF_AMOUNT = 0.3  # share of "number" values written as N.5, so floats are really floats
 
@@ -81,7 +85,7 @@ def _mention(param: Param, value, rng: random.Random) -> str:
 def with_fillers(text: str, rng: random.Random) -> str:
     """Maybe a greeting before and a courtesy after the request."""
     prefix, suffix = rng.choice(PREFIXES), rng.choice(SUFFIXES)
-    if prefix and not text.startswith("I "):
+    if prefix and text.split()[0].strip(",.?!") not in NAMES and not text.startswith("I "):
         text = text[0].lower() + text[1:]
     return prefix + text + suffix
 

@@ -46,10 +46,13 @@ WORDS = [
     "sun", "chair", "table", "window", "flower", "train", "bird", "cheese", "garden", "door",
     "school", "horse", "milk", "road", "ship", "star", "friend", "night", "rain", "snow",
 ]
+# Enums need enough values to be worth copying: with 4 languages and 4 currencies, whose tokens
+# are drawn at random in every context, the base never learned to copy them (their embeddings
+# collapsed to one direction, forced calls at chance); with 10 and 8 it does (docs/organism.md).
 UNITS = ["celsius", "fahrenheit"]
-CURRENCIES = ["dollars", "euros", "pounds", "yen"]
+CURRENCIES = ["dollars", "euros", "pounds", "yen", "francs", "rupees", "pesos", "crowns"]
 GENRES = ["jazz", "rock", "pop", "classical", "blues"]
-LANGUAGES = ["french", "german", "spanish", "italian"]
+LANGUAGES = ["french", "german", "spanish", "italian", "dutch", "swedish", "polish", "greek", "turkish", "danish"]
 HOURS = list(range(1, 13))
 PARTY_SIZES = list(range(1, 13))
 PERCENTS = list(range(5, 31))
