@@ -93,10 +93,23 @@ def _lr_at(step: int, cfg: PretrainConfig) -> float:
     return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
+def new_optimizer(model, cfg: PretrainConfig) -> torch.optim.Optimizer:
+    return torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.95))
+
+
+def train_step(model, optimizer, ids_BS: torch.Tensor, mask_BS: torch.Tensor) -> float:
+    """One next-token step on a right-padded batch (padding is out of the loss); returns the loss."""
+    loss = model(input_ids=ids_BS, attention_mask=mask_BS, labels=ids_BS.masked_fill(mask_BS == 0, -100)).loss
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    optimizer.step()
+    return loss.item()
+
+
 def pretrain(model, phases: list[list[list[int]]], cfg: PretrainConfig, seed: int, pad_id: int) -> list[float]:
     """Train `model` in place on the documents of each phase; returns the loss of every step."""
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
-                                  betas=(0.9, 0.95))
+    optimizer = new_optimizer(model, cfg)
     total = sum(len(rows) // cfg.batch_size for rows in phases)
     model.train()
     losses = []
@@ -105,12 +118,7 @@ def pretrain(model, phases: list[list[list[int]]], cfg: PretrainConfig, seed: in
         for step, (ids_BS, mask_BS) in enumerate(batches(phases, cfg.batch_size, seed, pad_id)):
             for group in optimizer.param_groups:
                 group["lr"] = _lr_at(step, cfg)
-            loss = model(input_ids=ids_BS, attention_mask=mask_BS, labels=ids_BS.masked_fill(mask_BS == 0, -100)).loss
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            losses.append(loss.item())
-            bar.update(task, advance=1, description=f"pretraining base  loss {loss.item():.3f}")
+            losses.append(train_step(model, optimizer, ids_BS, mask_BS))
+            bar.update(task, advance=1, description=f"pretraining base  loss {losses[-1]:.3f}")
     model.eval()
     return losses
