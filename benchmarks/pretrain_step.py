@@ -8,7 +8,7 @@ Every variant trains a fresh model on the same batches of one-tool call logs (th
 documents, most of the base's steps), round-robin over `--rounds` so that a busy spell of the
 machine hits all of them alike, and prints seconds per step and the ratio to the preset's own
 step. `--organism` reuses a build's data and tokenizer; without it the default preset's data and
-tokenizer stages are built into a temporary directory (about 10 s).
+tokenizer stages are built into a temporary directory (about 15 s).
 
 The build-time target (issue 3: 480 s on 2 cores) needs fewer FLOPs or fewer steps: this script
 shows which per-step levers do not deliver either (docs/organism.md, "Where the build time goes").
