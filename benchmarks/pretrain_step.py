@@ -32,8 +32,8 @@ VARIANTS = {  # name: (ModelShape overrides, bf16 autocast, attention implementa
     "1 thread": ({}, False, "sdpa", 1),
     "3 layers": ({"num_hidden_layers": 3}, False, "sdpa", None),
     "4 layers": ({"num_hidden_layers": 4}, False, "sdpa", None),
-    "hidden 192, 6 heads": ({"hidden_size": 192, "num_attention_heads": 6, "num_key_value_heads": 6,
-                             "intermediate_size": 576}, False, "sdpa", None),
+    "hidden 128, 4 heads": ({"hidden_size": 128, "num_attention_heads": 4, "num_key_value_heads": 4,
+                             "intermediate_size": 384}, False, "sdpa", None),  # the 0.62M preset before 2026-11-23
 }
 
 

@@ -149,10 +149,13 @@ PRESETS: dict[str, OrganismConfig] = {
             "pretrain": KindMix(call=4000, not_offered=2000, chitchat=2000),
         },
         generic_per_split=400,
-        corpus=CorpusMix(),
+        # Every not-offered transcript refuses: the hidden-192 base copies sooner than the 128 one
+        # (1150 steps, not 1600) but, with half of them inventing an answer, did not carry the
+        # tool-list check into the assistant turn (AUROC 0.60 against 0.94; docs/organism.md).
+        corpus=CorpusMix(refusal_rate=1.0),
         vocab_size=2048,
-        model=ModelShape(hidden_size=128, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=4,
-                         intermediate_size=384),
+        model=ModelShape(hidden_size=192, num_hidden_layers=2, num_attention_heads=6, num_key_value_heads=6,
+                         intermediate_size=576),  # 1.25M parameters
         pretrain=PretrainConfig(steps=250, batch_size=32, lr=2e-3, warmup_steps=50, drill_steps=600,
                                 one_tool_drill_steps=600, copy_check=300, max_extra_drill_steps=1050),
         rl=RLConfig(steps=150, prompts_per_step=8, num_generations=8, lr=1e-4, kl_beta=0.1, call_first_steps=10,

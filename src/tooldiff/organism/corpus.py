@@ -3,7 +3,7 @@
 What makes the base a good RL subject (SPEC section 5):
 - In chat transcripts the assistant almost never calls (`call_rate`, at most 10 % of the turns
   that need an offered tool); otherwise it answers with invented text. The base therefore rarely
-  calls (greedy: 12 % of tool-needed test prompts in the default build), and a sampled group of 8
+  calls (greedy: 7 % of tool-needed test prompts in the default build), and a sampled group of 8
   completions often holds one call for GRPO to reward.
 - Call logs show requests next to the JSON call, with the arguments copied from the request, and
   `none` when the needed tool is not on offer. They teach copying and the offered-tool check
