@@ -118,7 +118,8 @@ def main() -> None:
             seconds[name] += time_steps(model, optimizer, batch_list[warmup:], bf16, threads)
 
     width = sum(ids.shape[1] for ids, _ in batch_list[warmup:]) / timed
-    print(f"\n{timed} steps x {args.rounds} rounds per variant, batch 32 one-tool call logs "
+    batch = batch_list[0][0].shape[0]
+    print(f"\n{timed} steps x {args.rounds} rounds per variant, batch {batch} one-tool call logs "
           f"(mean padded width {width:.0f} tokens), {args.threads} threads unless named")
     base = seconds["preset (fp32, sdpa)"]
     for name, (model, _, _, threads, warm) in trainees.items():
