@@ -17,6 +17,14 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from tooldiff.crosscoder.precision import tf32_matmuls
+
+# How SparseEncoderGather forms W_enc's gradient: `sparse` multiplies a (rows of W) x (batch)
+# sparse matrix with K entries per batch row by the batch; `dense` scatters the K values into a
+# zero (B, L) gradient and multiplies densely (TF32 on CUDA) — 2·B·L·d FLOPs, which a GPU's
+# matrix units may still do sooner than the sparse product.
+GRAD_MODES = ("sparse", "dense")
+
 
 def local_rows(idx_BCK: torch.Tensor, span: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
     """Row indices into W_m flattened to (C * L_m, d), and which slots model m owns."""
@@ -32,24 +40,28 @@ class SparseEncoderGather(torch.autograd.Function):
     """vals_BCK = pre_BCL.gather(idx) where pre = b_enc + Σ_m x_m W_m^T; sparse backward.
 
     `pre_BCL` is the (detached) dense pre-activation already computed for the selection, so
-    the forward is a gather; the backward sends gradient only to the K selected rows.
+    the forward is a gather (read back in float32 when the selection ran in bf16); the backward
+    sends gradient only to the K selected rows.
     """
 
     @staticmethod
-    def forward(ctx, pre_BCL, idx_BCK, spans, xs_MBD, b_enc_CL, *weights):
-        ctx.spans = spans
+    def forward(ctx, pre_BCL, idx_BCK, spans, grad_mode, xs_MBD, b_enc_CL, *weights):
+        ctx.spans, ctx.grad_mode = spans, grad_mode
         ctx.save_for_backward(idx_BCK, xs_MBD, *weights)
         ctx.b_shape = b_enc_CL.shape
-        return pre_BCL.gather(2, idx_BCK)
+        return pre_BCL.gather(2, idx_BCK).float()
 
     @staticmethod
     def backward(ctx, grad_BCK):
         idx_BCK, xs_MBD, *weights = ctx.saved_tensors
         B, C, K = idx_BCK.shape
         grad_b = None
-        if ctx.needs_input_grad[4]:
+        if ctx.needs_input_grad[5]:
             grad_b = grad_BCK.new_zeros(ctx.b_shape)
             grad_b.scatter_add_(1, idx_BCK.permute(1, 0, 2).reshape(C, -1), grad_BCK.permute(1, 0, 2).reshape(C, -1))
+        if ctx.grad_mode == "dense":
+            return (None, None, None, None, None, grad_b, *_dense_weight_grads(grad_BCK, idx_BCK, ctx.b_shape[1],
+                                                                               ctx.spans, xs_MBD))
         grads_w = []
         batch_of_slot = torch.arange(B, device=idx_BCK.device).view(B, 1, 1).expand(B, C, K).reshape(-1)
         for m, (w, span) in enumerate(zip(weights, ctx.spans)):
@@ -58,7 +70,15 @@ class SparseEncoderGather(torch.autograd.Function):
             coo = torch.sparse_coo_tensor(torch.stack([rows.reshape(-1), batch_of_slot]), values,
                                           (w.shape[0] * w.shape[1], B), check_invariants=False)
             grads_w.append(torch.sparse.mm(coo, xs_MBD[m]).view_as(w))
-        return (None, None, None, None, grad_b, *grads_w)
+        return (None, None, None, None, None, grad_b, *grads_w)
+
+
+def _dense_weight_grads(grad_BCK: torch.Tensor, idx_BCK: torch.Tensor, L: int, spans, xs_MBD: torch.Tensor):
+    """Each W_m's gradient (C, L_m, d) as one dense product with the scattered (B, C, L) gradient."""
+    B, C, _ = idx_BCK.shape
+    grad_BCL = grad_BCK.new_zeros(B, C, L).scatter_(2, idx_BCK, grad_BCK)
+    with tf32_matmuls():
+        return [torch.einsum("bcl,bd->cld", grad_BCL[:, :, a:b], xs_MBD[m]) for m, (a, b) in enumerate(spans)]
 
 
 def sparse_decode(vals_BCK: torch.Tensor, idx_BCK: torch.Tensor, W_dec: torch.Tensor, span: tuple[int, int]) -> torch.Tensor:
