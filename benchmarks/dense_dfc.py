@@ -5,15 +5,18 @@
   and re-applied after every step, torch's Adam and `clip_grad_norm_`. `precision="bf16"` runs
   its forward under CUDA autocast, the way one would speed that code up; "fp32" is what it does
   as written (torch's default: no TF32).
-- `ours_step`: tooldiff's stacked trainer (`CrosscoderStack.training_loss` + `StackedAdam`),
-  one or several configurations of one shape at once, at a given encoder precision.
+- `trainer_step`: tooldiff's own trainer (`SweepTrainer`: batch drawing, the stacked loss,
+  clipping and Adam, the dead-latent counters), one or several configurations of one shape at
+  once, with its compute settings (precision, kernels, CUDA graph) as given.
 
 Neither step reads a value back from the device: timing loops synchronize once at the end.
 """
 
 from __future__ import annotations
 
+import tempfile
 from contextlib import nullcontext
+from pathlib import Path
 from typing import Callable
 
 import torch
@@ -59,27 +62,36 @@ def dense_masked_step(d: int, D: int, k: int, excl: float, lam: float, device: s
     return step
 
 
-def ours_step(d: int, D: int, k: int, excl: float, lam: float, device: str = "cpu", precision: str = "fp32",
-              n_configs: int = 1, encoder_grad: str = "sparse") -> Step:
-    """tooldiff's step for `n_configs` stacked configurations (seeds 0..n-1 of one shape)."""
-    from tooldiff.crosscoder import Crosscoder, CrosscoderConfig
+def synthetic_harvest(d: int, rows: int) -> Path:
+    """A harvest directory of `rows` random float32 rows of width d per model (what the trainer reads)."""
+    from tooldiff.activations.synthetic import write_harvest
+
+    out = Path(tempfile.mkdtemp(prefix="bench-acts-")) / "acts"
+    write_harvest(out, torch.randn(rows, 2, d), shard_rows=rows)
+    return out
+
+
+def trainer_step(acts: Path, D: int, k: int, excl: float, lam: float, batch: int, device: str = "cpu",
+                 n_configs: int = 1, **train: object) -> Callable[[], None]:
+    """tooldiff's own trainer (`SweepTrainer`, its batch drawing included) on the harvest `acts`:
+    `n_configs` stacked configurations (seeds 0..n-1 of one shape); `train` sets TrainConfig fields
+    (precision, kernels, cuda_graph). Each call is one training step; `.trainer` is the trainer."""
+    from tooldiff.activations import load_activations
+    from tooldiff.crosscoder.config import parse_sweep
     from tooldiff.crosscoder.ddp import Dist
-    from tooldiff.crosscoder.optim import StackedAdam
-    from tooldiff.crosscoder.stack import CrosscoderStack
+    from tooldiff.crosscoder.train import SweepTrainer
+    from tooldiff.hf import resolve_device
 
-    cfgs = [CrosscoderConfig(d_model=d, dict_size=D, excl_a=excl, excl_b=excl, k=k, lambda_excl=lam,
-                             lambda_shared=lam, seed=s) for s in range(n_configs)]
-    stack = CrosscoderStack.from_crosscoders([Crosscoder.initialized(c) for c in cfgs]).to(device)
-    stack.set_precision(precision)
-    stack.set_encoder_grad(encoder_grad)
-    opt = StackedAdam(list(stack.parameters()), 1e-4, torch.ones(n_configs, device=device), (0.9, 0.999), 1e-8)
-    dist = Dist()
+    sweep = parse_sweep({"train": {"batch_size": batch, "eval_rows": 0, **train},
+                         "crosscoder": [{"name": f"c{s}", "dict_size": D, "excl_a": excl, "excl_b": excl, "k": k,
+                                         "lambda_excl": lam, "lambda_shared": lam, "seed": s, "steps": 10**9}
+                                        for s in range(n_configs)]})
+    out = Path(tempfile.mkdtemp(prefix="bench-trainer-"))
+    trainer = SweepTrainer(load_activations(acts), sweep, out, resolve_device(device), Dist())
 
-    def step(x_BMD: torch.Tensor) -> None:
-        loss_C, _, _ = stack.training_loss(x_BMD, x_BMD.shape[0], None, dist)
-        loss_C.sum().backward()
-        opt.step()
-        opt.zero_grad()
+    def step() -> None:
+        trainer._train_step()
+        trainer.step += 1
 
-    step.stack = stack  # type: ignore[attr-defined]  # the encoder-forward timing reads it
+    step.trainer = trainer  # type: ignore[attr-defined]
     return step

@@ -29,6 +29,8 @@ import json
 import math
 import os
 import platform
+import random
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -45,7 +47,7 @@ import torch
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(HERE))
-from dense_dfc import dense_masked_step, ours_step  # noqa: E402
+from dense_dfc import dense_masked_step, synthetic_harvest, trainer_step  # noqa: E402
 
 TARGETS = {"harvest_ratio": 0.9, "crosscoder_ratio": 4.0, "encoder_fraction_bf16": 0.4, "steering_overhead": 0.05}
 
@@ -64,6 +66,7 @@ class Scale:
     shapes: tuple  # (D, k) per crosscoder shape
     excl: float
     lam: float
+    cc_rows: int  # rows of the synthetic harvest the timed trainer draws from
     steps: int  # timed crosscoder steps (after warm-up)
     sweep_D: int
     sweep_steps: int
@@ -80,13 +83,13 @@ class Scale:
 
 SCALES = {
     "paper": Scale(model_overrides={}, layer=13, n_prompts=512, prompt_tokens=512, harvest_batch=64, d=2048,
-                   batch=1024, shapes=((16384, 160), (8192, 45)), excl=0.05, lam=1e-3, steps=40, sweep_D=8192,
-                   sweep_steps=300, sweep_rows=32768, quality_rows=32768, quality_steps=600, gen_prompts=64,
+                   batch=1024, shapes=((16384, 160), (8192, 45)), excl=0.05, lam=1e-3, cc_rows=16384, steps=40, sweep_D=8192,
+                   sweep_steps=300, sweep_rows=32768, quality_rows=32768, quality_steps=400, gen_prompts=64,
                    gen_prompt_tokens=64, gen_tokens=128, gen_repeats=3, matmul_n=8192, copy_bytes=2**32),
     "cpu": Scale(model_overrides={"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 4,
                                   "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 4096},
                  layer=2, n_prompts=16, prompt_tokens=32, harvest_batch=8, d=64, batch=128,
-                 shapes=((512, 16), (256, 8)), excl=0.05, lam=1e-3, steps=3, sweep_D=256, sweep_steps=20,
+                 shapes=((512, 16), (256, 8)), excl=0.05, lam=1e-3, cc_rows=1024, steps=3, sweep_D=256, sweep_steps=20,
                  sweep_rows=2048, quality_rows=2048, quality_steps=20, gen_prompts=4, gen_prompt_tokens=8,
                  gen_tokens=8, gen_repeats=1, matmul_n=256, copy_bytes=2**22),
 }
@@ -278,57 +281,85 @@ def encoder_flops(D: int, d: int, batch: int, excl: float, n_configs: int = 1) -
     return 2 * batch * d * 2 * per_model * n_configs
 
 
-def time_steps(step: Callable, x: torch.Tensor, dev: Device, steps: int) -> dict:
+def time_steps(step: Callable, x: torch.Tensor | None, dev: Device, steps: int, batch: int) -> dict:
     dev.reset_peak()
-    seconds = dev.time(lambda: step(x), steps, warmup=3)
-    return {"rows_per_s": x.shape[0] / seconds, "ms_per_step": 1e3 * seconds, "peak_gb": dev.peak_gb()}
+    seconds = dev.time((lambda: step(x)) if x is not None else step, steps, warmup=5)
+    return {"rows_per_s": batch / seconds, "ms_per_step": 1e3 * seconds, "peak_gb": dev.peak_gb()}
 
 
-def count_syncs(step: Callable, x: torch.Tensor, dev: Device) -> int | None:
-    """Host-device synchronizations inside one step (CUDA's sync debug mode warns at each)."""
+def count_syncs(fn: Callable[[], Any], dev: Device) -> int | None:
+    """Host-device synchronizations inside one call (CUDA's sync debug mode warns at each)."""
     if not dev.cuda:
         return None
-    step(x)
+    fn()
     dev.sync()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         torch.cuda.set_sync_debug_mode("warn")
         try:
-            step(x)
+            fn()
         finally:
             torch.cuda.set_sync_debug_mode("default")
     dev.sync()
     return sum("synchroniz" in str(w.message).lower() for w in caught)
 
 
+# (name, TrainConfig fields) of tooldiff's step; the last is what `auto` picks on that device.
+VARIANTS = {"cuda": [("fp32 sparse", {"precision": "fp32", "kernels": "sparse", "cuda_graph": False}),
+                     ("bf16 sparse", {"precision": "bf16", "kernels": "sparse", "cuda_graph": False}),
+                     ("bf16 dense", {"precision": "bf16", "kernels": "dense", "cuda_graph": False}),
+                     ("tf32 dense graph", {"precision": "tf32", "kernels": "dense", "cuda_graph": True}),
+                     ("bf16 dense graph", {"precision": "bf16", "kernels": "dense", "cuda_graph": True})],
+            "cpu": [("fp32 sparse", {"precision": "fp32", "kernels": "sparse", "cuda_graph": False})]}
+
+
 def section_crosscoder(sc: Scale, dev: Device, out_dir: Path) -> dict:
-    precisions = ["fp32", "tf32", "bf16"] if dev.cuda else ["fp32"]
+    acts = synthetic_harvest(sc.d, sc.cc_rows)
     out: dict = {"d_per_model": sc.d, "batch": sc.batch, "excl_per_side": sc.excl, "lambda": sc.lam, "shapes": []}
+    variants = VARIANTS["cuda" if dev.cuda else "cpu"]
     for D, k in sc.shapes:
         x = torch.randn(sc.batch, 2, sc.d, device=dev.torch)
         row: dict = {"D": D, "k": k, "ours": {}, "dense_masked": {}}
-        variants = [(p, "sparse") for p in precisions] + ([("bf16", "dense")] if dev.cuda else [])
-        for p, grad in variants:
-            name = p if grad == "sparse" else f"{p}+dense-grad"
-            step = ours_step(sc.d, D, k, sc.excl, sc.lam, str(dev.torch), p, encoder_grad=grad)
-            row["ours"][name] = time_steps(step, x, dev, sc.steps)
-            row["ours"][name]["syncs_per_step"] = count_syncs(step, x, dev)
-            row["ours"][name]["encoder"] = encoder_rate(step.stack, x, dev, sc, D)  # type: ignore[attr-defined]
-            del step
+        for name, train in variants:
+            step = trainer_step(acts, D, k, sc.excl, sc.lam, sc.batch, str(dev.torch), **train)
+            row["ours"][name] = time_steps(step, None, dev, sc.steps, sc.batch)
+            row["ours"][name]["syncs_per_step"] = count_syncs(step, dev)
+            stack = step.trainer.stacks[0]  # type: ignore[attr-defined]
+            row["ours"][name]["encoder"] = encoder_rate(stack, x, dev, sc, D)
+            graphed = step.trainer.steps[0]  # type: ignore[attr-defined]
+            row["ours"][name]["graph"] = ("captured" if getattr(graphed, "captured", False)
+                                          else getattr(graphed, "failure", None) or "off")
+            del step, stack, graphed
         for p in (["fp32", "bf16"] if dev.cuda else ["fp32"]):
             step = dense_masked_step(sc.d, D, k, sc.excl, sc.lam, str(dev.torch), p)
-            row["dense_masked"][p] = time_steps(step, x, dev, max(3, sc.steps // 4))
+            row["dense_masked"][p] = time_steps(step, x, dev, max(3, sc.steps // 2), sc.batch)
             del step
-        best = "bf16" if dev.cuda else "fp32"
-        row["default_precision"] = best
+        best = variants[-1][0]
+        row["default"] = best
         row["ratio_vs_dense_fp32"] = row["ours"][best]["rows_per_s"] / row["dense_masked"]["fp32"]["rows_per_s"]
         if dev.cuda:
             row["ratio_vs_dense_bf16"] = row["ours"][best]["rows_per_s"] / row["dense_masked"]["bf16"]["rows_per_s"]
         row["bare_matmul"] = same_shape_matmul(sc, dev, D)
         out["shapes"].append(row)
     D, k = sc.shapes[0]
-    out["profile_file"] = profile_step(sc, dev, D, k, out_dir)
+    out["graph_check"] = graph_check(acts, sc, dev, D, k)
+    out["profile_file"] = profile_step(acts, sc, dev, D, k, out_dir)
     return out
+
+
+def graph_check(acts: Path, sc: Scale, dev: Device, D: int, k: int) -> dict | None:
+    """The same 12 steps eager and replayed from a CUDA graph: the weights must agree."""
+    if not dev.cuda:
+        return None
+    weights = []
+    for graph in (False, True):
+        step = trainer_step(acts, D, k, sc.excl, sc.lam, sc.batch, str(dev.torch), cuda_graph=graph)
+        for _ in range(12):
+            step()
+        weights.append([p.detach().clone() for p in step.trainer.stacks[0].parameters()])  # type: ignore[attr-defined]
+    diffs = [float((a - b).abs().max()) for a, b in zip(*weights)]
+    scale = max(float(a.abs().max()) for a in weights[0])
+    return {"steps": 12, "max_abs_diff": max(diffs), "max_abs_weight": scale, "bitwise_equal": max(diffs) == 0.0}
 
 
 def encoder_rate(stack, x_BMD: torch.Tensor, dev: Device, sc: Scale, D: int) -> dict:
@@ -346,19 +377,19 @@ def same_shape_matmul(sc: Scale, dev: Device, D: int) -> dict:
     return out
 
 
-def profile_step(sc: Scale, dev: Device, D: int, k: int, out_dir: Path) -> str:
-    """The torch profiler's table (top ops by device time) for 5 steps of ours at its default precision."""
+def profile_step(acts: Path, sc: Scale, dev: Device, D: int, k: int, out_dir: Path) -> str:
+    """The torch profiler's table (top ops by device time) for 5 eager steps with the default
+    precision and kernels (a graph replay would hide the kernels inside it)."""
     from torch.profiler import ProfilerActivity, profile
 
-    step = ours_step(sc.d, D, k, sc.excl, sc.lam, str(dev.torch), "bf16" if dev.cuda else "fp32")
-    x = torch.randn(sc.batch, 2, sc.d, device=dev.torch)
+    step = trainer_step(acts, D, k, sc.excl, sc.lam, sc.batch, str(dev.torch), cuda_graph=False)
     for _ in range(3):
-        step(x)
+        step()
     dev.sync()
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if dev.cuda else [])
     with profile(activities=activities) as prof:
         for _ in range(5):
-            step(x)
+            step()
         dev.sync()
     key = "self_device_time_total" if dev.cuda else "self_cpu_time_total"
     path = out_dir / "profile_crosscoder_step.txt"
@@ -367,35 +398,24 @@ def profile_step(sc: Scale, dev: Device, D: int, k: int, out_dir: Path) -> str:
 
 
 def section_quality(sc: Scale, dev: Device) -> dict:
-    """Does a bf16 (or TF32) selection train as well as fp32? The same run on planted data, FVE on held-out rows."""
-    from tooldiff.activations.synthetic import planted_activations
-    from tooldiff.crosscoder import CheckpointInfo, Crosscoder, CrosscoderConfig
-    from tooldiff.crosscoder.ddp import Dist
-    from tooldiff.crosscoder.metrics import reconstruction_metrics
-    from tooldiff.crosscoder.optim import StackedAdam
-    from tooldiff.crosscoder.stack import CrosscoderStack
+    """Does reduced precision train as well? `train_sweep` on the same planted data at each
+    compute setting; FVE on its held-out rows (metrics.json)."""
+    from tooldiff.activations.synthetic import planted_activations, write_harvest
+    from tooldiff.crosscoder import train_sweep
+    from tooldiff.crosscoder.config import parse_sweep
 
     D, k = sc.shapes[-1]
-    acts = planted_activations(sc.quality_rows, sc.d, n_shared=min(D // 2, 1024), n_excl=min(D // 16, 128),
-                               active=k // 2).to(dev.torch)
-    mean, scale = acts.mean(0), acts.pow(2).mean().sqrt()
-    xn = (acts - mean) / scale
-    train, held = xn[: -sc.quality_rows // 8], xn[-sc.quality_rows // 8:]
-    out = {"D": D, "k": k, "rows": sc.quality_rows, "steps": sc.quality_steps, "fve": {}}
-    for p in (["fp32", "tf32", "bf16"] if dev.cuda else ["fp32"]):
-        cfg = CrosscoderConfig(d_model=sc.d, dict_size=D, excl_a=sc.excl, excl_b=sc.excl, k=k, lr=1e-3)
-        stack = CrosscoderStack.from_crosscoders([Crosscoder.initialized(cfg)]).to(dev.torch)
-        stack.set_precision(p)
-        opt = StackedAdam(list(stack.parameters()), 1e-3, torch.ones(1, device=dev.torch), (0.9, 0.999), 1e-8)
-        gen = torch.Generator().manual_seed(0)
-        for _ in range(sc.quality_steps):
-            idx = torch.randint(0, train.shape[0], (sc.batch,), generator=gen).to(dev.torch)
-            loss, _, _ = stack.training_loss(train[idx], sc.batch, None, Dist())
-            loss.sum().backward()
-            opt.step()
-            opt.zero_grad()
-        cc = stack.export(0, torch.zeros(2, sc.d), torch.ones(2), CheckpointInfo())
-        out["fve"][p] = reconstruction_metrics(cc.to(dev.torch), held)["fve"]
+    tmp = Path(tempfile.mkdtemp(prefix="gpu-quality-"))
+    write_harvest(tmp / "acts", planted_activations(sc.quality_rows, sc.d, n_shared=min(D // 2, 1024),
+                                                    n_excl=min(D // 16, 128), active=k // 2))
+    out: dict = {"D": D, "k": k, "rows": sc.quality_rows, "steps": sc.quality_steps, "fve": {}}
+    for name, train in VARIANTS["cuda" if dev.cuda else "cpu"]:
+        sweep = parse_sweep({"train": {"batch_size": sc.batch, "eval_rows": sc.quality_rows // 8, **train},
+                             "crosscoder": [{"name": "q", "dict_size": D, "k": k, "excl_a": sc.excl, "excl_b": sc.excl,
+                                             "lr": 1e-3, "steps": sc.quality_steps}]})
+        metrics = train_sweep(tmp / "acts", sweep, tmp / name.replace(" ", "-"), str(dev.torch))["q"]
+        out["fve"][name] = metrics["fve"]
+    subprocess.run(["rm", "-rf", str(tmp)], check=False)
     return out
 
 
@@ -450,20 +470,28 @@ def section_steering(sc: Scale, dev: Device, state: dict) -> dict:
         dev.sync()
         return sum(len(c.token_ids) for c in done), time.perf_counter() - start
 
+    conds["noop_hooks"] = [{**conds["last_prompt"][0], "dose": 0.0}]  # hooks in place, edit of zero size
     for interventions in conds.values():  # warm-up
         run(interventions, 4)
+    per_repeat: dict[str, list[float]] = {name: [] for name in conds}
     totals = {name: [0, 0.0] for name in conds}
+    order, rng = list(conds), random.Random(0)
     dev.reset_peak()
     for _ in range(sc.gen_repeats):
-        for name, interventions in conds.items():
-            n, s = run(interventions, sc.gen_tokens)
+        rng.shuffle(order)  # interleaved, in a fresh order each repeat
+        for name in order:
+            n, s = run(conds[name], sc.gen_tokens)
             totals[name][0] += n
             totals[name][1] += s
+            per_repeat[name].append(n / s)
     out: dict = {"prompts": sc.gen_prompts, "prompt_tokens": sc.gen_prompt_tokens, "new_tokens": sc.gen_tokens,
                  "repeats": sc.gen_repeats, "layer": sc.layer, "peak_gb": dev.peak_gb(), "conditions": {}}
     plain = totals["plain"][0] / totals["plain"][1]
     for name, (n, s) in totals.items():
-        out["conditions"][name] = {"tokens_per_s": n / s, "overhead": 1 - (n / s) / plain}
+        paired = [r / q for r, q in zip(per_repeat[name], per_repeat["plain"])]
+        out["conditions"][name] = {"tokens_per_s": n / s, "overhead": 1 - (n / s) / plain,
+                                   "per_repeat_tokens_per_s": per_repeat[name],
+                                   "paired_overhead_median": 1 - statistics.median(paired)}
     return out
 
 
@@ -525,32 +553,36 @@ def markdown(run: Run) -> str:
         cc = s["crosscoder"]
         lines += [f"## Crosscoder training step (2 × {cc['d_per_model']} → D, batch {cc['batch']}, DFC "
                   f"{cc['excl_per_side']:.0%} + {cc['excl_per_side']:.0%} exclusive, λ {cc['lambda']:g})", "",
-                  "| D | k | implementation | precision | rows/s | ms/step | peak GB | syncs/step | encoder TFLOP/s |",
-                  "|---:|---:|---|---|---:|---:|---:|---:|---:|"]
+                  "| D | k | implementation | compute | rows/s | ms/step | peak GB | syncs/step | encoder TFLOP/s | graph |",
+                  "|---:|---:|---|---|---:|---:|---:|---:|---:|---|"]
         for row in cc["shapes"]:
             for p, r in row["ours"].items():
                 lines.append(f"| {row['D']} | {row['k']} | tooldiff | {p} | {r['rows_per_s']:,.0f} | "
                              f"{r['ms_per_step']:.2f} | {fmt(r['peak_gb'], '.2f')} | {fmt(r['syncs_per_step'])} | "
-                             f"{r['encoder']['tflops']:.1f} |")
+                             f"{r['encoder']['tflops']:.1f} | {r['graph'][:60]} |")
             for p, r in row["dense_masked"].items():
                 lines.append(f"| {row['D']} | {row['k']} | dense masked (paper) | {p} | {r['rows_per_s']:,.0f} | "
-                             f"{r['ms_per_step']:.2f} | {fmt(r['peak_gb'], '.2f')} | | |")
-        lines += ["", "| D | k | ours / dense fp32 | ours / dense bf16 | encoder / same-shape bf16 matmul | "
-                  "encoder / 8192³ bf16 | same-shape bf16 | same-shape TF32 |", "|---:|---:|---:|---:|---:|---:|---:|---:|"]
+                             f"{r['ms_per_step']:.2f} | {fmt(r['peak_gb'], '.2f')} | | | |")
+        lines += ["", "| D | k | default | ours / dense fp32 | ours / dense bf16 | encoder / same-shape bf16 matmul | "
+                  "encoder / 8192³ bf16 | same-shape bf16 | same-shape TF32 |", "|---:|---:|---|---:|---:|---:|---:|---:|---:|"]
         peak = s.get("ceilings", {}).get("bf16_tflops")
         for row in cc["shapes"]:
-            enc = row["ours"][row["default_precision"]]["encoder"]["tflops"]
+            enc = row["ours"][row["default"]]["encoder"]["tflops"]
             bm = row["bare_matmul"]
-            lines.append(f"| {row['D']} | {row['k']} | {row['ratio_vs_dense_fp32']:.2f}× | "
+            lines.append(f"| {row['D']} | {row['k']} | {row['default']} | {row['ratio_vs_dense_fp32']:.2f}× | "
                          f"{fmt(row.get('ratio_vs_dense_bf16'), '.2f')}× | {enc / bm['bf16_tflops']:.0%} | "
                          f"{fmt(enc / peak if peak else None, '.0%')} | {bm['bf16_tflops']:.0f} | "
                          f"{fmt(bm.get('tf32_tflops'), '.0f')} |")
+        gc = cc.get("graph_check")
+        if gc:
+            lines += ["", f"CUDA graph vs eager, {gc['steps']} steps: max |Δw| = {gc['max_abs_diff']:.3g} "
+                      f"(max |w| {gc['max_abs_weight']:.3g}; bitwise equal: {gc['bitwise_equal']})."]
         lines += ["", f"Targets: ours ≥ {TARGETS['crosscoder_ratio']}× the dense masked step; encoder forward ≥ "
                   f"{TARGETS['encoder_fraction_bf16']:.0%} of the bf16 matmul rate. Profile: {cc['profile_file']}.", ""]
     if "quality" in s:
         q = s["quality"]
-        lines += [f"## Encoder precision and quality (planted data, D {q['D']}, k {q['k']}, {q['steps']} steps)", "",
-                  "| precision | FVE A | FVE B |", "|---|---:|---:|"]
+        lines += [f"## Compute settings and quality (train_sweep on planted data, D {q['D']}, k {q['k']}, "
+                  f"{q['steps']} steps; FVE on held-out rows)", "", "| compute | FVE A | FVE B |", "|---|---:|---:|"]
         lines += [f"| {p} | {f['a']:.4f} | {f['b']:.4f} |" for p, f in q["fve"].items()]
         lines.append("")
     if "sweep" in s:
@@ -563,8 +595,10 @@ def markdown(run: Run) -> str:
         g = s["steering"]
         lines += [f"## Steering overhead (greedy, {g['prompts']} prompts × {g['new_tokens']} new tokens, layer "
                   f"{g['layer']}, {g['repeats']} interleaved repeats, peak {fmt(g['peak_gb'], '.1f')} GB)", "",
-                  "| condition | tokens/s | overhead |", "|---|---:|---:|"]
-        lines += [f"| {n} | {c['tokens_per_s']:,.0f} | {c['overhead']:+.1%} |" for n, c in g["conditions"].items()]
+                  "| condition | tokens/s | overhead (pooled) | overhead (median of paired repeats) |",
+                  "|---|---:|---:|---:|"]
+        lines += [f"| {n} | {c['tokens_per_s']:,.0f} | {c['overhead']:+.1%} | {c['paired_overhead_median']:+.1%} |"
+                  for n, c in g["conditions"].items()]
         lines += ["", f"Target ≤ {TARGETS['steering_overhead']:.0%}.", ""]
     lines += ["## Precision", "", PRECISION_NOTE, ""]
     if run.errors:
@@ -574,11 +608,12 @@ def markdown(run: Run) -> str:
 
 
 PRECISION_NOTE = (
-    "Models run in bf16 (the harvest stores float32 rows). The crosscoder keeps float32 weights, gradients and "
-    "Adam state; only its dense encoder forward, which picks the k live latents, runs in bf16 by default on a GPU "
-    "(`train.precision = \"auto\"`; TF32 and fp32 are options): it is the only dense product in the step, and bf16 "
-    "is the matrix units' full rate. The selected values are read back in float32, and the sparse decode, the loss "
-    "and the sparse encoder gradient are float32. The quality table compares the three on the same data.")
+    "Models run in bf16 (the harvest stores float32 rows). The crosscoder keeps float32 weights, gradients, loss "
+    "and Adam state. On a GPU its dense products (the encoder forward that picks the k live latents, and, with "
+    "`kernels = \"dense\"`, the decode and the encoder gradient) take bf16 operands with float32 results "
+    "(`train.precision = \"auto\"`; TF32 and fp32 are options), the matrix units' full rate; the step is replayed "
+    "as one CUDA graph. On a CPU everything is float32 with sparse gathers. The quality table compares the settings "
+    "on the same data.")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -5,17 +5,21 @@ and the manifest's `next_prompt` is always a safe resume point. Each shard carri
 harvest identity in the safetensors metadata, so a shard copied in from another harvest is
 caught on load even if someone fixes up the checksum.
 
-Full shards are serialized, hashed and renamed into place by one background thread, in
-order, so the models keep computing meanwhile (at most `PENDING_SHARDS` wait, which bounds
-host memory). The running stats are the caller's: it merges each batch where it was computed
-(the GPU, in a GPU harvest), and a flush writes a snapshot taken when the shard was queued.
+Full shards are serialized and hashed by a small pool of worker threads, so the models keep
+computing meanwhile and a GPU harvest that keeps every position is not bound by one core
+hashing gigabytes. What makes a shard part of the harvest is the manifest, and the manifest
+is updated by the harvest's own thread, shard after shard in order: `next_prompt` is always a
+safe resume point. At most `PENDING_SHARDS` shards wait (a bound on host memory). The running
+stats are the caller's: it merges each batch where it was computed (the GPU, in a GPU
+harvest), and a flush records a snapshot taken when the shard was queued.
 """
 
 from __future__ import annotations
 
 import json
-import queue
-import threading
+import os
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -39,17 +43,16 @@ def shard_metadata(manifest: Manifest) -> dict[str, str]:
             "d_model": str(manifest.d_model)}
 
 
-PENDING_SHARDS = 2
+PENDING_SHARDS = 4
+WRITERS = max(1, min(4, (os.cpu_count() or 1) - 1))  # threads serializing and hashing shards
 
 
 @dataclass
 class _Flush:
-    """One queued flush: the buffered rows (maybe none), the stats then, and the prompt range."""
+    """One queued flush: its shard (None when nothing was buffered), the stats then, and the prompts it closes."""
 
-    acts: list[torch.Tensor]
-    rows: dict[str, list[torch.Tensor]]
+    shard: Optional[Future]
     stats: dict[str, torch.Tensor]
-    first_prompt: int
     stop_prompt: int
 
 
@@ -62,10 +65,9 @@ class ShardWriter:
         self._acts: list[torch.Tensor] = []
         self._rows: dict[str, list[torch.Tensor]] = {f: [] for f in ROW_FIELDS}
         self._first_prompt = manifest.next_prompt
-        self._jobs: queue.Queue[Optional[_Flush]] = queue.Queue(maxsize=PENDING_SHARDS)
-        self._error: Optional[BaseException] = None
-        self._thread = threading.Thread(target=self._work, name="tooldiff-shard-writer", daemon=True)
-        self._thread.start()
+        self._next_shard = len(manifest.shards)
+        self._pool = ThreadPoolExecutor(WRITERS, thread_name_prefix="tooldiff-shard")
+        self._pending: deque[_Flush] = deque()
 
     @property
     def buffered_rows(self) -> int:
@@ -80,16 +82,20 @@ class ShardWriter:
 
     def end_batch(self, stop_prompt: int) -> None:
         """Prompts up to `stop_prompt` are buffered; queue a shard if it is full."""
-        self._raise_if_failed()
         if self.buffered_rows >= self.manifest.shard_rows:
             self.flush(stop_prompt)
+        self._commit(keep=PENDING_SHARDS)
 
     def flush(self, stop_prompt: int) -> None:
-        """Queue what is buffered as a shard (if anything), then the stats and the manifest."""
-        job = _Flush(self._acts, self._rows, self.stats.state(), self._first_prompt, stop_prompt)
+        """Queue what is buffered as a shard (if anything); the manifest follows in order."""
+        shard = None
+        if self._acts:
+            name = f"shard-{self._next_shard:05d}.safetensors"
+            self._next_shard += 1
+            shard = self._pool.submit(self._write_shard, name, self._acts, self._rows, self._first_prompt, stop_prompt)
+        self._pending.append(_Flush(shard, self.stats.state(), stop_prompt))
         self._acts, self._rows = [], {f: [] for f in ROW_FIELDS}
         self._first_prompt = stop_prompt
-        self._jobs.put(job)
 
     def finish(self) -> None:
         self.flush(self.manifest.n_prompts)
@@ -98,50 +104,46 @@ class ShardWriter:
         write_manifest(self.directory, self.manifest)
 
     def close(self) -> None:
-        """Wait until every queued shard is on disk (also when the harvest failed: rows already
-        computed are kept); then re-raise the writer's own error, if it had one."""
-        if self._thread.is_alive():
-            self._jobs.put(None)
-            self._thread.join()
-        self._raise_if_failed()
+        """Commit every queued shard (also when the harvest failed: rows already computed are
+        kept), then stop the workers. A worker's error is raised here, in order."""
+        try:
+            self._commit(keep=0)
+        finally:
+            self._pool.shutdown(wait=True)
 
-    def _raise_if_failed(self) -> None:
-        if self._error is not None:
-            raise self._error
+    def _commit(self, keep: int) -> None:
+        """Record finished shards in the manifest, oldest first; wait while more than `keep` are queued."""
+        while self._pending and (len(self._pending) > keep or _done(self._pending[0])):
+            job = self._pending[0]
+            if job.shard is not None:
+                entry = job.shard.result()
+                self.manifest.shards.append(entry)
+                self.manifest.n_rows += entry.rows
+            self.manifest.next_prompt = job.stop_prompt
+            self._write_stats(job.stats)
+            write_manifest(self.directory, self.manifest)
+            self._pending.popleft()
 
-    def _work(self) -> None:
-        while (job := self._jobs.get()) is not None:
-            if self._error is not None:
-                continue  # after a failure nothing more is written: the manifest stays a resume point
-            try:
-                self._write(job)
-            except BaseException as e:  # noqa: BLE001 - handed to the harvest's thread
-                self._error = e
-
-    def _write(self, job: _Flush) -> None:
-        if job.acts:
-            self._write_shard(job)
-        self.manifest.next_prompt = job.stop_prompt
-        self._write_stats(job.stats)
-        write_manifest(self.directory, self.manifest)
-
-    def _write_shard(self, job: _Flush) -> None:
-        name = f"shard-{len(self.manifest.shards):05d}.safetensors"
-        tensors = {"acts": torch.cat(job.acts)}
-        tensors.update({f: torch.cat(v) for f, v in job.rows.items()})
+    def _write_shard(self, name: str, acts: list[torch.Tensor], rows: dict[str, list[torch.Tensor]],
+                     first_prompt: int, stop_prompt: int) -> ShardEntry:
+        """(A worker thread.) One shard file, written atomically; its manifest entry."""
+        tensors = {"acts": torch.cat(acts)}
+        tensors.update({f: torch.cat(v) for f, v in rows.items()})
         tmp = self.directory / (name + ".tmp")
         save_file(tensors, str(tmp), metadata=shard_metadata(self.manifest))
         tmp.replace(self.directory / name)
-        rows = tensors["acts"].shape[0]
-        self.manifest.shards.append(ShardEntry(file=name, rows=rows, sha256=sha256_file(self.directory / name),
-                                               first_prompt=job.first_prompt, stop_prompt=job.stop_prompt))
-        self.manifest.n_rows += rows
+        return ShardEntry(file=name, rows=tensors["acts"].shape[0], sha256=sha256_file(self.directory / name),
+                          first_prompt=first_prompt, stop_prompt=stop_prompt)
 
     def _write_stats(self, state: dict[str, torch.Tensor]) -> None:
         tmp = self.directory / (STATS_FILE + ".tmp")
         save_file(state, str(tmp), metadata={"harvest_id": self.manifest.harvest_id})
         tmp.replace(self.directory / STATS_FILE)
         self.manifest.stats_sha256 = sha256_file(self.directory / STATS_FILE)
+
+
+def _done(job: _Flush) -> bool:
+    return job.shard is None or job.shard.done()
 
 
 def load_stats(directory: Path) -> Welford:

@@ -1,9 +1,10 @@
-"""Where the crosscoder trainer may use reduced precision, and the switches for it.
+"""How the crosscoder step computes on each device: the dense products' precision, and whether
+the K-sparse parts run as sparse gathers or dense products.
 
 Only dense products run in reduced precision: the encoder forward that picks the K live latents
-(bf16 or TF32) and, in the `dense` encoder-gradient mode, the gradient product (TF32). Weights,
-gradients, losses and Adam stay float32. CPUs gain nothing here, so `auto` means fp32 there,
-which also keeps CPU runs reproducible.
+and, with dense kernels, the decode and the encoder's gradient (bf16 operands or TF32, float32
+results). Weights, gradients, losses and Adam stay float32. CPUs gain nothing from either, so
+`auto` means fp32 and sparse there, which also keeps CPU runs reproducible.
 """
 
 from __future__ import annotations
@@ -25,6 +26,13 @@ def resolve_precision(precision: str, device_type: str) -> str:
     return "fp32" if precision == "tf32" and device_type != "cuda" else precision
 
 
+def resolve_kernels(kernels: str, device_type: str) -> str:
+    """auto = dense products on CUDA (the matrix units beat K-row gathers there), sparse elsewhere."""
+    if kernels == "auto":
+        return "dense" if device_type == "cuda" else "sparse"
+    return kernels
+
+
 @contextmanager
 def tf32_matmuls() -> Iterator[None]:
     """CUDA float32 matmuls in TF32 inside the block (torch's new-style switch; restored after)."""
@@ -35,3 +43,21 @@ def tf32_matmuls() -> Iterator[None]:
         yield
     finally:
         matmul.fp32_precision = previous
+
+
+class Products:
+    """The step's dense products in one precision: fp32 as is, TF32 (CUDA), or bf16 operands
+    with a float32 result. Autograd flows through the casts, so gradients come back float32."""
+
+    def __init__(self, precision: str = "fp32"):
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+        self.precision = precision
+
+    def einsum(self, equation: str, *operands: torch.Tensor) -> torch.Tensor:
+        if self.precision == "bf16":
+            return torch.einsum(equation, *(t.to(torch.bfloat16) for t in operands)).float()
+        if self.precision == "tf32":
+            with tf32_matmuls():
+                return torch.einsum(equation, *operands)
+        return torch.einsum(equation, *operands)

@@ -8,9 +8,10 @@ partition, sparsity kind) must match. A C=1 stack is the plain single-config tra
 Losses are returned as per-config sums over the local rows divided by the GLOBAL batch size,
 so summing gradients over data-parallel ranks gives exactly the full-batch gradient.
 
-Precision (`set_precision`): only the dense encoder forward, which picks the K live latents,
-may run in reduced precision (bf16, or TF32 on CUDA); the selected values are read back in
-float32 and every other part (decode, loss, gradients, Adam) stays float32. The training step
+Compute (`set_compute`): the dense encoder forward, which picks the K live latents, and (with
+`kernels="dense"`, for GPUs) the decode and the encoder's gradient are dense products, which
+may run in reduced precision (bf16 operands, or TF32 on CUDA) with float32 results; weights,
+gradients, the loss and Adam stay float32. The training step
 never asks the device for a value: the per-config constants the step branches on are plain
 Python values, so on a GPU the host queues a whole step without waiting (`train.py`).
 """
@@ -26,8 +27,8 @@ from torch import nn
 from tooldiff.crosscoder.config import PRECISIONS, CrosscoderConfig
 from tooldiff.crosscoder.ddp import Dist
 from tooldiff.crosscoder.model import CheckpointInfo, Crosscoder
-from tooldiff.crosscoder.precision import tf32_matmuls
-from tooldiff.crosscoder.sparse_ops import GRAD_MODES, SparseEncoderGather, sparse_decode
+from tooldiff.crosscoder.precision import Products, tf32_matmuls
+from tooldiff.crosscoder.sparse_ops import KERNELS, SparseEncoderGather, dense_decode, sparse_decode
 from tooldiff.crosscoder.sparsity import auxk_select, batchtopk_select, topk_select
 
 
@@ -66,8 +67,7 @@ class CrosscoderStack(nn.Module):
         self.tied_rows = (ref.n_excl_a, ref.n_shared) if ref.tie_shared else None
         # Tied rows are one RAW direction: normalized rows differ by the scale ratio s_A / s_B.
         self.register_buffer("tie_ratio", torch.ones(()), persistent=False)
-        self.precision = "fp32"
-        self.encoder_grad = "sparse"  # SparseEncoderGather's backward (sparse_ops.GRAD_MODES)
+        self.precision, self.kernels = "fp32", "sparse"  # see set_compute
 
     # --- conversion to and from single crosscoders ------------------------------------------
     @classmethod
@@ -112,17 +112,19 @@ class CrosscoderStack(nn.Module):
         n_excl_a, n_shared = self.tied_rows
         return torch.cat([self.W_dec[0][:, n_excl_a:] * self.tie_ratio, self.W_dec[m][:, n_shared:]], dim=1)
 
-    def set_precision(self, precision: str) -> None:
-        """fp32, tf32 (CUDA matmuls in TF32) or bf16 for the dense encoder forward; see the module doc."""
+    def set_compute(self, precision: str, kernels: str = "sparse") -> None:
+        """The dense products' precision (fp32, tf32 or bf16; see the module doc) and how the
+        K-sparse parts run: `sparse` gathers (CPUs) or `dense` products (GPUs; sparse_ops.py)."""
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
-        self.precision = precision
+        if kernels not in KERNELS:
+            raise ValueError(f"kernels must be one of {KERNELS}, got {kernels!r}")
+        self.precision, self.kernels = precision, kernels
 
-    def set_encoder_grad(self, mode: str) -> None:
-        """How the encoder's gradient is formed: `sparse` (K rows per batch row) or `dense` (TF32 product)."""
-        if mode not in GRAD_MODES:
-            raise ValueError(f"encoder gradient mode must be one of {GRAD_MODES}, got {mode!r}")
-        self.encoder_grad = mode
+    @property
+    def products(self) -> Optional[Products]:
+        """The dense products of the K-sparse parts, or None where they run as sparse gathers."""
+        return Products(self.precision) if self.kernels == "dense" else None
 
     def preactivation(self, xn_BMD: torch.Tensor) -> torch.Tensor:
         """pre_BCL = b_enc + Σ_m x_m W_m^T over each model's own slice, in the set precision."""
@@ -177,12 +179,17 @@ class CrosscoderStack(nn.Module):
         return torch.where(self.score_mean_C[:, None], total / owners, total)
 
     def decode(self, vals_BCK: torch.Tensor, idx_BCK: torch.Tensor, bias: bool = True) -> torch.Tensor:
-        parts = [sparse_decode(vals_BCK, idx_BCK, self.decoder(m), span) for m, span in enumerate(self.spans)]
-        xhat_BCMD = torch.stack(parts, dim=2)
+        products = self.products
+        if products is not None:
+            decoders = [self.decoder(m) for m in range(len(self.spans))]
+            xhat_BCMD = dense_decode(vals_BCK, idx_BCK, decoders, self.spans, self.b_enc_CL.shape[1], products)
+        else:
+            parts = [sparse_decode(vals_BCK, idx_BCK, self.decoder(m), span) for m, span in enumerate(self.spans)]
+            xhat_BCMD = torch.stack(parts, dim=2)
         return xhat_BCMD + self.b_dec_CMD if bias else xhat_BCMD
 
     def gather(self, pre_BCL: torch.Tensor, idx_BCK: torch.Tensor, xn_BMD: torch.Tensor) -> torch.Tensor:
-        return SparseEncoderGather.apply(pre_BCL, idx_BCK, tuple(self.spans), self.encoder_grad,
+        return SparseEncoderGather.apply(pre_BCL, idx_BCK, tuple(self.spans), self.products,
                                          xn_BMD.transpose(0, 1), self.b_enc_CL, *self.W_enc)
 
     def l1_terms(self, f_BCK: torch.Tensor, idx_BCK: torch.Tensor) -> torch.Tensor:
