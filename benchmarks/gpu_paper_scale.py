@@ -84,8 +84,8 @@ class Scale:
 SCALES = {
     "paper": Scale(model_overrides={}, layer=13, n_prompts=512, prompt_tokens=512, harvest_batch=64, d=2048,
                    batch=1024, shapes=((16384, 160), (8192, 45)), excl=0.05, lam=1e-3, cc_rows=16384, steps=40, sweep_D=8192,
-                   sweep_steps=300, sweep_rows=32768, quality_rows=32768, quality_steps=400, gen_prompts=64,
-                   gen_prompt_tokens=64, gen_tokens=128, gen_repeats=3, matmul_n=8192, copy_bytes=2**32),
+                   sweep_steps=300, sweep_rows=32768, quality_rows=32768, quality_steps=300, gen_prompts=64,
+                   gen_prompt_tokens=64, gen_tokens=128, gen_repeats=5, matmul_n=8192, copy_bytes=2**32),
     "cpu": Scale(model_overrides={"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 4,
                                   "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 4096},
                  layer=2, n_prompts=16, prompt_tokens=32, harvest_batch=8, d=64, batch=128,
@@ -240,6 +240,31 @@ def run_harvest(models, tokenizer, records: list[dict], data: Path, sc: Scale, d
     subprocess.run(["rm", "-rf", str(out.parent)], check=False)
 
 
+def writer_only(sc: Scale, n_rows: int) -> float:
+    """Seconds the shard writer needs for the every-position harvest's rows alone (no model):
+    what bounds that harvest when it is slower than the forward."""
+    from tooldiff.activations.manifest import Manifest
+    from tooldiff.activations.shards import ShardWriter
+    from tooldiff.activations.welford import Welford
+
+    out = Path(tempfile.mkdtemp(prefix="gpu-writer-"))
+    rows = sc.harvest_batch * sc.prompt_tokens
+    manifest = Manifest(harvest_id="writer-bench", models=["a", "b"], layer=sc.layer, positions="all", d_model=sc.d,
+                        n_layers=sc.layer + 1, dtype="float32", model_dtype="bfloat16", data_file="-",
+                        data_sha256="-", n_prompts=n_rows // rows, shard_rows=65536, kinds=["generic"])
+    acts = torch.randn(rows, 2, sc.d)
+    meta = {f: torch.zeros(rows, dtype=torch.int64) for f in ("sample", "token", "decision", "label", "kind")}
+    start = time.perf_counter()
+    writer = ShardWriter(out, manifest, Welford(2, sc.d), torch.float32)
+    for b in range(manifest.n_prompts):
+        writer.add(acts, **meta)
+        writer.end_batch(b + 1)
+    writer.finish()
+    seconds = time.perf_counter() - start
+    subprocess.run(["rm", "-rf", str(out)], check=False)
+    return seconds
+
+
 def section_harvest(sc: Scale, dev: Device, state: dict) -> dict:
     from tooldiff.activations.records import read_records
 
@@ -271,6 +296,8 @@ def section_harvest(sc: Scale, dev: Device, state: dict) -> dict:
     out["ratio_decision"] = out["harvest_decision"]["tokens_per_s"] / bare
     out["ratio_all"] = out["harvest_all"]["tokens_per_s"] / bare
     out["rows_all_gb"] = n_tokens * 2 * sc.d * 4 / 1e9  # what the every-position harvest writes (float32)
+    out["writer_only_s"] = writer_only(sc, n_tokens)
+    out["writers"] = __import__("tooldiff.activations.shards", fromlist=["WRITERS"]).WRITERS
     return out
 
 
@@ -548,7 +575,8 @@ def markdown(run: Run) -> str:
             lines.append(f"| {name} | {r['tokens_per_s']:,.0f} | {r['seconds']:.2f} | {fmt(r['peak_gb'], '.1f')} | "
                          f"{ratio:.2f} |")
         lines += ["", f"Target ≥ {TARGETS['harvest_ratio']}× of the bare forward. The every-position harvest writes "
-                  f"{h['rows_all_gb']:.1f} GB of float32 rows.", ""]
+                  f"{h['rows_all_gb']:.1f} GB of float32 rows; the shard writer ({h.get('writers')} threads) alone "
+                  f"takes {fmt(h.get('writer_only_s'), '.2f')} s for as many rows.", ""]
     if "crosscoder" in s:
         cc = s["crosscoder"]
         lines += [f"## Crosscoder training step (2 × {cc['d_per_model']} → D, batch {cc['batch']}, DFC "

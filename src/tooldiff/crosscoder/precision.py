@@ -54,6 +54,11 @@ class Products:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
         self.precision = precision
 
+    @property
+    def dtype(self) -> torch.dtype:
+        """The operands' dtype: build big operands in it directly and the cast in `einsum` is free."""
+        return torch.bfloat16 if self.precision == "bf16" else torch.float32
+
     def einsum(self, equation: str, *operands: torch.Tensor) -> torch.Tensor:
         if self.precision == "bf16":
             return torch.einsum(equation, *(t.to(torch.bfloat16) for t in operands)).float()

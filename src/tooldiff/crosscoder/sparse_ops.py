@@ -10,6 +10,11 @@ into a zero (B, L) matrix) sooner than these gathers, which read K·d numbers pe
 speed (docs/notes/2026-12-04-gpu-paper-scale.md): `kernels = "dense"` there, in the step's
 `Products` precision. Only the dense encoder forward (to find the top K) is dense either way.
 
+The dense products run over ALL L latents and both models at once, against weights laid out
+(C, L, M·d) with zeros where a model owns no latent (`concat_rows`): a model's own slice starts
+at latent n_excl_a, an offset cuBLAS cannot use its fast kernels at (they want 16-byte aligned
+operands), so one aligned product with a few zero rows beats two misaligned ones.
+
 Tensor layout is batch-major and stacked over C configurations: pre_BCL, idx_BCK.
 A model m owns latents [a, b); its weights are W_m of shape (C, b - a, d). A selected
 latent outside [a, b) simply has no weight for m: its contribution is dropped.
@@ -46,15 +51,15 @@ class SparseEncoderGather(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, pre_BCL, idx_BCK, spans, products: Optional[Products], xs_MBD, b_enc_CL, *weights):
+    def forward(ctx, pre_BCL, idx_BCK, spans, products: Optional[Products], xn_BMD, b_enc_CL, *weights):
         ctx.spans, ctx.products = spans, products
-        ctx.save_for_backward(idx_BCK, xs_MBD, *weights)
+        ctx.save_for_backward(idx_BCK, xn_BMD, *weights)
         ctx.b_shape = b_enc_CL.shape
         return pre_BCL.gather(2, idx_BCK).float()
 
     @staticmethod
     def backward(ctx, grad_BCK):
-        idx_BCK, xs_MBD, *weights = ctx.saved_tensors
+        idx_BCK, xn_BMD, *weights = ctx.saved_tensors
         B, C, K = idx_BCK.shape
         grad_b = None
         if ctx.needs_input_grad[5]:
@@ -62,9 +67,11 @@ class SparseEncoderGather(torch.autograd.Function):
             grad_b.scatter_add_(1, idx_BCK.permute(1, 0, 2).reshape(C, -1), grad_BCK.permute(1, 0, 2).reshape(C, -1))
         if ctx.products is not None:
             grad_BCL = grad_BCK.new_zeros(B, C, ctx.b_shape[1]).scatter_(2, idx_BCK, grad_BCK)
-            grads_w = [ctx.products.einsum("bcl,bd->cld", grad_BCL[:, :, a:b], xs_MBD[m])
-                       for m, (a, b) in enumerate(ctx.spans)]
+            G_CLK = ctx.products.einsum("bcl,bk->clk", grad_BCL, xn_BMD.reshape(B, -1))
+            d = xn_BMD.shape[2]
+            grads_w = [G_CLK[:, a:b, m * d:(m + 1) * d].contiguous() for m, (a, b) in enumerate(ctx.spans)]
             return (None, None, None, None, None, grad_b, *grads_w)
+        xs_MBD = xn_BMD.transpose(0, 1)
         grads_w = []
         batch_of_slot = torch.arange(B, device=idx_BCK.device).view(B, 1, 1).expand(B, C, K).reshape(-1)
         for m, (w, span) in enumerate(zip(weights, ctx.spans)):
@@ -86,10 +93,18 @@ def sparse_decode(vals_BCK: torch.Tensor, idx_BCK: torch.Tensor, W_dec: torch.Te
     return out.view(B, C, -1)
 
 
+def concat_rows(weights: list[torch.Tensor], spans: list[tuple[int, int]], L: int, dtype: torch.dtype) -> torch.Tensor:
+    """Each model's (C, L_m, d) rows placed at its latents, models side by side: (C, L, M·d), zeros
+    where a model owns no latent. Differentiable: each model's gradient is its own block."""
+    blocks = [F.pad(W.to(dtype), (0, 0, a, L - b)) for W, (a, b) in zip(weights, spans)]
+    return torch.cat(blocks, dim=2)
+
+
 def dense_decode(vals_BCK: torch.Tensor, idx_BCK: torch.Tensor, decoders: list[torch.Tensor],
                  spans: list[tuple[int, int]], L: int, products: Products) -> torch.Tensor:
-    """x̂_BCMD (no bias) as dense products: the K values scattered into a zero (B, C, L) matrix."""
+    """x̂_BCMD (no bias) as ONE dense product: the K values scattered into a zero (B, C, L) matrix
+    times every model's decoder side by side (`concat_rows`)."""
     B, C, _ = idx_BCK.shape
     f_BCL = vals_BCK.new_zeros(B, C, L).scatter(2, idx_BCK, vals_BCK)
-    parts = [products.einsum("bcl,cld->bcd", f_BCL[:, :, a:b], W) for W, (a, b) in zip(decoders, spans)]
-    return torch.stack(parts, dim=2)
+    W_CLK = concat_rows(decoders, spans, L, products.dtype)
+    return products.einsum("bcl,clk->bck", f_BCL, W_CLK).view(B, C, len(decoders), -1)
