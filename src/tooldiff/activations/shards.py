@@ -16,8 +16,10 @@ harvest), and a flush records a snapshot taken when the shard was queued.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import struct
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -127,12 +129,10 @@ class ShardWriter:
     def _write_shard(self, name: str, acts: list[torch.Tensor], rows: dict[str, list[torch.Tensor]],
                      first_prompt: int, stop_prompt: int) -> ShardEntry:
         """(A worker thread.) One shard file, written atomically; its manifest entry."""
-        tensors = {"acts": torch.cat(acts)}
-        tensors.update({f: torch.cat(v) for f, v in rows.items()})
         tmp = self.directory / (name + ".tmp")
-        save_file(tensors, str(tmp), metadata=shard_metadata(self.manifest))
+        digest = write_pieces(tmp, {"acts": acts, **rows}, shard_metadata(self.manifest))
         tmp.replace(self.directory / name)
-        return ShardEntry(file=name, rows=tensors["acts"].shape[0], sha256=sha256_file(self.directory / name),
+        return ShardEntry(file=name, rows=sum(a.shape[0] for a in acts), sha256=digest,
                           first_prompt=first_prompt, stop_prompt=stop_prompt)
 
     def _write_stats(self, state: dict[str, torch.Tensor]) -> None:
@@ -140,6 +140,41 @@ class ShardWriter:
         save_file(state, str(tmp), metadata={"harvest_id": self.manifest.harvest_id})
         tmp.replace(self.directory / STATS_FILE)
         self.manifest.stats_sha256 = sha256_file(self.directory / STATS_FILE)
+
+
+SAFETENSORS_DTYPES = {torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16", torch.float64: "F64",
+                      torch.int64: "I64", torch.int32: "I32", torch.int16: "I16", torch.int8: "I8", torch.uint8: "U8",
+                      torch.bool: "BOOL"}
+
+
+def write_pieces(path: Path, pieces: dict[str, list[torch.Tensor]], metadata: dict[str, str]) -> str:
+    """A safetensors file whose tensor `name` is its pieces concatenated along dim 0; returns its sha256.
+
+    Written straight from the pieces' memory, hashed as it is written: no concatenated copy, no
+    bytes copy and no second read to hash it, and file writes and hashing let go of the GIL, so
+    the harvest's own thread keeps launching work meanwhile. The file is the standard format
+    (8-byte header length, JSON header, data in header order), read by safetensors' loader."""
+    header: dict[str, object] = {}
+    at = 0
+    for name, parts in pieces.items():
+        nbytes = sum(p.numel() * p.element_size() for p in parts)
+        header[name] = {"dtype": SAFETENSORS_DTYPES[parts[0].dtype],
+                        "shape": [sum(p.shape[0] for p in parts), *parts[0].shape[1:]], "data_offsets": [at, at + nbytes]}
+        at += nbytes
+    header["__metadata__"] = metadata
+    blob = json.dumps(header, separators=(",", ":")).encode()
+    blob += b" " * (-len(blob) % 8)  # the data starts 8-byte aligned, as safetensors writes it
+    digest = hashlib.sha256()
+    with open(path, "wb") as fh:
+        for chunk in [struct.pack("<Q", len(blob)), blob]:
+            fh.write(chunk)
+            digest.update(chunk)
+        for parts in pieces.values():
+            for part in parts:
+                view = memoryview(part.contiguous().reshape(-1).view(torch.uint8).numpy())
+                fh.write(view)
+                digest.update(view)
+    return digest.hexdigest()
 
 
 def _done(job: _Flush) -> bool:
