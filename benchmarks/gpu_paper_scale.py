@@ -107,12 +107,18 @@ class Device:
             torch.cuda.synchronize(self.torch)
 
     def reset_peak(self) -> None:
+        """Start a peak-memory window; what is allocated now (the steering section's models, kept
+        from the harvest) is the baseline that `peak_gb` does not count."""
         if self.cuda:
             torch.cuda.empty_cache()
             torch.cuda.reset_peak_memory_stats(self.torch)
+            self.baseline = torch.cuda.memory_allocated(self.torch)
 
     def peak_gb(self) -> float | None:
-        return torch.cuda.max_memory_allocated(self.torch) / 1e9 if self.cuda else None
+        """Peak device memory of the window, above its baseline."""
+        if not self.cuda:
+            return None
+        return (torch.cuda.max_memory_allocated(self.torch) - getattr(self, "baseline", 0)) / 1e9
 
     def time(self, fn: Callable[[], Any], repeats: int, warmup: int = 2) -> float:
         """Seconds per call of fn, after warm-up, with one synchronization at each end."""
