@@ -11,9 +11,9 @@ so summing gradients over data-parallel ranks gives exactly the full-batch gradi
 Compute (`set_compute`): the dense encoder forward, which picks the K live latents, and (with
 `kernels="dense"`, for GPUs) the decode and the encoder's gradient are dense products, which
 may run in reduced precision (bf16 operands, or TF32 on CUDA) with float32 results; weights,
-gradients, the loss and Adam stay float32. The training step
-never asks the device for a value: the per-config constants the step branches on are plain
-Python values, so on a GPU the host queues a whole step without waiting (`train.py`).
+gradients, the loss and Adam stay float32. The training step never asks the device for a
+value: the per-config constants it branches on are plain Python values, so on a GPU the host
+queues a whole step without waiting, and the step can be captured as a CUDA graph (graphs.py).
 """
 
 from __future__ import annotations
@@ -148,8 +148,7 @@ class CrosscoderStack(nn.Module):
         the chip's matrix rate, where per-model products over misaligned slices, plus the adds into
         their overlap, would cost as much as the math. The zero blocks cost their share of FLOPs.
         W lives in a buffer kept between steps, so only the owned blocks are rewritten: building
-        it anew (concat_rows) took the encoder forward from 47 % to 35 % of the bf16 matmul rate
-        on an H200 (docs/notes/2026-12-04-gpu-paper-scale.md)."""
+        it anew each step (concat_rows) measured slower (docs/notes/2026-12-04-gpu-paper-scale.md)."""
         B, M, d = xn_BMD.shape
         C, L = self.b_enc_CL.shape
         W_CLK = self._bf16_encoder(C, L, M * d, xn_BMD.device)
