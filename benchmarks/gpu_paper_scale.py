@@ -560,80 +560,104 @@ def fmt(v: Any, spec: str = ".3g") -> str:
     return "–" if v is None else format(v, spec)
 
 
+def _md_ceilings(c: dict, s: dict) -> list[str]:
+    lines: list[str] = []
+    lines += ["## Ceilings", "", f"- bf16 matmul {c['matmul_shape'][0]}³: **{fmt(c['bf16_tflops'], '.0f')} TFLOP/s**; "
+              f"TF32 {fmt(c.get('tf32_tflops'), '.0f')}; fp32 {fmt(c['fp32_tflops'], '.1f')}; device copy "
+              f"{fmt(c.get('copy_tb_s'), '.2f')} TB/s (read + write)", ""]
+    return lines
+
+
+def _md_harvest(h: dict, s: dict) -> list[str]:
+    lines: list[str] = []
+    lines += ["## Harvest (both models, layer %d, %d prompts, %d tokens, batch %d)" % (
+        h["layer"], h["prompts"], h["tokens"], h["batch"]), "",
+        "| run | tokens/s | seconds | peak GB | ratio to bare |", "|---|---:|---:|---:|---:|"]
+    for name, ratio in (("bare_forward", 1.0), ("harvest_decision", h["ratio_decision"]),
+                        ("harvest_all", h["ratio_all"])):
+        r = h[name]
+        lines.append(f"| {name} | {r['tokens_per_s']:,.0f} | {r['seconds']:.2f} | {fmt(r['peak_gb'], '.1f')} | "
+                     f"{ratio:.2f} |")
+    lines += ["", f"Target ≥ {TARGETS['harvest_ratio']}× of the bare forward. The every-position harvest writes "
+              f"{h['rows_all_gb']:.1f} GB of float32 rows; the shard writer ({h.get('writers')} threads) alone "
+              f"takes {fmt(h.get('writer_only_s'), '.2f')} s for as many rows.", ""]
+    return lines
+
+
+def _md_crosscoder(cc: dict, s: dict) -> list[str]:
+    lines: list[str] = []
+    lines += [f"## Crosscoder training step (2 × {cc['d_per_model']} → D, batch {cc['batch']}, DFC "
+              f"{cc['excl_per_side']:.0%} + {cc['excl_per_side']:.0%} exclusive, λ {cc['lambda']:g})", "",
+              "| D | k | implementation | compute | rows/s | ms/step | peak GB | syncs/step | encoder TFLOP/s | graph |",
+              "|---:|---:|---|---|---:|---:|---:|---:|---:|---|"]
+    for row in cc["shapes"]:
+        for p, r in row["ours"].items():
+            lines.append(f"| {row['D']} | {row['k']} | tooldiff | {p} | {r['rows_per_s']:,.0f} | "
+                         f"{r['ms_per_step']:.2f} | {fmt(r['peak_gb'], '.2f')} | {fmt(r['syncs_per_step'])} | "
+                         f"{r['encoder']['tflops']:.1f} | {r['graph'][:60]} |")
+        for p, r in row["dense_masked"].items():
+            lines.append(f"| {row['D']} | {row['k']} | dense masked (paper) | {p} | {r['rows_per_s']:,.0f} | "
+                         f"{r['ms_per_step']:.2f} | {fmt(r['peak_gb'], '.2f')} | | | |")
+    lines += ["", "| D | k | default | ours / dense fp32 | ours / dense bf16 | encoder / same-shape bf16 matmul | "
+              "encoder / 8192³ bf16 | same-shape bf16 | same-shape TF32 |", "|---:|---:|---|---:|---:|---:|---:|---:|---:|"]
+    peak = s.get("ceilings", {}).get("bf16_tflops")
+    for row in cc["shapes"]:
+        enc = row["ours"][row["default"]]["encoder"]["tflops"]
+        bm = row["bare_matmul"]
+        lines.append(f"| {row['D']} | {row['k']} | {row['default']} | {row['ratio_vs_dense_fp32']:.2f}× | "
+                     f"{fmt(row.get('ratio_vs_dense_bf16'), '.2f')}× | {enc / bm['bf16_tflops']:.0%} | "
+                     f"{fmt(enc / peak if peak else None, '.0%')} | {bm['bf16_tflops']:.0f} | "
+                     f"{fmt(bm.get('tf32_tflops'), '.0f')} |")
+    gc = cc.get("graph_check")
+    if gc:
+        lines += ["", f"CUDA graph vs eager, {gc['steps']} steps: max |Δw| = {gc['max_abs_diff']:.3g} "
+                  f"(max |w| {gc['max_abs_weight']:.3g}; bitwise equal: {gc['bitwise_equal']})."]
+    lines += ["", f"Targets: ours ≥ {TARGETS['crosscoder_ratio']}× the dense masked step; encoder forward ≥ "
+              f"{TARGETS['encoder_fraction_bf16']:.0%} of the bf16 matmul rate. Profile: {cc['profile_file']}.", ""]
+    return lines
+
+
+def _md_quality(q: dict, s: dict) -> list[str]:
+    lines: list[str] = []
+    lines += [f"## Compute settings and quality (train_sweep on planted data, D {q['D']}, k {q['k']}, "
+              f"{q['steps']} steps; FVE on held-out rows)", "", "| compute | FVE A | FVE B |", "|---|---:|---:|"]
+    lines += [f"| {p} | {f['a']:.4f} | {f['b']:.4f} |" for p, f in q["fve"].items()]
+    lines.append("")
+    return lines
+
+
+def _md_sweep(w: dict, s: dict) -> list[str]:
+    lines: list[str] = []
+    lines += [f"## Sweep in one pass (train_sweep end to end, D {w['D']}, {w['steps']} steps, batch {w['batch']})",
+              "", f"- 1 config: {w['configs_1']['seconds']:.1f} s (peak {fmt(w['configs_1']['peak_gb'], '.1f')} GB); "
+              f"8 configs: {w['configs_8']['seconds']:.1f} s (peak {fmt(w['configs_8']['peak_gb'], '.1f')} GB): "
+              f"**{w['ratio_8_vs_1']:.2f}×** the time of one (8 separate runs: 8×)", ""]
+    return lines
+
+
+def _md_steering(g: dict, s: dict) -> list[str]:
+    lines: list[str] = []
+    lines += [f"## Steering overhead (greedy, {g['prompts']} prompts × {g['new_tokens']} new tokens, layer "
+              f"{g['layer']}, {g['repeats']} interleaved repeats, peak {fmt(g['peak_gb'], '.1f')} GB)", "",
+              "| condition | tokens/s | overhead (pooled) | overhead (median of paired repeats) |",
+              "|---|---:|---:|---:|"]
+    lines += [f"| {n} | {c['tokens_per_s']:,.0f} | {c['overhead']:+.1%} | {c['paired_overhead_median']:+.1%} |"
+              for n, c in g["conditions"].items()]
+    lines += ["", f"Target ≤ {TARGETS['steering_overhead']:.0%}.", ""]
+    return lines
+
+
+MARKDOWN_SECTIONS = {"ceilings": _md_ceilings, "harvest": _md_harvest, "crosscoder": _md_crosscoder, "quality": _md_quality, "sweep": _md_sweep, "steering": _md_steering}
+
+
 def markdown(run: Run) -> str:
     e, s = run.env, run.sections
     lines = [f"# tooldiff at the paper's scale ({run.scale})", "",
              f"{e['date_utc']} UTC, commit {e['commit']}, {e['gpu'] or 'CPU'} ({run.device}); torch {e['torch']}, "
              f"transformers {e['transformers']}, CUDA {e['cuda']}.", ""]
-    if "ceilings" in s:
-        c = s["ceilings"]
-        lines += ["## Ceilings", "", f"- bf16 matmul {c['matmul_shape'][0]}³: **{fmt(c['bf16_tflops'], '.0f')} TFLOP/s**; "
-                  f"TF32 {fmt(c.get('tf32_tflops'), '.0f')}; fp32 {fmt(c['fp32_tflops'], '.1f')}; device copy "
-                  f"{fmt(c.get('copy_tb_s'), '.2f')} TB/s (read + write)", ""]
-    if "harvest" in s:
-        h = s["harvest"]
-        lines += ["## Harvest (both models, layer %d, %d prompts, %d tokens, batch %d)" % (
-            h["layer"], h["prompts"], h["tokens"], h["batch"]), "",
-            "| run | tokens/s | seconds | peak GB | ratio to bare |", "|---|---:|---:|---:|---:|"]
-        for name, ratio in (("bare_forward", 1.0), ("harvest_decision", h["ratio_decision"]),
-                            ("harvest_all", h["ratio_all"])):
-            r = h[name]
-            lines.append(f"| {name} | {r['tokens_per_s']:,.0f} | {r['seconds']:.2f} | {fmt(r['peak_gb'], '.1f')} | "
-                         f"{ratio:.2f} |")
-        lines += ["", f"Target ≥ {TARGETS['harvest_ratio']}× of the bare forward. The every-position harvest writes "
-                  f"{h['rows_all_gb']:.1f} GB of float32 rows; the shard writer ({h.get('writers')} threads) alone "
-                  f"takes {fmt(h.get('writer_only_s'), '.2f')} s for as many rows.", ""]
-    if "crosscoder" in s:
-        cc = s["crosscoder"]
-        lines += [f"## Crosscoder training step (2 × {cc['d_per_model']} → D, batch {cc['batch']}, DFC "
-                  f"{cc['excl_per_side']:.0%} + {cc['excl_per_side']:.0%} exclusive, λ {cc['lambda']:g})", "",
-                  "| D | k | implementation | compute | rows/s | ms/step | peak GB | syncs/step | encoder TFLOP/s | graph |",
-                  "|---:|---:|---|---|---:|---:|---:|---:|---:|---|"]
-        for row in cc["shapes"]:
-            for p, r in row["ours"].items():
-                lines.append(f"| {row['D']} | {row['k']} | tooldiff | {p} | {r['rows_per_s']:,.0f} | "
-                             f"{r['ms_per_step']:.2f} | {fmt(r['peak_gb'], '.2f')} | {fmt(r['syncs_per_step'])} | "
-                             f"{r['encoder']['tflops']:.1f} | {r['graph'][:60]} |")
-            for p, r in row["dense_masked"].items():
-                lines.append(f"| {row['D']} | {row['k']} | dense masked (paper) | {p} | {r['rows_per_s']:,.0f} | "
-                             f"{r['ms_per_step']:.2f} | {fmt(r['peak_gb'], '.2f')} | | | |")
-        lines += ["", "| D | k | default | ours / dense fp32 | ours / dense bf16 | encoder / same-shape bf16 matmul | "
-                  "encoder / 8192³ bf16 | same-shape bf16 | same-shape TF32 |", "|---:|---:|---|---:|---:|---:|---:|---:|---:|"]
-        peak = s.get("ceilings", {}).get("bf16_tflops")
-        for row in cc["shapes"]:
-            enc = row["ours"][row["default"]]["encoder"]["tflops"]
-            bm = row["bare_matmul"]
-            lines.append(f"| {row['D']} | {row['k']} | {row['default']} | {row['ratio_vs_dense_fp32']:.2f}× | "
-                         f"{fmt(row.get('ratio_vs_dense_bf16'), '.2f')}× | {enc / bm['bf16_tflops']:.0%} | "
-                         f"{fmt(enc / peak if peak else None, '.0%')} | {bm['bf16_tflops']:.0f} | "
-                         f"{fmt(bm.get('tf32_tflops'), '.0f')} |")
-        gc = cc.get("graph_check")
-        if gc:
-            lines += ["", f"CUDA graph vs eager, {gc['steps']} steps: max |Δw| = {gc['max_abs_diff']:.3g} "
-                      f"(max |w| {gc['max_abs_weight']:.3g}; bitwise equal: {gc['bitwise_equal']})."]
-        lines += ["", f"Targets: ours ≥ {TARGETS['crosscoder_ratio']}× the dense masked step; encoder forward ≥ "
-                  f"{TARGETS['encoder_fraction_bf16']:.0%} of the bf16 matmul rate. Profile: {cc['profile_file']}.", ""]
-    if "quality" in s:
-        q = s["quality"]
-        lines += [f"## Compute settings and quality (train_sweep on planted data, D {q['D']}, k {q['k']}, "
-                  f"{q['steps']} steps; FVE on held-out rows)", "", "| compute | FVE A | FVE B |", "|---|---:|---:|"]
-        lines += [f"| {p} | {f['a']:.4f} | {f['b']:.4f} |" for p, f in q["fve"].items()]
-        lines.append("")
-    if "sweep" in s:
-        w = s["sweep"]
-        lines += [f"## Sweep in one pass (train_sweep end to end, D {w['D']}, {w['steps']} steps, batch {w['batch']})",
-                  "", f"- 1 config: {w['configs_1']['seconds']:.1f} s (peak {fmt(w['configs_1']['peak_gb'], '.1f')} GB); "
-                  f"8 configs: {w['configs_8']['seconds']:.1f} s (peak {fmt(w['configs_8']['peak_gb'], '.1f')} GB): "
-                  f"**{w['ratio_8_vs_1']:.2f}×** the time of one (8 separate runs: 8×)", ""]
-    if "steering" in s:
-        g = s["steering"]
-        lines += [f"## Steering overhead (greedy, {g['prompts']} prompts × {g['new_tokens']} new tokens, layer "
-                  f"{g['layer']}, {g['repeats']} interleaved repeats, peak {fmt(g['peak_gb'], '.1f')} GB)", "",
-                  "| condition | tokens/s | overhead (pooled) | overhead (median of paired repeats) |",
-                  "|---|---:|---:|---:|"]
-        lines += [f"| {n} | {c['tokens_per_s']:,.0f} | {c['overhead']:+.1%} | {c['paired_overhead_median']:+.1%} |"
-                  for n, c in g["conditions"].items()]
-        lines += ["", f"Target ≤ {TARGETS['steering_overhead']:.0%}.", ""]
+    for name, render in MARKDOWN_SECTIONS.items():
+        if name in s:
+            lines += render(s[name], s)
     lines += ["## Precision", "", PRECISION_NOTE, ""]
     if run.errors:
         lines += ["## Errors", ""] + [f"- {k}: {v.splitlines()[-1]}" for k, v in run.errors.items()] + [""]
