@@ -31,7 +31,7 @@ torch.set_num_threads(1)
         (dict(op="steer", layer=1, feature=-2, alpha=2.0), ">= 0"),
         (dict(op="steer", layer=-1, feature=2, alpha=2.0), "layer must be >= 0"),
         (dict(op="steer", layer=True, feature=2, alpha=2.0), "expected a number"),
-        (dict(op="steer", layer=1, feature=2, alpha=2.0, strength=3), "Extra inputs"),
+        (dict(op="steer", layer=1, feature=2, alpha=2.0, strength=3), "unknown key 'strength'"),
         (dict(op="steer", layer=1, feature=2, alpha=2.0, positions="middle"), "positions"),
         (dict(op="reconstruct", layer=1, feature=2), "neither feature nor vector"),
         (dict(op="steer", layer=1, feature=2, alpha=2.0, add_error=True), "add_error only"),

@@ -10,12 +10,25 @@ class UserError(Exception):
 
 
 def describe_validation(err) -> str:
-    """A pydantic ValidationError as one line naming the first bad key."""
+    """A pydantic ValidationError as one line: where the first error is (`a.b[0].c`) and what.
+
+    The one place where a validation error becomes text: configs, checkpoints, requests and
+    interventions all read the same way.
+    """
     first = err.errors()[0]
-    where = ".".join(str(p) for p in first["loc"]) or "config"
+    where = error_location(first.get("loc", ()))
     if first["type"] == "extra_forbidden":
         return f"unknown key {where!r}"
-    return f"{where}: {str(first['msg']).removeprefix('Value error, ')}"
+    msg = str(first.get("msg", "invalid")).removeprefix("Value error, ")
+    return f"{where}: {msg}" if where else msg
+
+
+def error_location(loc) -> str:
+    """("steering", 0, "alpha") -> "steering[0].alpha"."""
+    where = ""
+    for part in loc:
+        where += f"[{part}]" if isinstance(part, int) else (f".{part}" if where else str(part))
+    return where
 
 
 def read_toml(path, what: str) -> dict:

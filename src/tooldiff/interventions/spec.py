@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
-from tooldiff.errors import UserError
+from tooldiff.errors import UserError, describe_validation
 
 Op = Literal["reconstruct", "steer", "add", "ablate", "clamp"]
 Positions = Literal["last_prompt", "prompt", "generated", "all"]
@@ -62,7 +62,7 @@ class Intervention(BaseModel):
         try:
             super().__init__(**data)
         except ValidationError as e:
-            raise UserError(f"bad intervention: {_first_error(e)}") from None
+            raise UserError(f"bad intervention: {describe_validation(e)}") from None
 
     @field_validator("layer", "alpha", "dose", "value", "from_model", mode="before")
     @classmethod
@@ -196,10 +196,3 @@ def parse_interventions(obj: Any) -> list[Intervention]:
     if not isinstance(obj, (list, tuple)):
         raise UserError(f"interventions must be a list, got {type(obj).__name__}")
     return [parse_intervention(item) for item in obj]
-
-
-def _first_error(e: ValidationError) -> str:
-    err = e.errors()[0]
-    where = ".".join(str(p) for p in err.get("loc", ()))
-    msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
-    return f"{where}: {msg}" if where else msg

@@ -13,7 +13,7 @@ from typing import Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from tooldiff.errors import UserError
+from tooldiff.errors import UserError, describe_validation
 
 _STRICT = ConfigDict(strict=True, extra="ignore", allow_inf_nan=False)
 MAX_STOP_STRINGS = 4  # as OpenAI
@@ -182,11 +182,10 @@ def parse_chat_request(body: bytes) -> ChatRequest:
 
 
 def describe_error(e: ValidationError) -> str:
+    """`errors.describe_validation`, with the two errors only a whole body can have."""
     err = e.errors()[0]
     if err.get("type") == "json_invalid":
         return f"the request body is not valid JSON: {str(err.get('msg', '')).removeprefix('Invalid JSON: ')}"
-    where = ".".join(str(p) for p in err.get("loc", ()))
-    if not where and err.get("type") in ("model_type", "model_attributes_type", "dict_type"):
+    if not err.get("loc") and err.get("type") in ("model_type", "model_attributes_type", "dict_type"):
         return "the request body must be a JSON object"
-    msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
-    return f"{where}: {msg}" if where else msg
+    return describe_validation(e)

@@ -89,7 +89,7 @@ class SteeringPolicy:
             # Strict types first ("alpha": "5" is an error, not a silent 5.0), then the semantics.
             wire = SteeringItem.model_validate(item, strict=True)
         except ValidationError as e:
-            raise UserError(f"{where}.{describe_error(e)}") from None
+            raise UserError(f"{where}: {describe_error(e)}") from None
         try:
             return Intervention(**wire.model_dump(exclude_none=True))
         except UserError as e:
