@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.text import Text
 
 from tooldiff.errors import UserError
+from tooldiff.prompts import PROMPT_FORMATS
 
 app = typer.Typer(
     help="Find, prove and control the features an RL fine-tune adds for tool calling.",
@@ -162,7 +163,7 @@ def serve(
     crosscoder: Optional[str] = typer.Option(None, help="Crosscoder checkpoint directory: steer by feature id."),
     layer: Optional[int] = typer.Option(None, help="Default layer of steering items that give none (else the crosscoder's)."),
     profile: Optional[Path] = typer.Option(None, help="JSON list of interventions applied to requests that send no steering."),
-    prompt_format: str = typer.Option("chat-template", help="chat-template | toolrl | organism."),
+    prompt_format: str = typer.Option("chat-template", help=" | ".join(PROMPT_FORMATS) + "."),
     host: str = typer.Option("127.0.0.1", help="Interface to bind; loopback unless told otherwise."),
     port: int = typer.Option(8000, help="TCP port."),
     api_key: Optional[str] = typer.Option(None, envvar="TOOLDIFF_API_KEY", help="Require 'Authorization: Bearer KEY' on /v1."),
@@ -183,9 +184,10 @@ def serve(
     max_alpha: float = typer.Option(128.0, help="Cap on |alpha| of steer steering."),
 ) -> None:
     """Serve the model behind an OpenAI-compatible API with a per-request steering dial."""
-    if prompt_format not in ("chat-template", "toolrl", "organism"):
-        raise UserError(f"unknown prompt format {prompt_format!r}; choose chat-template, toolrl or organism")
+    from tooldiff.prompts import check_prompt_format
     from tooldiff.serve import ServerSettings
+
+    check_prompt_format(prompt_format)
     from tooldiff.serve import serve as run_server
 
     settings = ServerSettings(
@@ -231,7 +233,7 @@ def bench_bfcl(
     model: str = typer.Option(..., help="Model directory (HF save_pretrained, safetensors)."),
     categories: str = typer.Option("simple_python,multiple,parallel,parallel_multiple,irrelevance",
                                    help="Comma-separated BFCL categories."),
-    prompt_format: str = typer.Option("chat-template", help="chat-template | toolrl | organism."),
+    prompt_format: str = typer.Option("chat-template", help=" | ".join(PROMPT_FORMATS) + "."),
     steering: Optional[Path] = typer.Option(None, help="JSON list of interventions applied to every prompt."),
     crosscoder: Optional[Path] = typer.Option(None, help="Crosscoder checkpoint the steering's features refer to."),
     model_index: int = typer.Option(0, help="Crosscoder side of the model: 0 = A (RL), 1 = B (base)."),

@@ -8,7 +8,7 @@ and embedding. See docs/serving.md for the API, the steering spec and the safety
 from __future__ import annotations
 
 from tooldiff.serve.app import create_app
-from tooldiff.serve.config import PROMPT_FORMATS, ServerSettings
+from tooldiff.serve.config import ServerSettings
 from tooldiff.serve.engine import Engine
 from tooldiff.serve.model import ServedModel, load_served
 
@@ -38,4 +38,4 @@ def serve(settings: ServerSettings, announce=print) -> None:
     uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning", timeout_graceful_shutdown=5)
 
 
-__all__ = ["PROMPT_FORMATS", "Engine", "ServedModel", "ServerSettings", "build_engine", "create_app", "load_served", "serve"]
+__all__ = ["Engine", "ServedModel", "ServerSettings", "build_engine", "create_app", "load_served", "serve"]

@@ -7,13 +7,13 @@ and the CLI can expose it. `check()` rejects nonsense as a `UserError` before an
 from __future__ import annotations
 
 import math
-from typing import Literal, Optional
+from typing import Optional
 
 from pydantic import BaseModel, ConfigDict
 
 from tooldiff.errors import UserError
+from tooldiff.prompts import PromptFormat
 
-PROMPT_FORMATS = ("chat-template", "toolrl", "organism")
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
@@ -25,7 +25,7 @@ class ServerSettings(BaseModel):
     crosscoder: Optional[str] = None
     layer: Optional[int] = None  # default layer of steering items that name none
     profile: Optional[str] = None  # JSON file: the default steering of every request
-    prompt_format: Literal["chat-template", "toolrl", "organism"] = "chat-template"
+    prompt_format: PromptFormat = "chat-template"
     model_name: Optional[str] = None  # the id clients send as `model`; default: the directory name
     model_index: Optional[int] = None  # crosscoder side of the served model (0 = A/RL, 1 = B/base)
     device: str = "cpu"

@@ -13,9 +13,9 @@ from typing import Any, Optional
 from torch import nn
 
 from tooldiff.crosscoder import Crosscoder
+from tooldiff.evaluation.parsing import CALL_OPEN
 from tooldiff.hf import load_model, load_tokenizer
 from tooldiff.serve.config import ServerSettings
-from tooldiff.serve.output import CALL_OPEN
 
 DEFAULT_CONTEXT = 4096
 

@@ -13,6 +13,7 @@ from typing import Any, Literal, Optional
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from tooldiff.errors import UserError, describe_validation, read_toml
+from tooldiff.prompts import PromptFormat
 
 
 class _Strict(BaseModel):
@@ -29,7 +30,7 @@ class PairConfig(_Strict):
     rl_config: Optional[str] = None
     layer: int = Field(..., ge=0)
     positions: Literal["decision", "prompt", "all"] = "decision"
-    prompt_format: Literal["chat-template", "toolrl", "organism"] = "chat-template"
+    prompt_format: PromptFormat = "chat-template"
     revision: Optional[str] = Field(None, description="Hub revision of both models (a commit pins them).")
 
 
