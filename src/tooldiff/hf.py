@@ -152,22 +152,40 @@ def check_pair(model_a: nn.Module, model_b: nn.Module, tok_a, tok_b) -> None:
     _check_vocab(tok_a, tok_b)
 
 
-def check_pair_configs(path_a: str | Path, path_b: str | Path, tok_a, tok_b, layer: int) -> None:
+def check_pair_configs(path_a: str | Path, path_b: str | Path, tok_a, tok_b, layer: int) -> tuple[int, int]:
     """`check_pair` and `check_layer` from the config files alone, before any weights are read:
-    a mismatched 3B pair should fail in a second, not after minutes of loading."""
+    a mismatched 3B pair should fail in a second, not after minutes of loading. (d_model, n_layers)."""
+    dims = check_config_pair(load_config(path_a), load_config(path_b), layer)
+    _check_vocab(tok_a, tok_b)
+    return dims
+
+
+def check_config_pair(cfg_a: Any, cfg_b: Any, layer: int) -> tuple[int, int]:
+    """Two transformers configs: same residual width and depth, and `layer` inside it; (d_model, n_layers)."""
+    shape_a = config_dims(cfg_a)
+    _check_shapes(shape_a, config_dims(cfg_b))
+    _check_layer_index(layer, shape_a[1])
+    return shape_a
+
+
+def load_config(path: str | Path) -> Any:
+    """A model's transformers config (config.json only; no weights)."""
     from transformers import AutoConfig
 
-    def shape(path) -> tuple[int, int]:
-        try:
-            cfg = AutoConfig.from_pretrained(str(path)).get_text_config()
-        except (OSError, ValueError) as e:
-            raise UserError(f"cannot read the model config of {path}: {str(e).splitlines()[0]}") from e
-        return int(cfg.hidden_size), int(cfg.num_hidden_layers)
+    try:
+        return AutoConfig.from_pretrained(str(path))
+    except (OSError, ValueError) as e:
+        raise UserError(f"cannot read the model config in {path}: {str(e).splitlines()[0]}") from None
 
-    shape_a = shape(path_a)
-    _check_shapes(shape_a, shape(path_b))
-    _check_vocab(tok_a, tok_b)
-    _check_layer_index(layer, shape_a[1])
+
+def config_dims(cfg: Any) -> tuple[int, int]:
+    """(hidden size, decoder layers) of a transformers config, whatever the family calls them."""
+    text = getattr(cfg, "text_config", None) or cfg
+    hidden = getattr(text, "hidden_size", None) or getattr(text, "n_embd", None)
+    layers = getattr(text, "num_hidden_layers", None) or getattr(text, "n_layer", None)
+    if hidden is None or layers is None:
+        raise UserError(f"model type {getattr(cfg, 'model_type', '?')!r}: config names no hidden size or layer count")
+    return int(hidden), int(layers)
 
 
 def _check_shapes(shape_a: tuple[int, int], shape_b: tuple[int, int]) -> None:
