@@ -43,3 +43,22 @@ def read_toml(path, what: str) -> dict:
         return tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as e:
         raise UserError(f"{path}: not valid TOML: {e}") from None
+
+
+def iter_jsonl(path, what: str = "file"):
+    """(line number, value) of each non-blank line of a JSONL file; a missing file or a line that
+    is not JSON is a one-line UserError naming the file and line. Lazy: large files stream."""
+    import json
+    from pathlib import Path
+
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{what} {path} does not exist")
+    with open(path, encoding="utf-8") as fh:
+        for line_no, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                yield line_no, json.loads(line)
+            except json.JSONDecodeError as e:
+                raise UserError(f"{path}:{line_no}: not valid JSON ({e.msg})") from None

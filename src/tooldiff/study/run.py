@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from tooldiff.crosscoder.config import SweepConfig, load_sweep, parse_sweep
-from tooldiff.errors import UserError
+from tooldiff.errors import UserError, iter_jsonl
 from tooldiff.progress import console, stage
 from tooldiff.study.config import StudyConfig
 from tooldiff.study.plan import Plan, plan_study
@@ -132,8 +132,7 @@ def check_no_overlap(splits: dict[str, Path]) -> None:
     """Feature selection and evaluation must use disjoint prompts (SPEC section 1)."""
     seen: dict[str, str] = {}
     for split, path in splits.items():
-        for line in path.read_text().splitlines():
-            rec = json.loads(line)
+        for _, rec in iter_jsonl(path, f"{split} split"):
             key = rec.get("text") or json.dumps(rec.get("messages"), sort_keys=True)
             if key in seen and seen[key] != split and {seen[key], split} & {"test"}:
                 raise UserError(f"data: a {split} prompt (id {rec.get('id')!r}) is also in {seen[key]}; "
