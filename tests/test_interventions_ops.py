@@ -26,7 +26,7 @@ def h_ND():
 
 
 def edit(model, cc, model_index=0, **fields):
-    return bind(Intervention(layer=LAYER, **fields), model, cc, model_index)
+    return bind(Intervention(layer=LAYER, **fields), model, cc, model_index).edit
 
 
 def test_identities_are_exact(model, cc, h_ND):

@@ -265,3 +265,19 @@ def test_a_named_function_opens_the_call_and_the_model_completes_it(scripted):
     assert r.choices[0].finish_reason == "tool_calls" and call.function.name == "get_weather"
     assert json.loads(call.function.arguments) == {"city": "Rome"}
     assert r.usage.completion_tokens < 30  # the forced prefix is prompt, not output tokens
+
+
+def test_a_request_is_validated_once_and_bound_once(served, monkeypatch):
+    """The server binds a request's steering when it admits it; the engine runs it as bound."""
+    from tooldiff.interventions import hooks
+    from tooldiff.serve import steering
+
+    bound = []
+    real_bind = steering.bind
+    monkeypatch.setattr(steering, "bind", lambda *a: bound.append(a[0]) or real_bind(*a))
+    monkeypatch.setattr(hooks, "bind", lambda *a: pytest.fail("the engine bound a spec again"))
+    monkeypatch.setattr(hooks, "parse_intervention", lambda *a: pytest.fail("the engine parsed a spec again"))
+    app, _ = make_app(served)
+    response = run(app, [body(PROMPTS[1], steering=STEERS[3])])[0]
+    assert response.status_code == 200, response.text  # a failure in the worker would be a 500
+    assert [spec.op for spec in bound] == ["ablate", "add"]

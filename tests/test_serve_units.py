@@ -8,12 +8,13 @@ import torch
 
 from test_interventions_support import LAYER, N_LAYERS, tiny_crosscoder, tiny_model, tiny_tokenizer
 from tooldiff.errors import UserError
+from tooldiff.interventions import DIAL, BoundIntervention
 from tooldiff.serve.config import ServerSettings
 from tooldiff.serve.features import list_features
 from tooldiff.serve.output import OutputAssembler, assemble
 from tooldiff.serve.prompting import render_request
 from tooldiff.serve.schemas import parse_chat_request
-from tooldiff.serve.steering import SteeringPolicy
+from tooldiff.serve.steering import SteeringBinder
 
 torch.set_num_threads(1)
 WEATHER = {"type": "function", "function": {"name": "get_weather", "description": "Weather of a city",
@@ -50,24 +51,31 @@ def test_bad_requests_are_one_line_user_errors(body, message):
 
 
 def test_a_good_request_parses_with_its_defaults():
-    req = parse_chat_request(request(tools=[WEATHER], stop="x", max_completion_tokens=5, steering=[{"op": "add"}]))
+    req = parse_chat_request(request(tools=[WEATHER], stop="x", max_completion_tokens=5))
     assert req.stop_strings == ["x"] and req.requested_max_tokens == 5 and req.tool_choice is None
-    assert req.steering == [{"op": "add"}]  # raw here: SteeringPolicy checks it against the model
+    assert req.steering is None
 
 
 # --- steering -----------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def policy():
+def binder():
     tok = tiny_tokenizer()
     model = tiny_model("qwen2", len(tok))
-    return SteeringPolicy(model, tiny_crosscoder(), 0, ServerSettings(model="unused", layer=LAYER))
+    return SteeringBinder(model, tiny_crosscoder(), 0, DIAL, default_layer=LAYER)
 
 
-def test_good_steering_is_parsed_and_gets_the_default_layer(policy):
-    specs = policy.for_request([{"op": "steer", "feature": 3, "alpha": 4.0},
-                                {"op": "add", "vector": [1.0] * 32, "dose": -1, "positions": "all"}])
-    assert [s.layer for s in specs] == [LAYER, LAYER] and specs[0].feature == (3,)
-    assert policy.for_request(None) == () and policy.for_request([]) == ()
+def steer(binder, items):
+    """A request's steering as the server treats it: validated with the body, then admitted and bound."""
+    return binder.for_request(parse_chat_request(request(steering=items), default_layer=LAYER).steering)
+
+
+def test_good_steering_is_bound_once_and_gets_the_default_layer(binder):
+    items = [{"op": "steer", "feature": 3, "alpha": 4.0}, {"op": "add", "vector": [1.0] * 32, "dose": -1, "positions": "all"}]
+    bound = steer(binder, items)
+    assert [b.layer for b in bound] == [LAYER, LAYER] and bound[0].spec.feature == (3,)
+    assert all(isinstance(b, BoundIntervention) for b in bound)
+    assert [b.edit for b in steer(binder, items)] == [b.edit for b in bound]  # the same spec is not bound again
+    assert binder.for_request(None) == () and steer(binder, []) == ()
 
 
 @pytest.mark.parametrize("item, message", [
@@ -75,43 +83,46 @@ def test_good_steering_is_parsed_and_gets_the_default_layer(policy):
     ({"op": "steer", "feature": 3, "alpha": 2, "layer": N_LAYERS}, f"layer {N_LAYERS} is out of range"),
     ({"op": "steer", "feature": 3, "alpha": float("nan")}, "alpha must be finite"),
     ({"op": "steer", "feature": 3, "alpha": 1e9}, "alpha"),
-    ({"op": "steer", "feature": 3, "alpha": 500}, "exceeds this server's cap of 128"),
-    ({"op": "add", "vector": [1.0] * 32, "dose": 9}, "exceeds this server's cap of 8"),
+    ({"op": "steer", "feature": 3, "alpha": 500}, r"cap |alpha| <= 128"),
+    ({"op": "add", "vector": [1.0] * 32, "dose": 9}, r"cap |dose| <= 8"),
     ({"op": "add", "vector": [1.0] * 5, "dose": 1}, "vector has 5 entries"),
     ({"op": "steer", "feature": "3", "alpha": 2}, "feature"),
     ({"op": "steer", "feature": 3, "alpha": "2"}, "alpha: Input should be a valid number"),
     ({"op": "steer", "feature": 3, "alpha": 2, "dose": 2}, "dose is not used by op 'steer'"),
-    ({"op": "reconstruct"}, "op: must be one of"),
-    ({"op": "steer", "feature": 3, "alpha": 2, "colour": "red"}, "unknown key 'colour'"),
+    ({"op": "reconstruct"}, "op: must be one of steer, add, ablate, clamp"),
+    ({"op": "steer", "feature": 3, "alpha": 2, "colour": "red"}, "unknown key 'steering[0].colour'"),
     ({"op": "steer", "feature": 75, "alpha": 2}, "b_excl"),  # a base-only latent on the RL side
-    ("steer", "must be a JSON object"),
+    ("steer", "Input should be an object"),
 ])
-def test_bad_steering_is_refused_with_its_cause(policy, item, message):
-    with pytest.raises(UserError, match=message) as info:
-        policy.for_request([item])
-    assert str(info.value).startswith("steering[0]")
+def test_bad_steering_is_refused_with_its_cause(binder, item, message):
+    with pytest.raises(UserError) as info:
+        steer(binder, [item])
+    assert message in str(info.value) and "steering[0]" in str(info.value) and "\n" not in str(info.value)
 
 
-def test_steering_must_be_a_short_list(policy):
-    with pytest.raises(UserError, match="must be a list"):
-        policy.parse({"op": "steer"}, "steering")
-    with pytest.raises(UserError, match="exceed the cap of 16"):
-        policy.for_request([{"op": "steer", "feature": 3, "alpha": 2}] * 17)
+def test_steering_must_be_a_short_list(binder):
+    with pytest.raises(UserError, match="steering: Input should be a valid array"):
+        steer(binder, {"op": "steer"})
+    with pytest.raises(UserError, match="17 items exceed the cap of 16"):
+        steer(binder, [{"op": "steer", "feature": 3, "alpha": 2}] * 17)
 
 
-def test_profile_is_the_default_and_a_request_replaces_it(policy, tmp_path):
+def test_profile_is_the_default_and_a_request_replaces_it(binder, tmp_path):
     path = tmp_path / "profile.json"
     path.write_text(json.dumps({"steering": [{"op": "steer", "feature": 5, "alpha": 3}]}))
-    profiled = SteeringPolicy(policy.model, policy.crosscoder, 0, ServerSettings(model="x", layer=LAYER, profile=str(path)))
-    assert [s.feature for s in profiled.for_request(None)] == [(5,)]
+    profiled = SteeringBinder(binder.model, binder.crosscoder, 0, DIAL, LAYER, profile=path)
+    assert [b.spec.feature for b in profiled.for_request(None)] == [(5,)]
     assert profiled.for_request([]) == ()
     path.write_text(json.dumps([{"op": "steer", "feature": 9999, "alpha": 3}]))
-    with pytest.raises(UserError, match="profile.json: profile\\[0\\]: latent 9999"):
-        SteeringPolicy(policy.model, policy.crosscoder, 0, ServerSettings(model="x", layer=LAYER, profile=str(path)))
+    with pytest.raises(UserError, match="profile.json: steering\\[0\\]: latent 9999"):
+        SteeringBinder(binder.model, binder.crosscoder, 0, DIAL, LAYER, profile=path)
+    path.write_text(json.dumps([{"op": "steer", "feature": 5, "alpha": 300}]))
+    with pytest.raises(UserError, match="profile.json: steering\\[0\\].alpha: alpha=300 exceeds the cap"):
+        SteeringBinder(binder.model, binder.crosscoder, 0, DIAL, LAYER, profile=path)
 
 
-def test_features_fall_back_to_decoder_norms_and_prefer_a_ranking_file(policy, tmp_path):
-    listing = list_features(policy.crosscoder, None, 0, limit=5)
+def test_features_fall_back_to_decoder_norms_and_prefer_a_ranking_file(binder, tmp_path):
+    listing = list_features(binder.crosscoder, None, 0, limit=5)
     assert listing["source"] == "decoder_norms" and len(listing["data"]) == 5
     assert [row["group"] for row in listing["data"]] == ["a_excl"] * 5  # Δ = 0 first
     assert all(row["delta"] == 0.0 and row["steerable"] for row in listing["data"])
@@ -119,7 +130,7 @@ def test_features_fall_back_to_decoder_norms_and_prefer_a_ranking_file(policy, t
                            {"latent": 75, "group": "b_excl", "strict_auroc": 0.6, "strict_d": 0.1}]}
     (tmp_path / "features.json").write_text(json.dumps(ranking))
     (tmp_path / "cc").mkdir()
-    listing = list_features(policy.crosscoder, tmp_path / "cc", 0, limit=10)
+    listing = list_features(binder.crosscoder, tmp_path / "cc", 0, limit=10)
     assert listing["source"].endswith("features.json")
     assert listing["data"] == [{"latent": 12, "group": "shared", "strict_auroc": 0.9, "strict_d": 2.0, "steerable": True},
                                {"latent": 75, "group": "b_excl", "strict_auroc": 0.6, "strict_d": 0.1, "steerable": False}]
@@ -221,7 +232,7 @@ def saved_model(tmp_path_factory):
 
 @pytest.mark.parametrize("args, message", [
     (["--prompt-format", "jinja"], "unknown prompt format 'jinja'"),
-    (["--profile", "PROFILE"], "profile[0]: steer on feature [3] needs a crosscoder"),
+    (["--profile", "PROFILE"], "steering[0]: steer on feature [3] needs a crosscoder"),
 ])
 def test_serve_refuses_bad_settings_in_one_line_before_binding(saved_model, tmp_path, args, message):
     import subprocess

@@ -28,7 +28,7 @@ from tooldiff.serve.output import assemble, OutputAssembler
 from tooldiff.serve.prompting import RenderedPrompt, render_request
 from tooldiff.serve.responses import completion_body, completion_id, error_body
 from tooldiff.serve.schemas import ChatRequest, parse_chat_request
-from tooldiff.serve.steering import Steering, SteeringPolicy
+from tooldiff.serve.steering import Steering, SteeringBinder
 from tooldiff.serve.streaming import failure_message, stream_job
 
 log = logging.getLogger("tooldiff.serve")
@@ -47,7 +47,10 @@ def create_app(settings: ServerSettings, engine: Engine) -> FastAPI:
     """The app around a (not yet started) engine; the app's lifespan starts and stops it."""
     settings = settings.check()
     served = engine.served
-    policy = SteeringPolicy(served.model, served.crosscoder, served.model_index, settings)
+    default_layer = settings.layer if settings.layer is not None else (
+        served.crosscoder.info.layer if served.crosscoder is not None else None)
+    steering_binder = SteeringBinder(served.model, served.crosscoder, served.model_index, settings.steering_policy,
+                                     default_layer, settings.profile)
     banned = served.call_open_token_ids()
     started = int(time.time())
 
@@ -93,10 +96,10 @@ def create_app(settings: ServerSettings, engine: Engine) -> FastAPI:
     @app.post("/v1/chat/completions")
     async def chat(request: Request):
         require_key(request)
-        req = parse_chat_request(await _read_body(request, settings.max_body_bytes))
+        req = parse_chat_request(await _read_body(request, settings.max_body_bytes), default_layer)
         if req.model != served.name:
             raise ApiError(404, f"model {req.model!r} does not exist; this server serves {served.name!r}", code="model_not_found")
-        steering = policy.for_request(req.steering)
+        steering = steering_binder.for_request(req.steering)
         rendered = _render(served.tokenizer, req, settings.prompt_format)
         job = _job(req, rendered, steering)
         try:

@@ -12,6 +12,7 @@ from typing import Optional
 from pydantic import BaseModel, ConfigDict
 
 from tooldiff.errors import UserError
+from tooldiff.interventions.policy import DIAL, SteeringPolicy
 from tooldiff.prompts import PromptFormat
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
@@ -48,9 +49,9 @@ class ServerSettings(BaseModel):
     default_max_tokens: int = 128
     max_body_bytes: int = 1_000_000
     request_timeout_s: float = 120.0
-    max_steering_items: int = 16
-    max_abs_alpha: float = 128.0  # the paper's grid tops out at 64
-    max_abs_dose: float = 8.0  # relative doses beyond ~2 already break generation (SPEC 5)
+    max_steering_items: int = DIAL.max_items
+    max_abs_alpha: float = DIAL.max_abs_alpha
+    max_abs_dose: float = DIAL.max_abs_dose
 
     def check(self) -> "ServerSettings":
         if not 0 <= self.port <= 65535:
@@ -81,6 +82,12 @@ class ServerSettings(BaseModel):
         if self.api_key is not None and not self.api_key.strip():
             raise UserError("api_key is empty; leave it out to serve without a key")
         return self
+
+    @property
+    def steering_policy(self) -> SteeringPolicy:
+        """The dial's policy (interventions.policy.DIAL) with this server's caps."""
+        return DIAL.model_copy(update={"max_abs_alpha": self.max_abs_alpha, "max_abs_dose": self.max_abs_dose,
+                                       "max_items": self.max_steering_items})
 
     @property
     def is_loopback(self) -> bool:
