@@ -2,6 +2,7 @@
 
 import json
 import random
+from pathlib import Path
 
 import pytest
 import torch
@@ -10,7 +11,8 @@ from test_interventions_support import LAYER, N_LAYERS, tiny_crosscoder, tiny_mo
 from tooldiff.errors import UserError
 from tooldiff.interventions import DIAL, BoundIntervention
 from tooldiff.serve.config import ServerSettings
-from tooldiff.serve.features import list_features
+from tooldiff.features.ranking import write_ranking
+from tooldiff.serve.features import list_features, load_feature_list
 from tooldiff.serve.output import OutputAssembler, assemble
 from tooldiff.serve.prompting import render_request
 from tooldiff.serve.schemas import parse_chat_request
@@ -121,19 +123,36 @@ def test_profile_is_the_default_and_a_request_replaces_it(binder, tmp_path):
         SteeringBinder(binder.model, binder.crosscoder, 0, DIAL, LAYER, profile=path)
 
 
-def test_features_fall_back_to_decoder_norms_and_prefer_a_ranking_file(binder, tmp_path):
-    listing = list_features(binder.crosscoder, None, 0, limit=5)
-    assert listing["source"] == "decoder_norms" and len(listing["data"]) == 5
-    assert [row["group"] for row in listing["data"]] == ["a_excl"] * 5  # Δ = 0 first
-    assert all(row["delta"] == 0.0 and row["steerable"] for row in listing["data"])
-    ranking = {"latents": [{"latent": 12, "group": "shared", "strict_auroc": 0.9, "strict_d": 2.0, "extra": 1},
-                           {"latent": 75, "group": "b_excl", "strict_auroc": 0.6, "strict_d": 0.1}]}
-    (tmp_path / "features.json").write_text(json.dumps(ranking))
-    (tmp_path / "cc").mkdir()
-    listing = list_features(binder.crosscoder, tmp_path / "cc", 0, limit=10)
-    assert listing["source"].endswith("features.json")
-    assert listing["data"] == [{"latent": 12, "group": "shared", "strict_auroc": 0.9, "strict_d": 2.0, "steerable": True},
-                               {"latent": 75, "group": "b_excl", "strict_auroc": 0.6, "strict_d": 0.1, "steerable": False}]
+def test_features_fall_back_explicitly_and_take_the_ranking_of_this_crosscoder(binder, tmp_path):
+    cc = binder.crosscoder
+    cc_dir = cc.save(tmp_path / "run" / "crosscoders" / "dfc")
+    fallback = list_features(cc, load_feature_list(cc, cc_dir, None), 0, limit=5)
+    assert fallback["source"] == "decoder_norms" and fallback["note"].startswith("no ranking at") and len(fallback["data"]) == 5
+    assert [row["group"] for row in fallback["data"]] == ["a_excl"] * 5  # Δ = 0 first
+    assert all(row["delta"] == 0.0 and row["steerable"] for row in fallback["data"])
+
+    latents = [{"latent": i, "group": cc.latent_group(i), "strict_auroc": 0.5, "extra": 1} for i in range(cc.dict_size)]
+    path = write_ranking(tmp_path / "run" / "experiment", "dfc", {"latents": latents[::-1]}, cc_dir).resolve()
+    found = load_feature_list(cc, cc_dir, None)  # the run layout: RUN/crosscoders/dfc -> RUN/experiment/features/dfc.json
+    listing = list_features(cc, found, 0, limit=2)
+    assert listing["source"] == str(path) and "note" not in listing
+    assert listing["data"] == [{"latent": 79, "group": "b_excl", "strict_auroc": 0.5, "steerable": False},
+                               {"latent": 78, "group": "b_excl", "strict_auroc": 0.5, "steerable": False}]
+    for given in (path, tmp_path / "run" / "experiment"):  # --features: the file, or the experiment directory
+        assert Path(load_feature_list(cc, cc_dir, str(given)).source).resolve() == path
+
+    other_cc = tiny_crosscoder(seed=1)
+    other = other_cc.save(tmp_path / "other" / "crosscoders" / "dfc")
+    with pytest.raises(UserError, match="computed from other weights"):  # asked for: refused
+        load_feature_list(other_cc, other, str(path))
+    stale = tmp_path / "other" / "experiment" / "features" / "dfc.json"
+    stale.parent.mkdir(parents=True)
+    stale.write_text(path.read_text())
+    skipped = load_feature_list(other_cc, other, None)  # found by the layout: not used, and the note says why
+    assert skipped.source == "decoder_norms" and "computed from other weights" in skipped.note
+    with pytest.raises(UserError, match="does not rank the 80 latents"):
+        path.write_text(json.dumps({"latents": latents[:5]}))
+        load_feature_list(cc, cc_dir, str(path))
 
 
 # --- prompts ------------------------------------------------------------------------------

@@ -161,6 +161,8 @@ def demo(
 def serve(
     model: str = typer.Option(..., help="Model directory to serve (HF save_pretrained, safetensors)."),
     crosscoder: Optional[str] = typer.Option(None, help="Crosscoder checkpoint directory: steer by feature id."),
+    features: Optional[str] = typer.Option(None, help="The crosscoder's feature ranking, or the experiment directory "
+                                                      "holding features/<name>.json (default: the run layout's)."),
     layer: Optional[int] = typer.Option(None, help="Default layer of steering items that give none (else the crosscoder's)."),
     profile: Optional[Path] = typer.Option(None, help="JSON list of interventions applied to requests that send no steering."),
     prompt_format: str = typer.Option("chat-template", help=" | ".join(PROMPT_FORMATS) + "."),
@@ -191,7 +193,7 @@ def serve(
     from tooldiff.serve import serve as run_server
 
     settings = ServerSettings(
-        model=model, crosscoder=crosscoder, layer=layer, profile=str(profile) if profile else None,
+        model=model, crosscoder=crosscoder, features=features, layer=layer, profile=str(profile) if profile else None,
         prompt_format=prompt_format, host=host, port=port, api_key=api_key, model_name=model_name,
         model_index=model_index, device=device, dtype=dtype, threads=threads, max_batch_size=max_batch_size,
         batch_wait_ms=batch_wait_ms, max_queue=max_queue, max_prompt_tokens=max_prompt_tokens,

@@ -35,6 +35,8 @@ def serve(settings: ServerSettings, announce=print) -> None:
     announce(f"serving {served.name!r} on http://{settings.host}:{settings.port}/v1 "
              f"(prompt format {settings.prompt_format}, crosscoder {settings.crosscoder or 'none'}, "
              f"model index {served.model_index}, api key {'on' if settings.api_key else 'off'})")
+    if served.features is not None:
+        announce(f"steering features: {served.features.source}" + (f" ({served.features.note})" if served.features.note else ""))
     uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning", timeout_graceful_shutdown=5)
 
 

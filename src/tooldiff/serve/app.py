@@ -23,7 +23,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from tooldiff.errors import UserError
 from tooldiff.serve.config import ServerSettings
 from tooldiff.serve.engine import Engine, Job, JobResult, QueueFull
-from tooldiff.serve.features import list_features
+from tooldiff.serve.features import by_decoder_norms, list_features
 from tooldiff.serve.output import assemble, OutputAssembler
 from tooldiff.serve.prompting import RenderedPrompt, render_request
 from tooldiff.serve.responses import completion_body, completion_id, error_body
@@ -91,7 +91,8 @@ def create_app(settings: ServerSettings, engine: Engine) -> FastAPI:
         if served.crosscoder is None:
             raise ApiError(404, "no crosscoder is loaded: start the server with --crosscoder to steer by feature id")
         limit = _int_param(request, "limit", default=100, low=1, high=MAX_FEATURES_LISTED)
-        return list_features(served.crosscoder, served.crosscoder_dir, served.model_index, limit)
+        features = served.features or by_decoder_norms(served.crosscoder, "no ranking was loaded with the model")
+        return list_features(served.crosscoder, features, served.model_index, limit)
 
     @app.post("/v1/chat/completions")
     async def chat(request: Request):

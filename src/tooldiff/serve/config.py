@@ -24,6 +24,7 @@ class ServerSettings(BaseModel):
     # What to serve.
     model: str
     crosscoder: Optional[str] = None
+    features: Optional[str] = None  # the crosscoder's feature ranking, or the experiment dir holding it
     layer: Optional[int] = None  # default layer of steering items that name none
     profile: Optional[str] = None  # JSON file: the default steering of every request
     prompt_format: PromptFormat = "chat-template"
@@ -73,6 +74,8 @@ class ServerSettings(BaseModel):
             raise UserError(f"batch_wait_ms must be a finite number >= 0, got {self.batch_wait_ms}")
         if self.default_max_tokens > self.max_tokens_cap:
             raise UserError(f"default_max_tokens {self.default_max_tokens} exceeds max_tokens_cap {self.max_tokens_cap}")
+        if self.features is not None and self.crosscoder is None:
+            raise UserError("--features needs --crosscoder: a ranking lists the latents of one crosscoder")
         if self.layer is not None and self.layer < 0:
             raise UserError(f"layer must be >= 0, got {self.layer}")
         if self.threads is not None and self.threads < 1:
