@@ -9,8 +9,9 @@ import torch
 
 from test_interventions_support import D_MODEL, LAYER, N_LAYERS, tiny_crosscoder, tiny_model, tiny_tokenizer
 from tooldiff.errors import UserError
+from tooldiff.interventions.policy import SteeringPolicy
 from tooldiff.interventions import (
-    DIAL, LIBRARY, Intervention, bind, generate_completions, intervene, parse_intervention, parse_interventions,
+    LIBRARY, Intervention, bind, generate_completions, intervene, parse_intervention, parse_interventions,
     read_steering_file,
 )
 
@@ -146,6 +147,9 @@ def test_steering_files_are_a_list_or_an_object(tmp_path, content):
     assert read_steering_file(path) == (Intervention(op="steer", layer=1, feature=(4, 5), alpha=6.0),)
 
 
+DIAL = SteeringPolicy(ops=("steer", "add", "ablate", "clamp"), max_abs_alpha=128.0, max_abs_dose=8.0, max_items=16)
+
+
 @pytest.mark.parametrize("content, policy, message", [
     ([{"op": "steer", "layer": 1, "feature": 4, "alpha": "6"}], LIBRARY, r"steering\[0\]\.alpha: Input should be a valid number"),
     ([{"op": "steer", "feature": 4, "alpha": 6}], LIBRARY, r"steering\[0\]\.layer: Field required"),
@@ -165,9 +169,12 @@ def test_steering_file_errors_are_one_line(tmp_path, content, policy, message):
         read_steering_file(tmp_path / "missing.json")
 
 
-def test_the_library_policy_admits_every_op_and_the_dial_has_its_caps():
+def test_the_library_policy_admits_every_op_and_a_dial_refuses_what_it_does_not_allow():
     specs = [Intervention(op="reconstruct", layer=0), Intervention(op="steer", layer=0, feature=1, alpha=500.0)]
     LIBRARY.admit(specs, "x")
     with pytest.raises(UserError, match=r"x\[0\]\.alpha: alpha=500 exceeds the cap \|alpha\| <= 128"):
         DIAL.model_copy(update={"ops": ("steer",)}).admit(specs[1:], "x")
-    assert (DIAL.max_abs_alpha, DIAL.max_abs_dose, DIAL.max_items) == (128.0, 8.0, 16)
+    with pytest.raises(UserError, match=r"x\[0\]\.op: must be one of steer, add, ablate, clamp, got 'reconstruct'"):
+        DIAL.admit(specs, "x")
+    with pytest.raises(UserError, match="x: 17 items exceed the cap of 16"):
+        DIAL.admit(specs[1:] * 17, "x")

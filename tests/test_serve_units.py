@@ -2,6 +2,7 @@
 
 import json
 import random
+import re
 from pathlib import Path
 
 import pytest
@@ -9,8 +10,8 @@ import torch
 
 from test_interventions_support import LAYER, N_LAYERS, tiny_crosscoder, tiny_model, tiny_tokenizer
 from tooldiff.errors import UserError
-from tooldiff.interventions import DIAL, BoundIntervention
-from tooldiff.serve.config import ServerSettings
+from tooldiff.interventions import BoundIntervention
+from tooldiff.serve.config import ServerSettings, server_settings
 from tooldiff.features.ranking import write_ranking
 from tooldiff.serve.features import list_features, load_feature_list
 from tooldiff.serve.output import OutputAssembler, assemble
@@ -59,6 +60,9 @@ def test_a_good_request_parses_with_its_defaults():
 
 
 # --- steering -----------------------------------------------------------------------------
+DIAL = ServerSettings(model="m").steering_policy  # the server's default dial
+
+
 @pytest.fixture(scope="module")
 def binder():
     tok = tiny_tokenizer()
@@ -268,12 +272,36 @@ def test_serve_refuses_bad_settings_in_one_line_before_binding(saved_model, tmp_
 
 
 @pytest.mark.parametrize("settings, message", [
-    (dict(port=70000), "port 70000 is out of range"),
+    (dict(port=70000), "port: Input should be less than or equal to 65535"),
     (dict(max_tokens_cap=8), "default_max_tokens 128 exceeds max_tokens_cap 8"),
-    (dict(max_queue=0), "max_queue must be >= 1"),
-    (dict(request_timeout_s=float("inf")), "request_timeout_s must be a finite number"),
-    (dict(api_key="  "), "api_key is empty"),
+    (dict(max_queue=0), "max_queue: Input should be greater than or equal to 1"),
+    (dict(request_timeout_s=float("inf")), "request_timeout_s: Input should be a finite number"),
+    (dict(api_key="  "), "api_key: the key is empty"),
+    (dict(features="ranking.json"), "features needs a crosscoder"),
+    (dict(prompt_format="jinja"), "unknown prompt format 'jinja'"),
 ])
 def test_nonsense_settings_are_user_errors(settings, message):
-    with pytest.raises(UserError, match=message):
-        ServerSettings(model="m", **settings).check()
+    with pytest.raises(UserError, match=re.escape(message)) as info:
+        server_settings(model="m", **settings)
+    assert str(info.value).startswith("server settings: ")
+
+
+def test_the_serve_command_is_built_from_the_settings_model(monkeypatch):
+    from typer.testing import CliRunner
+
+    import tooldiff.serve
+    from tooldiff.cli import app
+
+    seen = []
+    monkeypatch.setattr(tooldiff.serve, "serve", lambda settings, announce: seen.append(settings))
+    monkeypatch.setenv("TOOLDIFF_API_KEY", "k3y")
+    args = ["serve", "--model", "m", "--timeout", "3", "--max-alpha", "5", "--max-steering-items", "2", "--port", "9"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert seen == [ServerSettings(model="m", request_timeout_s=3.0, max_abs_alpha=5.0, max_steering_items=2, port=9,
+                                   api_key="k3y")]
+    assert seen[0].steering_policy.max_abs_alpha == 5.0 and seen[0].steering_policy.max_items == 2
+    help_text = CliRunner().invoke(app, ["serve", "--help"], env={"COLUMNS": "200"}).output
+    flags = {name: (field.json_schema_extra or {}).get("flag", "--" + name.replace("_", "-"))
+             for name, field in ServerSettings.model_fields.items()}
+    assert all(flag in help_text for flag in flags.values()) and len(flags) == 25

@@ -23,6 +23,16 @@ def describe_validation(err) -> str:
     return f"{where}: {msg}" if where else msg
 
 
+def validated(model_cls, data: dict, source: str):
+    """`model_cls` validated from `data`; a ValidationError becomes one UserError line naming `source`."""
+    from pydantic import ValidationError
+
+    try:
+        return model_cls.model_validate(data)
+    except ValidationError as e:
+        raise UserError(f"{source}: {describe_validation(e)}") from None
+
+
 def error_location(loc) -> str:
     """("steering", 0, "alpha") -> "steering[0].alpha"."""
     where = ""

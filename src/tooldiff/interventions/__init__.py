@@ -10,13 +10,13 @@ See docs/interventions.md for the formulas and the position semantics.
 from tooldiff.interventions.bind import BoundIntervention, bind
 from tooldiff.interventions.generate import Completion, generate, generate_completions
 from tooldiff.interventions.hooks import bind_interventions, intervene
-from tooldiff.interventions.policy import DIAL, LIBRARY, SteeringPolicy
+from tooldiff.interventions.policy import LIBRARY, SteeringPolicy
 from tooldiff.interventions.spec import (
     OPS, POSITIONS, Intervention, parse_intervention, parse_interventions, read_steering_file,
 )
 
 __all__ = [
-    "DIAL", "LIBRARY", "OPS", "POSITIONS", "BoundIntervention", "Completion", "Intervention", "SteeringPolicy",
-    "bind", "bind_interventions", "generate", "generate_completions", "intervene", "parse_intervention",
+    "LIBRARY", "OPS", "POSITIONS", "BoundIntervention", "Completion", "Intervention", "SteeringPolicy", "bind",
+    "bind_interventions", "generate", "generate_completions", "intervene", "parse_intervention",
     "parse_interventions", "read_steering_file",
 ]

@@ -1,12 +1,11 @@
 """What a caller lets steering do: the allowed ops, a cap on each knob, how many items may stack.
 
-One object holds every cap, so each number is written once:
+One object holds a caller's caps, so each number is written once:
 - `LIBRARY`: guard rails against typos, checked by every `Intervention` (the experiment's own
   grid lies far inside them): every op, |alpha| <= 1000, |dose| <= 100, |value| <= 1e6.
-- `DIAL`: the server's runtime dial, for requests from anyone who can reach it: no reconstruct
-  (a research tool), |alpha| <= 128 (the paper's grid tops out at 64), |dose| <= 8 (relative
-  doses above ~2 already break generation, SPEC section 5), at most 16 items a request. The
-  server's settings start from it (`tooldiff serve --max-alpha/--max-dose` change them).
+- the server's dial: `ServerSettings.steering_policy` (serve/config.py), from the settings'
+  caps (|alpha| <= 128, |dose| <= 8, 16 items by default; `tooldiff serve --max-alpha ...`)
+  and the dial's ops (no reconstruct).
 """
 
 from __future__ import annotations
@@ -69,4 +68,3 @@ class SteeringPolicy(BaseModel):
 
 
 LIBRARY = SteeringPolicy()
-DIAL = SteeringPolicy(ops=("steer", "add", "ablate", "clamp"), max_abs_alpha=128.0, max_abs_dose=8.0, max_items=16)

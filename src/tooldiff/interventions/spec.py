@@ -17,7 +17,7 @@ from typing import Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, ValidationError, ValidationInfo, field_validator, model_validator
 
-from tooldiff.errors import UserError, describe_validation
+from tooldiff.errors import UserError, describe_validation, validated
 from tooldiff.interventions.policy import KNOB_OF_OP, KNOBS, LIBRARY, OPS, Op, SteeringPolicy
 
 Positions = Literal["last_prompt", "prompt", "generated", "all"]
@@ -172,10 +172,7 @@ def parse_intervention(obj: Any) -> Intervention:
             raise UserError(f"bad intervention JSON: {e}") from None
     if not isinstance(obj, dict):
         raise UserError(f"an intervention must be a JSON object, got {type(obj).__name__}")
-    try:
-        return Intervention.model_validate(obj)
-    except ValidationError as e:
-        raise UserError(f"bad intervention: {describe_validation(e)}") from None
+    return validated(Intervention, obj, "bad intervention")
 
 
 def parse_interventions(obj: Any) -> list[Intervention]:

@@ -45,7 +45,6 @@ class ApiError(Exception):
 
 def create_app(settings: ServerSettings, engine: Engine) -> FastAPI:
     """The app around a (not yet started) engine; the app's lifespan starts and stops it."""
-    settings = settings.check()
     served = engine.served
     default_layer = settings.layer if settings.layer is not None else (
         served.crosscoder.info.layer if served.crosscoder is not None else None)
