@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.text import Text
 
 from tooldiff.errors import UserError
+from tooldiff.progress import VERBOSE_ENV
 from tooldiff.prompts import PROMPT_FORMATS
 from tooldiff.serve.config import ServerSettings
 
@@ -26,6 +27,14 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 err_console = Console(stderr=True)
+
+
+@app.callback()
+def options(verbose: bool = typer.Option(False, "--verbose", help="Also show the libraries' own progress bars and "
+                                                                   "warnings (hidden by default).")) -> None:
+    """Find, prove and control the features an RL fine-tune adds for tool calling."""
+    if verbose:
+        os.environ[VERBOSE_ENV] = "1"  # worker processes inherit it
 
 
 # --- evaluation -------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """Everything that touches Hugging Face model internals, shared by every stage.
 
-Loading (safetensors only), the decoder-layer table, the layer-output tuple/tensor dance of
+Loading and saving (safetensors only; transformers' own bars hidden, see
+progress.library_quiet), the decoder-layer table, the layer-output tuple/tensor dance of
 transformers 4 vs 5, prompt rendering through the chat template, and model-pair checks.
 """
 
@@ -14,6 +15,7 @@ import torch
 from torch import nn
 
 from tooldiff.errors import UserError
+from tooldiff.progress import library_quiet
 
 # Where each architecture keeps its list of decoder blocks (config.model_type -> attribute path).
 LAYER_PATHS: dict[str, str] = {
@@ -108,11 +110,12 @@ def load_tokenizer(path: str | Path):
 
     cfg_file = Path(path) / "tokenizer_config.json"
     try:
-        if cfg_file.is_file():
-            cls = json.loads(cfg_file.read_text()).get("tokenizer_class")
-            if cls == "PreTrainedTokenizerFast":
-                return PreTrainedTokenizerFast.from_pretrained(str(path))
-        return AutoTokenizer.from_pretrained(str(path))
+        with library_quiet():
+            if cfg_file.is_file():
+                cls = json.loads(cfg_file.read_text()).get("tokenizer_class")
+                if cls == "PreTrainedTokenizerFast":
+                    return PreTrainedTokenizerFast.from_pretrained(str(path))
+            return AutoTokenizer.from_pretrained(str(path))
     except (OSError, ValueError, json.JSONDecodeError) as e:
         raise UserError(f"cannot load tokenizer from {path}: {str(e).splitlines()[0]}") from None
 
@@ -122,12 +125,17 @@ def load_model(path: str | Path, device: str = "cpu", dtype: str = "float32") ->
     from transformers import AutoModelForCausalLM
 
     try:
-        model = AutoModelForCausalLM.from_pretrained(
-            str(path), dtype=parse_dtype(dtype), use_safetensors=True
-        )
+        with library_quiet():
+            model = AutoModelForCausalLM.from_pretrained(str(path), dtype=parse_dtype(dtype), use_safetensors=True)
     except (OSError, ValueError) as e:
         raise UserError(f"cannot load model from {path}: {str(e).splitlines()[0]}") from None
     return model.to(resolve_device(device)).eval()
+
+
+def save_model(model: nn.Module, path: str | Path) -> None:
+    """save_pretrained as safetensors, without transformers' "Writing model shards" bar."""
+    with library_quiet():
+        model.save_pretrained(str(path), safe_serialization=True)
 
 
 def render_prompt(tokenizer, record: dict) -> str:
