@@ -52,7 +52,7 @@ def test_verbose_is_a_global_option_that_reaches_the_command(monkeypatch):
     from tooldiff.progress import VERBOSE_ENV, verbose
 
     seen = []
-    monkeypatch.delenv(VERBOSE_ENV, raising=False)
+    monkeypatch.setenv(VERBOSE_ENV, "0")  # recorded, so the --verbose run below is undone after the test
     monkeypatch.setattr(tooldiff.serve, "serve", lambda settings, announce: seen.append(verbose()))
     assert CliRunner().invoke(app, ["serve", "--model", "m"]).exit_code == 0
     assert CliRunner().invoke(app, ["--verbose", "serve", "--model", "m"]).exit_code == 0

@@ -4,7 +4,6 @@ import pytest
 import torch
 from transformers import AutoConfig
 
-from test_interventions_support import tiny_model, tiny_tokenizer
 from tooldiff import hf
 from tooldiff.errors import UserError
 from tooldiff.progress import VERBOSE_ENV
@@ -14,12 +13,12 @@ LIBRARY_BARS = ("Loading weights", "Writing model shards")
 
 
 @pytest.mark.parametrize("verbose", [False, True])
-def test_loads_and_saves_show_no_library_bars_unless_verbose(tmp_path, capfd, monkeypatch, verbose):
+def test_loads_and_saves_show_no_library_bars_unless_verbose(tiny, tmp_path, capfd, monkeypatch, verbose):
     if verbose:
         monkeypatch.setenv(VERBOSE_ENV, "1")
-    tok = tiny_tokenizer()
+    tok = tiny.tokenizer()
     capfd.readouterr()
-    hf.save_model(tiny_model("qwen2", len(tok)), tmp_path)
+    hf.save_model(tiny.model("qwen2", len(tok)), tmp_path)
     tok.save_pretrained(tmp_path)
     hf.load_model(tmp_path), hf.load_tokenizer(tmp_path)
     shown = capfd.readouterr()
@@ -30,10 +29,10 @@ def test_loads_and_saves_show_no_library_bars_unless_verbose(tmp_path, capfd, mo
     assert hf_logging.is_progress_bar_enabled()  # restored: nothing global was left switched off
 
 
-def test_pair_configs_are_checked_from_config_files_alone(tmp_path):
-    tok = tiny_tokenizer()
+def test_pair_configs_are_checked_from_config_files_alone(tiny, tmp_path):
+    tok = tiny.tokenizer()
     for name, layers in (("a", 3), ("b", 3), ("c", 2)):
-        tiny_model("qwen2", len(tok)).config.__class__(hidden_size=32, num_hidden_layers=layers, num_attention_heads=4,
+        tiny.model("qwen2", len(tok)).config.__class__(hidden_size=32, num_hidden_layers=layers, num_attention_heads=4,
                                                       intermediate_size=64).save_pretrained(tmp_path / name)
     assert hf.check_pair_configs(tmp_path / "a", tmp_path / "b", tok, tok, layer=2) == (32, 3)
     with pytest.raises(UserError, match="3 vs 2 decoder layers"):

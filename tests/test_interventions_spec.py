@@ -7,7 +7,6 @@ import math
 import pytest
 import torch
 
-from test_interventions_support import D_MODEL, LAYER, N_LAYERS, tiny_crosscoder, tiny_model, tiny_tokenizer
 from tooldiff.errors import UserError
 from tooldiff.interventions.policy import SteeringPolicy
 from tooldiff.interventions import (
@@ -69,48 +68,49 @@ def test_vector_from_tensor_and_hashable():
 
 
 @pytest.fixture(scope="module")
-def model():
-    return tiny_model("qwen2", vocab_size=64)
+def model(tiny):
+    return tiny.model("qwen2", vocab_size=64)
 
 
+# The `tiny` fixture's decoders have 3 layers of width 32; its crosscoder reads layer 1.
 @pytest.mark.parametrize(
     "spec, model_index, message",
     [
-        (dict(op="steer", layer=N_LAYERS, vector=[1.0] * D_MODEL, alpha=2.0), 0, "layer 3 is out of range"),
-        (dict(op="steer", layer=LAYER, feature=80, alpha=2.0), 0, "latent 80 out of range"),
-        (dict(op="ablate", layer=LAYER, feature=[3, 1000]), 0, "latent 1000 out of range"),
-        (dict(op="steer", layer=LAYER, feature=75, alpha=2.0), 0, "b_excl: model A"),
-        (dict(op="ablate", layer=LAYER, feature=2), 1, "a_excl: model B"),
-        (dict(op="add", layer=LAYER, feature=75, dose=1.0, from_model=0), 1, "b_excl: model A"),
-        (dict(op="add", layer=LAYER, vector=[1.0] * (D_MODEL + 1), dose=1.0), 0, "vector has 33 entries"),
-        (dict(op="reconstruct", layer=LAYER + 1), 0, "trained on layer 1"),
-        (dict(op="steer", layer=LAYER, feature=3, alpha=2.0), 2, "model_index 2 out of range"),
+        (dict(op="steer", layer=3, vector=[1.0] * 32, alpha=2.0), 0, "layer 3 is out of range"),
+        (dict(op="steer", layer=1, feature=80, alpha=2.0), 0, "latent 80 out of range"),
+        (dict(op="ablate", layer=1, feature=[3, 1000]), 0, "latent 1000 out of range"),
+        (dict(op="steer", layer=1, feature=75, alpha=2.0), 0, "b_excl: model A"),
+        (dict(op="ablate", layer=1, feature=2), 1, "a_excl: model B"),
+        (dict(op="add", layer=1, feature=75, dose=1.0, from_model=0), 1, "b_excl: model A"),
+        (dict(op="add", layer=1, vector=[1.0] * (32 + 1), dose=1.0), 0, "vector has 33 entries"),
+        (dict(op="reconstruct", layer=1 + 1), 0, "trained on layer 1"),
+        (dict(op="steer", layer=1, feature=3, alpha=2.0), 2, "model_index 2 out of range"),
     ],
 )
-def test_binding_errors(model, spec, model_index, message):
+def test_binding_errors(tiny, model, spec, model_index, message):
     with pytest.raises(UserError, match=message):
-        with intervene(model, [spec], tiny_crosscoder(), model_index):
+        with intervene(model, [spec], tiny.crosscoder(), model_index):
             pass
 
 
-def test_latent_ops_need_a_matching_crosscoder(model):
+def test_latent_ops_need_a_matching_crosscoder(tiny, model):
     with pytest.raises(UserError, match="needs a crosscoder"):
-        with intervene(model, [dict(op="reconstruct", layer=LAYER)]):
+        with intervene(model, [dict(op="reconstruct", layer=tiny.LAYER)]):
             pass
     with pytest.raises(UserError, match="width 16 does not match"):
-        with intervene(model, [dict(op="reconstruct", layer=LAYER)], tiny_crosscoder(d_model=16)):
+        with intervene(model, [dict(op="reconstruct", layer=tiny.LAYER)], tiny.crosscoder(d_model=16)):
             pass
 
 
-def test_transfer_of_a_direction_into_the_base_binds(model):
+def test_transfer_of_a_direction_into_the_base_binds(tiny, model):
     # A-exclusive latent 2 read from A's decoder, added into the base (model index 1).
-    with intervene(model, [dict(op="add", layer=LAYER, feature=2, dose=0.5, from_model=0)], tiny_crosscoder(), 1) as bound:
+    with intervene(model, [dict(op="add", layer=tiny.LAYER, feature=2, dose=0.5, from_model=0)], tiny.crosscoder(), 1) as bound:
         assert len(bound) == 1
 
 
-def test_a_bound_intervention_runs_only_where_it_was_bound(model):
-    spec = Intervention(op="steer", layer=LAYER, feature=3, alpha=2.0)
-    cc = tiny_crosscoder()
+def test_a_bound_intervention_runs_only_where_it_was_bound(tiny, model):
+    spec = Intervention(op="steer", layer=tiny.LAYER, feature=3, alpha=2.0)
+    cc = tiny.crosscoder()
     bound = bind(spec, model, cc, 0)
     with intervene(model, [bound]) as placed:  # no crosscoder needed: it is bound already
         assert placed[0].bound is bound
@@ -118,19 +118,19 @@ def test_a_bound_intervention_runs_only_where_it_was_bound(model):
         with intervene(model, [bound], cc, 1):
             pass
     with pytest.raises(UserError, match="bound for another model"):
-        with intervene(tiny_model("qwen2", vocab_size=64), [bound], cc, 0):
+        with intervene(tiny.model("qwen2", vocab_size=64), [bound], cc, 0):
             pass
 
 
-def test_generation_binds_each_spec_once_for_all_batches(monkeypatch):
+def test_generation_binds_each_spec_once_for_all_batches(tiny, monkeypatch):
     from tooldiff.interventions import hooks
 
-    tok = tiny_tokenizer()
-    lm = tiny_model("qwen2", len(tok))
+    tok = tiny.tokenizer()
+    lm = tiny.model("qwen2", len(tok))
     calls = []
     real_bind = hooks.bind
     monkeypatch.setattr(hooks, "bind", lambda *a: calls.append(a[0]) or real_bind(*a))
-    steer = dict(op="add", layer=LAYER, vector=[1.0] * D_MODEL, dose=0.5)
+    steer = dict(op="add", layer=tiny.LAYER, vector=[1.0] * tiny.D_MODEL, dose=0.5)
     per_row = [[steer], [], [steer], [steer, dict(steer, dose=-0.5)]]
     generate_completions(lm, tok, ["the weather", "a quick", "call the", "tools"], per_row, max_new_tokens=2,
                          batch_size=1, progress=False)

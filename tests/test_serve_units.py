@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 import torch
 
-from test_interventions_support import LAYER, N_LAYERS, tiny_crosscoder, tiny_model, tiny_tokenizer
 from tooldiff.errors import UserError
 from tooldiff.interventions import BoundIntervention
 from tooldiff.serve.config import ServerSettings, server_settings
@@ -64,29 +63,29 @@ DIAL = ServerSettings(model="m").steering_policy  # the server's default dial
 
 
 @pytest.fixture(scope="module")
-def binder():
-    tok = tiny_tokenizer()
-    model = tiny_model("qwen2", len(tok))
-    return SteeringBinder(model, tiny_crosscoder(), 0, DIAL, default_layer=LAYER)
+def binder(tiny):
+    tok = tiny.tokenizer()
+    model = tiny.model("qwen2", len(tok))
+    return SteeringBinder(model, tiny.crosscoder(), 0, DIAL, default_layer=tiny.LAYER)
 
 
-def steer(binder, items):
+def steer(tiny, binder, items):
     """A request's steering as the server treats it: validated with the body, then admitted and bound."""
-    return binder.for_request(parse_chat_request(request(steering=items), default_layer=LAYER).steering)
+    return binder.for_request(parse_chat_request(request(steering=items), default_layer=tiny.LAYER).steering)
 
 
-def test_good_steering_is_bound_once_and_gets_the_default_layer(binder):
+def test_good_steering_is_bound_once_and_gets_the_default_layer(tiny, binder):
     items = [{"op": "steer", "feature": 3, "alpha": 4.0}, {"op": "add", "vector": [1.0] * 32, "dose": -1, "positions": "all"}]
-    bound = steer(binder, items)
-    assert [b.layer for b in bound] == [LAYER, LAYER] and bound[0].spec.feature == (3,)
+    bound = steer(tiny, binder, items)
+    assert [b.layer for b in bound] == [tiny.LAYER, tiny.LAYER] and bound[0].spec.feature == (3,)
     assert all(isinstance(b, BoundIntervention) for b in bound)
-    assert [b.edit for b in steer(binder, items)] == [b.edit for b in bound]  # the same spec is not bound again
-    assert binder.for_request(None) == () and steer(binder, []) == ()
+    assert [b.edit for b in steer(tiny, binder, items)] == [b.edit for b in bound]  # the same spec is not bound again
+    assert binder.for_request(None) == () and steer(tiny, binder, []) == ()
 
 
 @pytest.mark.parametrize("item, message", [
     ({"op": "steer", "feature": 9999, "alpha": 2}, "latent 9999 out of range"),
-    ({"op": "steer", "feature": 3, "alpha": 2, "layer": N_LAYERS}, f"layer {N_LAYERS} is out of range"),
+    ({"op": "steer", "feature": 3, "alpha": 2, "layer": 3}, "layer 3 is out of range"),  # tiny decoders have 3
     ({"op": "steer", "feature": 3, "alpha": float("nan")}, "alpha must be finite"),
     ({"op": "steer", "feature": 3, "alpha": 1e9}, "alpha"),
     ({"op": "steer", "feature": 3, "alpha": 500}, r"cap |alpha| <= 128"),
@@ -100,34 +99,34 @@ def test_good_steering_is_bound_once_and_gets_the_default_layer(binder):
     ({"op": "steer", "feature": 75, "alpha": 2}, "b_excl"),  # a base-only latent on the RL side
     ("steer", "Input should be an object"),
 ])
-def test_bad_steering_is_refused_with_its_cause(binder, item, message):
+def test_bad_steering_is_refused_with_its_cause(tiny, binder, item, message):
     with pytest.raises(UserError) as info:
-        steer(binder, [item])
+        steer(tiny, binder, [item])
     assert message in str(info.value) and "steering[0]" in str(info.value) and "\n" not in str(info.value)
 
 
-def test_steering_must_be_a_short_list(binder):
+def test_steering_must_be_a_short_list(tiny, binder):
     with pytest.raises(UserError, match="steering: Input should be a valid array"):
-        steer(binder, {"op": "steer"})
+        steer(tiny, binder, {"op": "steer"})
     with pytest.raises(UserError, match="17 items exceed the cap of 16"):
-        steer(binder, [{"op": "steer", "feature": 3, "alpha": 2}] * 17)
+        steer(tiny, binder, [{"op": "steer", "feature": 3, "alpha": 2}] * 17)
 
 
-def test_profile_is_the_default_and_a_request_replaces_it(binder, tmp_path):
+def test_profile_is_the_default_and_a_request_replaces_it(tiny, binder, tmp_path):
     path = tmp_path / "profile.json"
     path.write_text(json.dumps({"steering": [{"op": "steer", "feature": 5, "alpha": 3}]}))
-    profiled = SteeringBinder(binder.model, binder.crosscoder, 0, DIAL, LAYER, profile=path)
+    profiled = SteeringBinder(binder.model, binder.crosscoder, 0, DIAL, tiny.LAYER, profile=path)
     assert [b.spec.feature for b in profiled.for_request(None)] == [(5,)]
     assert profiled.for_request([]) == ()
     path.write_text(json.dumps([{"op": "steer", "feature": 9999, "alpha": 3}]))
     with pytest.raises(UserError, match="profile.json: steering\\[0\\]: latent 9999"):
-        SteeringBinder(binder.model, binder.crosscoder, 0, DIAL, LAYER, profile=path)
+        SteeringBinder(binder.model, binder.crosscoder, 0, DIAL, tiny.LAYER, profile=path)
     path.write_text(json.dumps([{"op": "steer", "feature": 5, "alpha": 300}]))
     with pytest.raises(UserError, match="profile.json: steering\\[0\\].alpha: alpha=300 exceeds the cap"):
-        SteeringBinder(binder.model, binder.crosscoder, 0, DIAL, LAYER, profile=path)
+        SteeringBinder(binder.model, binder.crosscoder, 0, DIAL, tiny.LAYER, profile=path)
 
 
-def test_features_fall_back_explicitly_and_take_the_ranking_of_this_crosscoder(binder, tmp_path):
+def test_features_fall_back_explicitly_and_take_the_ranking_of_this_crosscoder(tiny, binder, tmp_path):
     cc = binder.crosscoder
     cc_dir = cc.save(tmp_path / "run" / "crosscoders" / "dfc")
     fallback = list_features(cc, load_feature_list(cc, cc_dir, None), 0, limit=5)
@@ -145,7 +144,7 @@ def test_features_fall_back_explicitly_and_take_the_ranking_of_this_crosscoder(b
     for given in (path, tmp_path / "run" / "experiment"):  # --features: the file, or the experiment directory
         assert Path(load_feature_list(cc, cc_dir, str(given)).source).resolve() == path
 
-    other_cc = tiny_crosscoder(seed=1)
+    other_cc = tiny.crosscoder(seed=1)
     other = other_cc.save(tmp_path / "other" / "crosscoders" / "dfc")
     with pytest.raises(UserError, match="computed from other weights"):  # asked for: refused
         load_feature_list(other_cc, other, str(path))
@@ -245,10 +244,10 @@ def test_unreadable_or_forbidden_calls_stay_text():
 
 # --- the command line ---------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def saved_model(tmp_path_factory):
+def saved_model(tiny, tmp_path_factory):
     path = tmp_path_factory.mktemp("tiny_model")
-    tok = tiny_tokenizer()
-    tiny_model("qwen2", len(tok)).save_pretrained(path)
+    tok = tiny.tokenizer()
+    tiny.model("qwen2", len(tok)).save_pretrained(path)
     tok.save_pretrained(path)
     return path
 
