@@ -1,6 +1,8 @@
 """The `tooldiff` command line: one typer command per pipeline stage.
 
 Heavy imports (torch, transformers, trl) happen inside the commands so that `--help` is instant.
+`serve` has no list of its own: its options are the fields of `ServerSettings` (`options_of`).
+`--verbose`, before the command, shows the libraries' own bars and warnings (progress.py).
 """
 
 from __future__ import annotations
