@@ -1,9 +1,10 @@
 """Crosscoder and harvest speed, as ratios measured side by side in one run (not run in CI).
 
 1. Training step at d=256, D=8192, k=64, batch 1024 (a DFC with 10 % + 10 % exclusive):
-   ours (slice layout, sparse encoder backward and sparse decode) against a faithful dense
-   masked implementation of the paper's method (full D x d weights per model, masks
-   multiplied in the forward pass and re-applied after every step, torch Adam).
+   tooldiff's trainer (slice layout, sparse encoder backward and sparse decode: the CPU
+   settings) against a faithful dense masked implementation of the paper's method (full D x d
+   weights per model, masks multiplied in the forward pass and re-applied after every step,
+   torch Adam); both from dense_dfc.py, which benchmarks/gpu_paper_scale.py times on a GPU.
 2. A sweep of 8 configurations against one configuration, end to end through `train_sweep`
    (data loading, training, checkpoints, metrics) on the same synthetic harvest.
 3. Harvest throughput (`harvest_pair`, both models) against a bare forward pass of both
@@ -18,12 +19,14 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing as mp
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # dense_dfc, in the children too
 
 N_PROMPTS = 384
 
@@ -46,73 +49,23 @@ def peak_rss_mb() -> float:
 
 
 # --- 1. training step: ours vs the paper's dense masked method --------------------------------
-def dense_masked_runner(d: int, D: int, k: int, excl: float, lam: float):
-    """The paper's DFC as published: full weights for both models, binary masks in the forward."""
-    M, nA, nB = 2, int(excl * D), int(excl * D)
-    mask_MD = torch.zeros(M, D)
-    mask_MD[0, : D - nB] = 1
-    mask_MD[1, nA:] = 1
-    W_enc = torch.nn.Parameter(torch.randn(M, d, D) / d**0.5)
-    W_dec = torch.nn.Parameter(torch.randn(M, D, d) / d**0.5)
-    b_enc = torch.nn.Parameter(torch.zeros(D))
-    b_dec = torch.nn.Parameter(torch.zeros(M, d))
-    params = [W_enc, W_dec, b_enc, b_dec]
-    opt = torch.optim.Adam(params, lr=1e-4)
-
-    def step(x_BMD: torch.Tensor) -> float:
-        enc = W_enc * mask_MD[:, None, :]
-        pre = torch.einsum("bmd,mdl->bl", x_BMD, enc) + b_enc
-        vals, idx = torch.relu(pre).topk(k, dim=1)
-        f = torch.zeros_like(pre).scatter(1, idx, vals)
-        dec = W_dec * mask_MD[:, :, None]
-        xhat = torch.einsum("bl,mld->bmd", f, dec) + b_dec
-        f_a, f_b = f * mask_MD[0], f * mask_MD[1]
-        shared = f * mask_MD[0] * mask_MD[1]
-        loss = (xhat - x_BMD).pow(2).mean() + lam * (f_a.abs().mean() + f_b.abs().mean()) / 2 + lam * shared.abs().mean()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        with torch.no_grad():  # the paper re-applies the masks after every step
-            W_enc.mul_(mask_MD[:, None, :])
-            W_dec.mul_(mask_MD[:, :, None])
-        return float(loss.detach())
-
-    return step
-
-
-def sparse_runner(d: int, D: int, k: int, excl: float, lam: float):
-    from tooldiff.crosscoder import Crosscoder, CrosscoderConfig
-    from tooldiff.crosscoder.ddp import Dist
-    from tooldiff.crosscoder.optim import StackedAdam
-    from tooldiff.crosscoder.stack import CrosscoderStack
-
-    cfg = CrosscoderConfig(d_model=d, dict_size=D, excl_a=excl, excl_b=excl, k=k, lambda_excl=lam, lambda_shared=lam)
-    stack = CrosscoderStack.from_crosscoders([Crosscoder.initialized(cfg)])
-    params = list(stack.parameters())
-    opt = StackedAdam(params, 1e-4, torch.tensor([1.0]), (0.9, 0.999), 1e-8)
-    dist = Dist()
-
-    def step(x_BMD: torch.Tensor) -> float:
-        loss_C, _, _ = stack.training_loss(x_BMD, x_BMD.shape[0], None, dist)
-        loss_C.sum().backward()
-        opt.step()
-        opt.zero_grad()
-        return float(loss_C.sum().detach())
-
-    return step
-
-
 def time_training(kind: str, d: int, D: int, k: int, batch: int, steps: int, threads: int) -> dict:
+    """One child's timing of the paper's dense masked step or tooldiff's trainer step (dense_dfc.py)."""
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    step = (dense_masked_runner if kind == "dense" else sparse_runner)(d, D, k, 0.1, 1e-3)
-    x = torch.randn(batch, 2, d)
-    step(x)  # warm-up
+    from dense_dfc import dense_masked_step, synthetic_harvest, trainer_step
+
+    if kind == "dense":
+        x = torch.randn(batch, 2, d)
+        dense = dense_masked_step(d, D, k, 0.1, 1e-3)
+        step = lambda: dense(x)  # noqa: E731
+    else:
+        step = trainer_step(synthetic_harvest(d, 4 * batch), D, k, 0.1, 1e-3, batch)
+    step()  # warm-up
     reset_peak_rss()
     t0 = time.perf_counter()
     for _ in range(steps):
-        step(x)
+        step()
     seconds = (time.perf_counter() - t0) / steps
     return {"rows_per_s": batch / seconds, "s_per_step": seconds, "peak_rss_mb": peak_rss_mb()}
 
@@ -263,7 +216,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads per child (1 is steadier when the cores are shared)")
     parser.add_argument("--repeats", type=int, default=2, help="interleaved repeats; the best of each is kept")
-    parser.add_argument("--only", choices=["train", "sweep", "harvest"], help="run one section")
+    parser.add_argument("--only", choices=["train", "sweep", "harvest", "shards"], help="run one section")
     args = parser.parse_args()
     t, reps = args.threads, args.repeats
     print(f"torch {torch.__version__}, {t} thread(s), best of {reps} interleaved runs, each in its own process\n")
@@ -273,6 +226,8 @@ def main() -> None:
         section_sweep(t, reps)
     if args.only in (None, "harvest"):
         section_harvest(t, reps)
+    if args.only in (None, "shards"):
+        section_shard_write(reps)
 
 
 def section_training(t: int, reps: int) -> None:
@@ -284,6 +239,36 @@ def section_training(t: int, reps: int) -> None:
               f"peak RSS {m['peak_rss_mb']:7.0f} MB")
     ratio = r["ours (slices + sparse)"]["rows_per_s"] / r["dense masked (paper)"]["rows_per_s"]
     print(f"   ratio ours/dense = {ratio:.2f}x  (target >= 2x)\n")
+
+
+def section_shard_write(reps: int) -> None:
+    """The harvest's shard file: written from its pieces and hashed as written, against the
+    concatenate + safetensors.save_file + re-read-to-hash way it was written before."""
+    from safetensors.torch import save_file
+
+    from tooldiff.activations.manifest import sha256_file
+    from tooldiff.activations.shards import write_pieces
+
+    parts = [torch.randn(8192, 2, 2048) for _ in range(4)]  # 4 x 134 MB, one 537 MB shard
+    rows = {"sample": [torch.arange(8192) for _ in parts]}
+    with tempfile.TemporaryDirectory() as tmp:
+        def before() -> None:
+            save_file({"acts": torch.cat(parts), "sample": torch.cat(rows["sample"])}, f"{tmp}/a.safetensors")
+            sha256_file(Path(tmp) / "a.safetensors")
+
+        def after() -> None:
+            write_pieces(Path(tmp) / "b.safetensors", {"acts": parts, **rows}, {})
+
+        best = {"cat + save_file + sha256 of the file": float("inf"), "write_pieces": float("inf")}
+        for _ in range(max(reps, 3)):
+            for name, fn in zip(best, (before, after)):
+                t0 = time.perf_counter()
+                fn()
+                best[name] = min(best[name], time.perf_counter() - t0)
+    print("4. writing one 537 MB harvest shard (best of interleaved runs)")
+    for name, seconds in best.items():
+        print(f"   {name:38s} {seconds:6.2f} s  {0.537 / seconds:5.2f} GB/s")
+    print(f"   ratio = {best['cat + save_file + sha256 of the file'] / best['write_pieces']:.2f}x faster\n")
 
 
 def section_sweep(t: int, reps: int) -> None:

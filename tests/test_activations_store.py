@@ -100,3 +100,27 @@ def test_split_rows_is_disjoint_and_seeded():
     train, held = split_rows(50, 10, seed=1)
     assert len(held) == 10 and not set(train.tolist()) & set(held.tolist())
     assert torch.equal(held, split_rows(50, 10, seed=1)[1])
+
+
+def test_shard_files_are_standard_safetensors_written_from_their_pieces(tmp_path):
+    """write_pieces: the file safetensors loads is the pieces concatenated, its hash is the file's."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    from tooldiff.activations.manifest import sha256_file
+    from tooldiff.activations.shards import write_pieces
+
+    gen = torch.Generator().manual_seed(0)
+    acts = [torch.randn(n, 2, 5, generator=gen).to(dt) for n, dt in ((3, torch.float32), (4, torch.float32))]
+    pieces = {"acts": acts, "sample": [torch.arange(3), torch.arange(3, 7)],
+              "kind": [torch.tensor([1, 2, 3], dtype=torch.int16), torch.tensor([4, 5, 6, 7], dtype=torch.int16)],
+              "half": [torch.randn(3, 2, generator=gen).to(torch.bfloat16), torch.randn(4, 2, generator=gen).to(torch.bfloat16)],
+              "flag": [torch.tensor([1, 0, 1], dtype=torch.uint8), torch.tensor([0, 0, 1, 1], dtype=torch.uint8)]}
+    digest = write_pieces(tmp_path / "s.safetensors", pieces, {"harvest_id": "x"})
+    loaded = load_file(str(tmp_path / "s.safetensors"))
+    assert set(loaded) == set(pieces)
+    for name, parts in pieces.items():
+        assert torch.equal(loaded[name], torch.cat(parts)), name
+    with safe_open(str(tmp_path / "s.safetensors"), framework="pt") as fh:
+        assert fh.metadata() == {"harvest_id": "x"}
+    assert digest == sha256_file(tmp_path / "s.safetensors")

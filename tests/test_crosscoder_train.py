@@ -314,3 +314,56 @@ def test_shipped_sweeps_parse_and_the_positive_control_tests_every_dfc_kind_of_t
         load_sweep(path)
     kinds = lambda path: {crosscoder_kind(c.display_name()) for c in load_sweep(path).crosscoder if c.n_excl_a}  # noqa: E731
     assert kinds(DEMO_SWEEP) <= kinds(POSITIVE_SWEEP)
+
+
+def _stack_and_batch(precision: str = "fp32", kernels: str = "sparse"):
+    cfgs = [CrosscoderConfig(d_model=D, dict_size=64, excl_a=0.1, excl_b=0.05, k=5, lambda_excl=0.01, aux_k=8, seed=s)
+            for s in (1, 2)]
+    stack = CrosscoderStack.from_crosscoders([perturbed(c, i) for i, c in enumerate(cfgs)])
+    stack.set_compute(precision, kernels)
+    return stack, torch.randn(32, 2, D, generator=torch.Generator().manual_seed(3))
+
+
+def test_dense_kernels_equal_the_sparse_ones():
+    """The GPU kernels (dense products) give the sparse ones' losses and gradients, AuxK included."""
+    results = []
+    for kernels in ("sparse", "dense"):
+        stack, xn = _stack_and_batch(kernels=kernels)
+        dead = torch.zeros(2, 64, dtype=torch.bool)
+        dead[:, 40:60] = True
+        loss_C, parts, _ = stack.training_loss(xn, 32, dead, Dist())
+        loss_C.sum().backward()
+        results.append((loss_C.detach(), parts["aux"], [p.grad.clone() for p in stack.parameters()]))
+    (loss_s, aux_s, grads_s), (loss_d, aux_d, grads_d) = results
+    assert torch.allclose(loss_s, loss_d, rtol=1e-5) and torch.allclose(aux_s, aux_d, rtol=1e-5)
+    assert aux_s.gt(0).all()
+    for sparse_g, dense_g in zip(grads_s, grads_d):
+        assert torch.allclose(sparse_g, dense_g, atol=1e-6), (sparse_g - dense_g).abs().max()
+
+
+def test_bf16_selection_matches_fp32_within_bf16_rounding():
+    """The one-matmul bf16 encoder (zeros where a model owns no latent) = the per-slice fp32 one."""
+    stack, xn = _stack_and_batch("bf16")
+    pre_bf16 = stack.preactivation(xn).float()
+    stack.set_compute("fp32")
+    pre_fp32 = stack.preactivation(xn)
+    assert pre_bf16.shape == pre_fp32.shape
+    assert (pre_bf16 - pre_fp32).norm() / pre_fp32.norm() < 1e-2
+    stack.set_compute("bf16", "dense")
+    loss_C, _, _ = stack.training_loss(xn, 32, None, Dist())
+    loss_C.sum().backward()
+    assert all(torch.isfinite(p.grad).all() for p in stack.parameters())
+    assert loss_C.dtype == torch.float32
+
+
+def test_precision_auto_is_bf16_on_cuda_and_fp32_elsewhere():
+    from tooldiff.crosscoder.precision import resolve_precision
+
+    assert resolve_precision("auto", "cuda") == "bf16"
+    assert resolve_precision("auto", "cpu") == "fp32"
+    assert resolve_precision("tf32", "cpu") == "fp32"
+    assert resolve_precision("bf16", "cpu") == "bf16"
+    with pytest.raises(ValueError):
+        resolve_precision("fp8", "cuda")
+    with pytest.raises(UserError, match="precision"):
+        parse_sweep({"train": {"precision": "fp16"}, "crosscoder": [{"dict_size": 8}]})

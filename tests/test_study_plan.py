@@ -74,3 +74,28 @@ def test_unknown_study_key_is_a_user_error(tmp_path):
     bad.write_text(REAL.read_text().replace("[pair]\n", "[pair]\nlayr = 3\n"))
     with pytest.raises(UserError, match="unknown key 'pair.layr'"):
         load_study(bad)
+
+
+def test_measured_rates_are_the_committed_benchmark_results():
+    """tooldiff.study.rates holds what benchmarks/gpu_paper_scale.py measured, not a guess."""
+    import json
+
+    from tooldiff.study.pair import load_config
+    from tooldiff.study.plan import model_shape
+    from tooldiff.study.rates import RATES, rates_from_results
+
+    h200 = RATES["h200"]
+    results = CONFIGS.parent / "benchmarks" / "results" / "gpu-paper-scale"
+    main = json.loads((CONFIGS.parent / h200.source).read_text())
+    steering = json.loads((results / "20261204-1649-h200-4652bc0.json").read_text())["sections"]["steering"]
+    shape = model_shape(load_config(CONFIGS / "models" / "qwen2.5-3b"))
+    derived = rates_from_results(main["sections"]["harvest"], main["sections"]["crosscoder"], steering,
+                                 shape["params_per_layer"], main["env"]["gpu"], h200.source, h200.memory_gb)
+    assert derived == h200
+
+
+def test_unknown_gpu_has_no_rates(no_weights):
+    cfg = load_study(REAL)
+    other = cfg.model_copy(update={"runtime": cfg.runtime.model_copy(update={"gpu": "a100"})})
+    with pytest.raises(UserError, match="no measured rates for GPU 'a100'"):
+        plan_study(other, study_sweep(other))

@@ -24,18 +24,23 @@ def split_rows(n_rows: int, eval_rows: int, seed: int) -> tuple[torch.Tensor, to
 
 
 class BatchStream:
-    """Indices into a row set, `batch_size` at a time, epoch after epoch."""
+    """Indices into a row set, `batch_size` at a time, epoch after epoch.
 
-    def __init__(self, n_rows: int, batch_size: int, seed: int):
+    The permutation is drawn on the CPU (the same order on every device) and moved to `device`
+    once per epoch, so a training step on a GPU indexes device memory without a host copy.
+    """
+
+    def __init__(self, n_rows: int, batch_size: int, seed: int, device: torch.device | str = "cpu"):
         if n_rows < batch_size:
             raise UserError(f"batch_size={batch_size} exceeds the {n_rows} training rows")
         self.n_rows, self.batch_size, self.seed = n_rows, batch_size, seed
+        self.device = torch.device(device)
         self._epoch, self._perm = -1, torch.empty(0, dtype=torch.long)
 
     def _permutation(self, epoch: int) -> torch.Tensor:
         if epoch != self._epoch:
             gen = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
-            self._epoch, self._perm = epoch, torch.randperm(self.n_rows, generator=gen)
+            self._epoch, self._perm = epoch, torch.randperm(self.n_rows, generator=gen).to(self.device)
         return self._perm
 
     def indices(self, step: int) -> torch.Tensor:

@@ -8,6 +8,11 @@
 - Positions: `decision` = the last prompt token; `prompt` = every prompt token; `all` = the
   same as `prompt`, because prompt records have no completions.
 - Model order in every row: index 0 = A = the RL model, index 1 = B = the base.
+- On a GPU, a batch's activations stay on the device for the finite check and the running
+  stats, then travel to host memory on a side stream while the next batch computes (`HostCopy`);
+  shards are written by a background thread (shards.py). Only the copy of the PREVIOUS batch is
+  waited for, so the device is never idle waiting for the host. On the CPU the same loop runs
+  step by step.
 """
 
 from __future__ import annotations
@@ -15,8 +20,9 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Optional
 
 import torch
 from torch import nn
@@ -122,57 +128,141 @@ def _write_samples(out: Path, prompts: list[Prompt]) -> None:
                                  "n_tokens": len(p.token_ids)}) + "\n")
 
 
+@dataclass
+class _Batch:
+    """One batch of prompts on its way to the shards: its rows (host memory once `ready` has
+    fired), whether they are all finite, and the per-row fields."""
+
+    prompts: list[Prompt]
+    stop_prompt: int
+    acts_NMD: torch.Tensor
+    finite: torch.Tensor
+    meta: dict[str, torch.Tensor]
+    ready: Optional[torch.cuda.Event] = None
+
+    def collect(self) -> "_Batch":
+        if self.ready is not None:
+            self.ready.synchronize()
+        return self
+
+
+class HostCopy:
+    """Device-to-host copies on a side stream, into pinned memory: a batch's rows travel while
+    the next batch computes. On the CPU there is nothing to copy."""
+
+    def __init__(self, device: torch.device):
+        self.stream = torch.cuda.Stream(device) if device.type == "cuda" else None
+
+    def send(self, batch: _Batch) -> _Batch:
+        if self.stream is None:
+            return batch
+        computed = torch.cuda.Event()
+        computed.record()
+        self.stream.wait_event(computed)
+        with torch.cuda.stream(self.stream):
+            acts = torch.empty(batch.acts_NMD.shape, dtype=batch.acts_NMD.dtype, pin_memory=True)
+            acts.copy_(batch.acts_NMD, non_blocking=True)
+            finite = torch.empty((), dtype=torch.bool, pin_memory=True)
+            finite.copy_(batch.finite, non_blocking=True)
+            batch.acts_NMD.record_stream(self.stream)  # not reused before the copy has read it
+            ready = torch.cuda.Event()
+            ready.record(self.stream)
+        return _Batch(batch.prompts, batch.stop_prompt, acts, finite, batch.meta, ready)
+
+
 def _harvest_batch(models: list[nn.Module], layer: int, batch: list[Prompt], positions: str, pad_id: int,
-                   device: torch.device, kind_code: dict[str, int]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+                   device: torch.device, kind_code: dict[str, int], store_dtype: torch.dtype) -> _Batch:
+    """Both models' layer outputs at the selected positions, in the stored dtype, on `device`."""
     ids, mask, lengths = pad_right(batch, pad_id, device)
     rows, tokens = select_rows(lengths, positions)
-    acts = [layer_output(m, layer, ids, mask)[rows.to(device), tokens.to(device)].float().cpu() for m in models]
+    rows_dev, tokens_dev = rows.to(device), tokens.to(device)
+    acts = [layer_output(m, layer, ids, mask)[rows_dev, tokens_dev].float() for m in models]
+    acts_NMD = torch.stack(acts, dim=1).to(store_dtype)
     per_prompt = {"sample": torch.tensor([p.index for p in batch]), "label": torch.tensor([p.label for p in batch]),
                   "kind": torch.tensor([kind_code[p.kind] for p in batch])}
     meta = {f: v[rows] for f, v in per_prompt.items()}
     meta.update(token=tokens, decision=tokens == lengths[rows] - 1)
-    return torch.stack(acts, dim=1), meta
+    return _Batch(batch, 0, acts_NMD, torch.isfinite(acts_NMD).all(), meta)
+
+
+def _store(batch: _Batch, writer: ShardWriter, dtype: str) -> None:
+    """Hand a batch's rows (already merged into the stats) to the shard writer."""
+    batch.collect()
+    if not bool(batch.finite):
+        ids = [p.id for p in batch.prompts][:3]
+        raise UserError(f"non-finite activations (NaN/inf in {dtype}) in the batch of records {ids}; "
+                        "try --model-dtype float32 or --dtype float32")
+    writer.add(batch.acts_NMD, **batch.meta)
+    writer.end_batch(batch.stop_prompt)
+
+
+@dataclass(frozen=True)
+class HarvestSettings:
+    """How to harvest: where (layer, positions) and how (batching, dtypes, device)."""
+
+    layer: int
+    positions: str = "decision"
+    batch_size: int = 32
+    shard_rows: int = 65536
+    dtype: str = "float32"  # stored activations
+    device: str = "cpu"
+    model_dtype: str = "float32"  # model compute
 
 
 def harvest_pair(*, base: str, rl: str, layer: int, data: Path, out: Path, positions: str = "decision",
                  batch_size: int = 32, shard_rows: int = 65536, dtype: str = "float32", device: str = "cpu",
                  model_dtype: str = "float32") -> Manifest:
     """Harvest layer-`layer` activations of (rl, base) on `data` into `out`; resumes if interrupted."""
+    settings = HarvestSettings(layer, positions, batch_size, shard_rows, dtype, device, model_dtype)
     _check_args(positions, batch_size, shard_rows)
-    store_dtype = hf.parse_dtype(dtype)
-    data, out = Path(data), Path(out)
-    records = read_records(data)
+    hf.parse_dtype(dtype)
+    records = read_records(Path(data))
     tok_a, tok_b = hf.load_tokenizer(rl), hf.load_tokenizer(base)
     hf.check_pair_configs(rl, base, tok_a, tok_b, layer)
     model_a = hf.load_model(rl, device=device, dtype=model_dtype)
     model_b = hf.load_model(base, device=device, dtype=model_dtype)
     hf.check_pair(model_a, model_b, tok_a, tok_b)
-    hf.check_layer(model_a, layer)
-    prompts = sorted(tokenize_records(records, tok_a, data), key=lambda p: len(p.token_ids))
-    fresh = _new_manifest(model_a, tok_a, [str(rl), str(base)], layer, positions, data, prompts, shard_rows, dtype,
-                          model_dtype)
+    return harvest_models((model_a, model_b), tok_a, (str(rl), str(base)), records, Path(data), Path(out), settings)
+
+
+def harvest_models(models: tuple[nn.Module, nn.Module], tokenizer, names: tuple[str, str], records: list[dict],
+                   data: Path, out: Path, settings: HarvestSettings) -> Manifest:
+    """The harvest of two loaded, checked models (rl, base) that read `tokenizer`'s tokens."""
+    s = settings
+    hf.check_layer(models[0], s.layer)
+    prompts = sorted(tokenize_records(records, tokenizer, data), key=lambda p: len(p.token_ids))
+    fresh = _new_manifest(models[0], tokenizer, list(names), s.layer, s.positions, data, prompts, s.shard_rows,
+                          s.dtype, s.model_dtype)
     manifest = _open_output(out, fresh)
     if manifest.complete:
         return manifest
     _write_samples(out, prompts)
+    device, store_dtype = hf.resolve_device(s.device), hf.parse_dtype(s.dtype)
     stats = stats_from_shards(out, manifest) if manifest.shards else Welford(2, manifest.d_model)
+    stats = Welford.from_state(stats.state(), device)  # merged where the rows are computed
     writer = ShardWriter(out, manifest, stats, store_dtype)
-    pad_id = tok_a.pad_token_id if tok_a.pad_token_id is not None else 0
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     kind_code = {k: i for i, k in enumerate(manifest.kinds)}
-    with new_progress() as progress:
-        task = progress.add_task("harvest", total=len(prompts), completed=manifest.next_prompt)
-        for start in range(manifest.next_prompt, len(prompts), batch_size):
-            batch = prompts[start : start + batch_size]
-            acts, meta = _harvest_batch([model_a, model_b], layer, batch, positions, pad_id,
-                                        hf.resolve_device(device), kind_code)
-            if not torch.isfinite(acts.to(store_dtype)).all():
-                ids = [p.id for p in batch][:3]
-                raise UserError(f"non-finite activations (NaN/inf in {dtype}) in the batch of records {ids}; "
-                                "try --model-dtype float32 or --dtype float32")
-            writer.add(acts, **meta)
-            writer.end_batch(start + len(batch))
-            progress.update(task, advance=len(batch))
-    writer.finish()
+    copy = HostCopy(device)
+    try:
+        with new_progress() as progress:
+            task = progress.add_task("harvest", total=len(prompts), completed=manifest.next_prompt)
+            in_flight: Optional[_Batch] = None
+            for start in range(manifest.next_prompt, len(prompts), s.batch_size):
+                batch = _harvest_batch(list(models), s.layer, prompts[start : start + s.batch_size], s.positions,
+                                       pad_id, device, kind_code, store_dtype)
+                batch.stop_prompt = start + len(batch.prompts)
+                if in_flight is not None:  # the previous batch's copy ran while this one computed
+                    _store(in_flight, writer, s.dtype)
+                    progress.update(task, advance=len(in_flight.prompts))
+                stats.update(batch.acts_NMD)  # after the previous batch: a flush snapshots the stats
+                in_flight = copy.send(batch)
+            if in_flight is not None:
+                _store(in_flight, writer, s.dtype)
+                progress.update(task, advance=len(in_flight.prompts))
+        writer.finish()
+    finally:
+        writer.close()  # rows already handed over reach the disk, also when the harvest failed
     return manifest
 
 

@@ -8,7 +8,7 @@ NaN/inf values. Rows are kept in the stored dtype and converted per batch.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -49,6 +49,10 @@ class ActivationStore:
 
     def rows_float(self, index: torch.Tensor) -> torch.Tensor:
         return self.acts_NMD[index].to(torch.float32)
+
+    def to(self, device: torch.device) -> "ActivationStore":
+        """The same store with its activations in `device` memory (the per-row fields stay)."""
+        return replace(self, acts_NMD=self.acts_NMD.to(device))
 
 
 def _shard_label(directory: Path, name: str) -> str:

@@ -49,10 +49,12 @@ def write_harvest(out: str | Path, acts_NMD: torch.Tensor, *, layer: int = 0,
         layer=layer, positions="decision", d_model=d, n_layers=layer + 1, dtype=dtype, model_dtype="float32",
         data_file=tag, data_sha256=tag, n_prompts=n, shard_rows=shard_rows, kinds=["synthetic"],
     )
-    writer = ShardWriter(out, manifest, Welford(2, d), parse_dtype(dtype))
+    stats = Welford(2, d)
+    writer = ShardWriter(out, manifest, stats, parse_dtype(dtype))
     for start in range(0, n, shard_rows):
         stop = min(start + shard_rows, n)
         idx = torch.arange(start, stop)
+        stats.update(acts_NMD[start:stop].to(parse_dtype(dtype)))
         writer.add(acts_NMD[start:stop], sample=idx, token=torch.zeros_like(idx), decision=torch.ones_like(idx),
                    label=labels[start:stop], kind=torch.zeros_like(idx))
         writer.end_batch(stop)

@@ -18,6 +18,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from tooldiff.errors import UserError, describe_validation, read_toml
 
 Sparsity = Literal["topk", "batchtopk", "l1"]
+# How the step computes (crosscoder/precision.py); "auto" resolves per device.
+Precision = Literal["auto", "fp32", "tf32", "bf16"]
+PRECISIONS = ("fp32", "tf32", "bf16")
+Kernels = Literal["auto", "sparse", "dense"]
+
 
 
 class CrosscoderConfig(BaseModel):
@@ -134,6 +139,13 @@ class TrainConfig(BaseModel):
     eval_rows: int = Field(4096, ge=0, description="Rows held out of training for the final metrics.")
     keep_checkpoints: int = Field(2, gt=0, description="Resume states kept on disk.")
     stack: bool = Field(True, description="Stack configs of equal shape into one set of tensors.")
+    precision: Precision = Field("auto", description="Dense products (the TopK selection; with dense kernels the "
+                                 "decode and encoder gradient too): fp32, tf32 or bf16; auto = bf16 on CUDA, fp32 "
+                                 "elsewhere. Weights, gradients and Adam stay float32.")
+    kernels: Kernels = Field("auto", description="The K-sparse parts as sparse gathers or dense products; auto = "
+                             "dense on CUDA, sparse elsewhere.")
+    cuda_graph: bool = Field(True, description="On a GPU, replay each stack's step as one CUDA graph (TopK and L1; "
+                             "one process). Falls back to eager steps if capture fails.")
 
 
 class SweepConfig(BaseModel):

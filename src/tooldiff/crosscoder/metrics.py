@@ -22,8 +22,8 @@ MARGINS = {"left": 0.12, "right": 0.97, "bottom": 0.16, "top": 0.9}
 @torch.no_grad()
 def reconstruction_metrics(cc: Crosscoder, x_NMD: torch.Tensor, batch_size: int = 4096) -> dict:
     M = cc.n_models
-    sq_err = torch.zeros(M, dtype=torch.float64)
-    fired = torch.zeros(cc.dict_size, dtype=torch.bool)
+    sq_err = torch.zeros(M, dtype=torch.float64, device=x_NMD.device)
+    fired = torch.zeros(cc.dict_size, dtype=torch.bool, device=x_NMD.device)
     l0_total = 0.0
     for start in range(0, x_NMD.shape[0], batch_size):
         x = x_NMD[start : start + batch_size].float()

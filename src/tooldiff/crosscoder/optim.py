@@ -29,16 +29,19 @@ class StackedAdam:
         self.steps = [torch.zeros((), dtype=torch.float32, device=p.device) for p in params]
 
     def grad_norm_C(self) -> torch.Tensor:
-        return torch.stack([p.grad.pow(2).flatten(1).sum(1) for p in self.params]).sum(0).sqrt()
+        """Each config's global gradient norm: one reading pass per parameter, no squared copy."""
+        norms_PC = torch.stack([torch.linalg.vector_norm(p.grad.flatten(1), dim=1) for p in self.params])
+        return torch.linalg.vector_norm(norms_PC, dim=0)
 
     @torch.no_grad()
     def step(self) -> torch.Tensor:
         """Clip each config's gradient to its own max norm, then update; returns pre-clip norms."""
         norm_C = self.grad_norm_C()
         scale_C = torch.where(self.clip_C > 0, (self.clip_C / (norm_C + 1e-6)).clamp(max=1.0), torch.ones_like(norm_C))
-        if bool((scale_C < 1).any()):
-            for p in self.params:
-                p.grad.mul_(scale_C.view(-1, *([1] * (p.ndim - 1))))
+        # Always multiplied (by exactly 1 where nothing is clipped): asking the device whether
+        # any config needs clipping would stall every step on a GPU.
+        for p in self.params:
+            p.grad.mul_(scale_C.view(-1, *([1] * (p.ndim - 1))))
         for t in self.steps:
             t += 1
         if hasattr(torch, "_fused_adam_"):

@@ -16,9 +16,10 @@ def _slots_within(k_C: torch.Tensor, width: int) -> torch.Tensor:
     return torch.arange(width, device=k_C.device).view(1, 1, -1) < k_C.view(1, -1, 1)
 
 
-def topk_select(pre_BCL: torch.Tensor, k_C: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """The paper's TopK(ReLU(pre)) per row: the k largest positive pre-activations."""
-    vals_BCK, idx_BCK = pre_BCL.topk(int(k_C.max()), dim=-1)
+def topk_select(pre_BCL: torch.Tensor, k_C: torch.Tensor, k_max: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The paper's TopK(ReLU(pre)) per row: the k largest positive pre-activations (k_max = max k_C,
+    passed as a Python int so that no step waits for the device)."""
+    vals_BCK, idx_BCK = pre_BCL.topk(k_max, dim=-1)
     return idx_BCK, _slots_within(k_C, idx_BCK.shape[-1]) & (vals_BCK > 0)
 
 
@@ -53,9 +54,10 @@ def _global_kth(cand_BCK: torch.Tensor, k_C: torch.Tensor, n_global: int, dist: 
     return torch.stack(thresholds)
 
 
-def auxk_select(pre_BCL: torch.Tensor, dead_CL: torch.Tensor, aux_k_C: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """AuxK: per row, the aux_k largest positive pre-activations among DEAD latents only."""
+def auxk_select(pre_BCL: torch.Tensor, dead_CL: torch.Tensor, aux_k_C: torch.Tensor,
+                width: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """AuxK: per row, the aux_k largest positive pre-activations among DEAD latents only (width =
+    max aux_k_C, at most L)."""
     masked_BCL = pre_BCL.masked_fill(~dead_CL.unsqueeze(0), float("-inf"))
-    width = min(int(aux_k_C.max()), pre_BCL.shape[-1])
     vals_BCK, idx_BCK = masked_BCL.topk(width, dim=-1)
     return idx_BCK, _slots_within(aux_k_C, width) & (vals_BCK > 0) & torch.isfinite(vals_BCK)

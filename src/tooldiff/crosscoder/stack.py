@@ -7,19 +7,28 @@ partition, sparsity kind) must match. A C=1 stack is the plain single-config tra
 
 Losses are returned as per-config sums over the local rows divided by the GLOBAL batch size,
 so summing gradients over data-parallel ranks gives exactly the full-batch gradient.
+
+Compute (`set_compute`): the dense encoder forward, which picks the K live latents, and (with
+`kernels="dense"`, for GPUs) the decode and the encoder's gradient are dense products, which
+may run in reduced precision (bf16 operands, or TF32 on CUDA) with float32 results; weights,
+gradients, the loss and Adam stay float32. The training step
+never asks the device for a value: the per-config constants the step branches on are plain
+Python values, so on a GPU the host queues a whole step without waiting (`train.py`).
 """
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from typing import Optional
 
 import torch
 from torch import nn
 
-from tooldiff.crosscoder.config import CrosscoderConfig
+from tooldiff.crosscoder.config import PRECISIONS, CrosscoderConfig
 from tooldiff.crosscoder.ddp import Dist
 from tooldiff.crosscoder.model import CheckpointInfo, Crosscoder
-from tooldiff.crosscoder.sparse_ops import SparseEncoderGather, sparse_decode
+from tooldiff.crosscoder.precision import Products, tf32_matmuls
+from tooldiff.crosscoder.sparse_ops import KERNELS, SparseEncoderGather, dense_decode, sparse_decode
 from tooldiff.crosscoder.sparsity import auxk_select, batchtopk_select, topk_select
 
 
@@ -46,9 +55,19 @@ class CrosscoderStack(nn.Module):
         self.register_buffer("aux_coef_C", torch.tensor([c.aux_coef for c in cfgs]))
         self.register_buffer("theta_momentum_C", torch.tensor([c.theta_momentum for c in cfgs]))
         self.l1_norm_weighted = [c.use_decoder_norm_l1 for c in cfgs]
+        # What the step branches on, as Python values: reading them from device tensors would
+        # make the host wait for the device at every step.
+        self.k_max = max(c.k for c in cfgs)
+        self.has_l1 = any(c.lambda_excl > 0 or c.lambda_shared > 0 for c in cfgs)
+        self.has_aux = any(c.aux_k > 0 for c in cfgs)
+        self.aux_k_max = min(max(c.aux_k for c in cfgs), ref.dict_size)
+        self.register_buffer("l1_weighted_C", torch.tensor(self.l1_norm_weighted), persistent=False)
+        self.register_buffer("score_mean_C", torch.tensor([c.batchtopk_score == "mean" for c in cfgs]),
+                             persistent=False)
         self.tied_rows = (ref.n_excl_a, ref.n_shared) if ref.tie_shared else None
         # Tied rows are one RAW direction: normalized rows differ by the scale ratio s_A / s_B.
         self.register_buffer("tie_ratio", torch.ones(()), persistent=False)
+        self.precision, self.kernels = "fp32", "sparse"  # see set_compute
 
     # --- conversion to and from single crosscoders ------------------------------------------
     @classmethod
@@ -93,14 +112,59 @@ class CrosscoderStack(nn.Module):
         n_excl_a, n_shared = self.tied_rows
         return torch.cat([self.W_dec[0][:, n_excl_a:] * self.tie_ratio, self.W_dec[m][:, n_shared:]], dim=1)
 
+    def set_compute(self, precision: str, kernels: str = "sparse") -> None:
+        """The dense products' precision (fp32, tf32 or bf16; see the module doc) and how the
+        K-sparse parts run: `sparse` gathers (CPUs) or `dense` products (GPUs; sparse_ops.py)."""
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+        if kernels not in KERNELS:
+            raise ValueError(f"kernels must be one of {KERNELS}, got {kernels!r}")
+        self.precision, self.kernels = precision, kernels
+
+    @property
+    def products(self) -> Optional[Products]:
+        """The dense products of the K-sparse parts, or None where they run as sparse gathers."""
+        return Products(self.precision) if self.kernels == "dense" else None
+
     def preactivation(self, xn_BMD: torch.Tensor) -> torch.Tensor:
-        """pre_BCL = b_enc + Σ_m x_m W_m^T over each model's own slice (one matmul per model)."""
+        """pre_BCL = b_enc + Σ_m x_m W_m^T over each model's own slice, in the set precision."""
+        if self.precision == "bf16":
+            return self._preactivation_bf16(xn_BMD)
+        with tf32_matmuls() if self.precision == "tf32" else nullcontext():
+            return self._preactivation_fp32(xn_BMD)
+
+    def _preactivation_fp32(self, xn_BMD: torch.Tensor) -> torch.Tensor:
+        """One matmul per model, each over its own slice of the latents."""
         B, C, L = xn_BMD.shape[0], self.n_configs, self.b_enc_CL.shape[1]
         pre_BCL = self.b_enc_CL.unsqueeze(0).expand(B, C, L).clone()
         for m, (a, b) in enumerate(self.spans):
             W = self.W_enc[m]
             pre_BCL[:, :, a:b] += (xn_BMD[:, m] @ W.reshape(-1, W.shape[-1]).T).view(B, C, b - a)
         return pre_BCL
+
+    def _preactivation_bf16(self, xn_BMD: torch.Tensor) -> torch.Tensor:
+        """ONE bf16 matmul [x_A | x_B] @ W_CL(Md)^T, W holding each model's rows at its latents and
+        zeros elsewhere (the layout of sparse_ops.concat_rows): one large aligned product runs near
+        the chip's matrix rate, where per-model products over misaligned slices, plus the adds into
+        their overlap, would cost as much as the math. The zero blocks cost their share of FLOPs.
+        W lives in a buffer kept between steps, so only the owned blocks are rewritten: building
+        it anew (concat_rows) took the encoder forward from 47 % to 35 % of the bf16 matmul rate
+        on an H200 (docs/notes/2026-12-04-gpu-paper-scale.md)."""
+        B, M, d = xn_BMD.shape
+        C, L = self.b_enc_CL.shape
+        W_CLK = self._bf16_encoder(C, L, M * d, xn_BMD.device)
+        for m, (a, b) in enumerate(self.spans):
+            W_CLK[:, a:b, m * d:(m + 1) * d] = self.W_enc[m].detach()
+        bias_CL = self.b_enc_CL.detach().to(torch.bfloat16)
+        pre = torch.addmm(bias_CL.reshape(-1), xn_BMD.reshape(B, M * d).to(torch.bfloat16), W_CLK.view(C * L, -1).T)
+        return pre.view(B, C, L)
+
+    def _bf16_encoder(self, C: int, L: int, K: int, device: torch.device) -> torch.Tensor:
+        """The reused (C, L, M*d) bf16 buffer; the cells no model owns stay zero."""
+        buf = getattr(self, "_W_bf16", None)
+        if buf is None or buf.shape != (C, L, K) or buf.device != device:
+            buf = self._W_bf16 = torch.zeros(C, L, K, dtype=torch.bfloat16, device=device)
+        return buf
 
     def decoder_norms_CML(self) -> torch.Tensor:
         C, L = self.b_enc_CL.shape
@@ -115,27 +179,30 @@ class CrosscoderStack(nn.Module):
         owners = torch.zeros_like(total[0])
         for a, b in self.spans:
             owners[a:b] += 1
-        use_mean = torch.tensor([c.batchtopk_score == "mean" for c in self.cfgs], device=total.device)
-        return torch.where(use_mean[:, None], total / owners, total)
+        return torch.where(self.score_mean_C[:, None], total / owners, total)
 
     def decode(self, vals_BCK: torch.Tensor, idx_BCK: torch.Tensor, bias: bool = True) -> torch.Tensor:
-        parts = [sparse_decode(vals_BCK, idx_BCK, self.decoder(m), span) for m, span in enumerate(self.spans)]
-        xhat_BCMD = torch.stack(parts, dim=2)
+        products = self.products
+        if products is not None:
+            decoders = [self.decoder(m) for m in range(len(self.spans))]
+            xhat_BCMD = dense_decode(vals_BCK, idx_BCK, decoders, self.spans, self.b_enc_CL.shape[1], products)
+        else:
+            parts = [sparse_decode(vals_BCK, idx_BCK, self.decoder(m), span) for m, span in enumerate(self.spans)]
+            xhat_BCMD = torch.stack(parts, dim=2)
         return xhat_BCMD + self.b_dec_CMD if bias else xhat_BCMD
 
     def gather(self, pre_BCL: torch.Tensor, idx_BCK: torch.Tensor, xn_BMD: torch.Tensor) -> torch.Tensor:
-        return SparseEncoderGather.apply(pre_BCL, idx_BCK, tuple(self.spans), xn_BMD.transpose(0, 1),
+        return SparseEncoderGather.apply(pre_BCL, idx_BCK, tuple(self.spans), self.products, xn_BMD,
                                          self.b_enc_CL, *self.W_enc)
 
     def l1_terms(self, f_BCK: torch.Tensor, idx_BCK: torch.Tensor) -> torch.Tensor:
         """The paper's λ_excl·(|f_{A∪S}| + |f_{B∪S}|)/2 + λ_sh·|f_S|, summed over rows (local)."""
-        if not (self.lambda_excl_C.any() or self.lambda_shared_C.any()):
+        if not self.has_l1:
             return f_BCK.new_zeros(self.n_configs)
         weight_BCK = f_BCK.abs()
         if any(self.l1_norm_weighted):
             norms_CL = self.decoder_norms_CML().sum(1)
-            use_C = torch.tensor(self.l1_norm_weighted, device=f_BCK.device)
-            norms_CL = torch.where(use_C[:, None], norms_CL, torch.ones_like(norms_CL))
+            norms_CL = torch.where(self.l1_weighted_C[:, None], norms_CL, torch.ones_like(norms_CL))
             weight_BCK = weight_BCK * norms_CL.unsqueeze(0).expand(f_BCK.shape[0], -1, -1).gather(2, idx_BCK)
         (a0, b0), (a1, b1) = self.spans[0], self.spans[-1]
         in_a = (idx_BCK >= a0) & (idx_BCK < b0)
@@ -152,7 +219,7 @@ class CrosscoderStack(nn.Module):
         with torch.no_grad():
             pre_BCL = self.preactivation(xn_BMD)
             if self.sparsity == "topk":
-                idx_BCK, keep_BCK = topk_select(pre_BCL, self.k_C)
+                idx_BCK, keep_BCK = topk_select(pre_BCL, self.k_C, self.k_max)
             else:
                 idx_BCK, keep_BCK, thr_C = batchtopk_select(pre_BCL, self.batchtopk_score_CL(), self.k_C, n_global, dist)
                 if update_theta:
@@ -182,18 +249,20 @@ class CrosscoderStack(nn.Module):
     def _auxk_loss(self, pre_BCL, xn_BMD, resid_BCMD, dead_CL, dist: Dist) -> torch.Tensor:
         """AuxK: the top aux_k DEAD latents reconstruct the residual; normalized by its variance."""
         C = self.n_configs
-        zero = pre_BCL.new_zeros(C)
-        if dead_CL is None or not bool(self.aux_k_C.any()):
+        zero = resid_BCMD.new_zeros(C)
+        if dead_CL is None or not self.has_aux:
             return zero
         has_dead_C = dead_CL.any(1) & (self.aux_k_C > 0)
-        if not dist.any(bool(has_dead_C.any())):
+        # Skipping a step without dead latents is worth a host-device sync only on the CPU; on a
+        # GPU the masked terms below come out zero instead.
+        if has_dead_C.device.type == "cpu" and not dist.any(bool(has_dead_C.any())):
             return zero
         with torch.no_grad():
-            idx_BCK, keep_BCK = auxk_select(pre_BCL, dead_CL, self.aux_k_C)
+            idx_BCK, keep_BCK = auxk_select(pre_BCL, dead_CL, self.aux_k_C, self.aux_k_max)
             # Σ over rows of (e - ē)², with ē and the sums over the GLOBAL batch.
             s1 = resid_BCMD.sum(0)
             s2 = resid_BCMD.pow(2).sum(0)
-            n = torch.tensor(float(resid_BCMD.shape[0]))
+            n = resid_BCMD.new_full((), float(resid_BCMD.shape[0]))
             s1, s2, n = dist.all_reduce_sum([s1, s2, n])
             var_C = (s2 - s1.pow(2) / n).sum((1, 2)).clamp_min(1e-12)
         f_BCK = torch.relu(self.gather(pre_BCL, idx_BCK, xn_BMD)) * keep_BCK

@@ -8,10 +8,16 @@ When a config reaches its own step budget it is frozen and finalized: final chec
 metrics.json and the Δ / shared-cosine histograms.
 
 Under `torchrun` each rank trains on its slice of every batch (see ddp.py).
+
+On a GPU the activations move to device memory once (when they take at most half of what is
+free) and the row order is indexed there, so a step copies nothing between host and device and
+never waits for the device: the host queues steps ahead, and only logging (every 1 % of the
+run), checkpoints and the end of a config read values back.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import shutil
 import time
@@ -25,9 +31,11 @@ from tooldiff.activations import ActivationStore, BatchStream, load_activations,
 from tooldiff.crosscoder.checkpoint import latest_state, save_state
 from tooldiff.crosscoder.config import CrosscoderConfig, SweepConfig, load_sweep
 from tooldiff.crosscoder.ddp import Dist
+from tooldiff.crosscoder.graphs import GraphedStep
 from tooldiff.crosscoder.metrics import decoder_metrics, reconstruction_metrics, write_histograms
 from tooldiff.crosscoder.model import CheckpointInfo, Crosscoder
 from tooldiff.crosscoder.optim import StackedAdam
+from tooldiff.crosscoder.precision import resolve_kernels, resolve_precision
 from tooldiff.crosscoder.stack import CrosscoderStack
 from tooldiff.errors import UserError
 from tooldiff.hf import resolve_device
@@ -58,6 +66,16 @@ def normalization(store: ActivationStore, target_rms: float) -> tuple[torch.Tens
     return mean_MD, rms_M / target_rms
 
 
+def rows_on(store: ActivationStore, device: torch.device) -> ActivationStore:
+    """The store with its rows in `device` memory if that is a GPU with room for them (half of
+    its free memory at most); otherwise as it is, and each step copies its batch over."""
+    if device.type != "cuda":
+        return store
+    free, _ = torch.cuda.mem_get_info(device)
+    nbytes = store.acts_NMD.numel() * store.acts_NMD.element_size()
+    return store.to(device) if nbytes <= free // 2 else store
+
+
 def group_configs(cfgs: list[CrosscoderConfig], stack: bool) -> list[list[int]]:
     """Indices of configs trained as one stack: equal shape, and equal lr, step budget and
     Adam constants (one fused optimizer step serves the whole stack). Seeds, k, λ and AuxK
@@ -78,18 +96,24 @@ class SweepTrainer:
                                 f"{store.n_models}")
         self.sweep = sweep.with_d_model(store.d_model)
         self.cfgs = self.sweep.crosscoder
-        self.store, self.out, self.device, self.dist = store, out, device, dist
+        self.store, self.out, self.device, self.dist = rows_on(store, device), out, device, dist
         t = self.sweep.train
+        self.precision = resolve_precision(t.precision, device.type)
+        self.kernels = resolve_kernels(t.kernels, device.type)
         self.mean_MD, self.scale_M = (v.to(device) for v in normalization(store, t.target_rms))
-        self.train_rows, self.eval_rows = split_rows(store.n_rows, min(t.eval_rows, store.n_rows // 5), t.data_seed)
-        self.stream = BatchStream(len(self.train_rows), t.batch_size, t.data_seed)
+        rows_device = self.store.acts_NMD.device
+        train_rows, eval_rows = split_rows(store.n_rows, min(t.eval_rows, store.n_rows // 5), t.data_seed)
+        self.train_rows, self.eval_rows = train_rows.to(rows_device), eval_rows.to(rows_device)
+        self.stream = BatchStream(len(self.train_rows), t.batch_size, t.data_seed, rows_device)
         self.local = dist.local_slice(t.batch_size)
         self.groups = group_configs(self.cfgs, t.stack)
         self.stacks = [CrosscoderStack.from_crosscoders([Crosscoder.initialized(self.cfgs[i]) for i in g]).to(device)
                        for g in self.groups]
         for stack in self.stacks:
             stack.set_normalization_scale(self.scale_M)
+            stack.set_compute(self.precision, self.kernels)
         self.optims = [self._optimizer(g, s) for g, s in zip(self.groups, self.stacks)]
+        self.steps = [self._step_function(g) for g in range(len(self.stacks))]
         self.since_fired = [torch.zeros(len(g), self.cfgs[g[0]].dict_size, dtype=torch.int64, device=device)
                             for g in self.groups]
         self.group_steps = [self.cfgs[g[0]].steps for g in self.groups]
@@ -129,22 +153,34 @@ class SweepTrainer:
     def _train_step(self) -> None:
         batch = self.train_rows[self.stream.indices(self.step)[self.local]]
         x_BMD = self.store.rows_float(batch).to(self.device)
-        xn_BMD = (x_BMD - self.mean_MD) / self.scale_M.view(1, -1, 1)
-        n_global = self.sweep.train.batch_size
-        for g, stack in enumerate(self.stacks):
+        for g in range(len(self.stacks)):
             if self.step >= self.group_steps[g]:
                 continue  # this stack's budget is spent: it stays frozen
-            dead_CL = self.since_fired[g] >= self.dead_tokens_C[g].view(-1, 1)
-            loss_C, parts, fired_CL = stack.training_loss(xn_BMD, n_global, dead_CL, self.dist)
-            loss_C.sum().backward()
-            self.dist.all_reduce_grads_(list(stack.parameters()))
-            self.optims[g].step()
-            self.optims[g].zero_grad()
-            fired_CL = self.dist.all_reduce_sum([fired_CL.float()])[0] > 0
-            self.since_fired[g] = torch.where(fired_CL, torch.zeros_like(self.since_fired[g]),
-                                              self.since_fired[g] + n_global)
+            loss_C, parts = self.steps[g](x_BMD)
             if self.step % self.log_every == 0 or self.step + 1 == self.group_steps[g]:
-                self._log(g, loss_C.detach(), parts)
+                self._log(g, loss_C, parts)
+
+    def _group_step(self, g: int, x_BMD: torch.Tensor) -> tuple[torch.Tensor, dict]:
+        """One optimizer step of stack g on a raw batch; every state change in place (graphs.py)."""
+        stack, n_global = self.stacks[g], self.sweep.train.batch_size
+        xn_BMD = (x_BMD - self.mean_MD) / self.scale_M.view(1, -1, 1)
+        dead_CL = self.since_fired[g] >= self.dead_tokens_C[g].view(-1, 1)
+        loss_C, parts, fired_CL = stack.training_loss(xn_BMD, n_global, dead_CL, self.dist)
+        loss_C.sum().backward()
+        self.dist.all_reduce_grads_(list(stack.parameters()))
+        self.optims[g].step()
+        self.optims[g].zero_grad()
+        fired_CL = self.dist.all_reduce_sum([fired_CL.float()])[0] > 0
+        self.since_fired[g].add_(n_global).masked_fill_(fired_CL, 0)
+        return loss_C.detach(), parts
+
+    def _step_function(self, g: int):
+        """Stack g's step: captured as a CUDA graph where it can be (a GPU, one process, no
+        BatchTopK, whose threshold search asks the device how far to widen), else eager."""
+        step = functools.partial(self._group_step, g)
+        graphable = (self.device.type == "cuda" and self.sweep.train.cuda_graph and self.dist.world == 1
+                     and self.stacks[g].sparsity != "batchtopk")
+        return GraphedStep(step, reset=self.optims[g].zero_grad) if graphable else step
 
     def _log(self, g: int, loss_C: torch.Tensor, parts: dict) -> None:
         names = ["loss", *parts]
@@ -167,7 +203,7 @@ class SweepTrainer:
     def _export(self, i: int) -> Crosscoder:
         g, j = self._locate(i)
         step = min(self.step, self.cfgs[i].steps)
-        return self.stacks[g].export(j, self.mean_MD, self.scale_M, self._info(step)).cpu()
+        return self.stacks[g].export(j, self.mean_MD, self.scale_M, self._info(step))
 
     def _finalize_due(self, up_to: int) -> None:
         """Final checkpoint + metrics for every config whose budget ends by `up_to`."""
@@ -186,13 +222,16 @@ class SweepTrainer:
         eval_rows = self.eval_rows if len(self.eval_rows) else self.train_rows[:4096]
         g, j = self._locate(i)
         since = self.since_fired[g][j]
+        # Measured where the rows are (on a GPU too), then back on the CPU for the plots.
+        quality = reconstruction_metrics(cc.to(self.store.acts_NMD.device), self.store.rows_float(eval_rows))
+        cc = cc.cpu()
         metrics = {
-            "name": cfg.name, "config": cfg.model_dump(mode="json"), "step": cc.info.step,
-            **reconstruction_metrics(cc, self.store.rows_float(eval_rows)),
+            "name": cfg.name, "config": cfg.model_dump(mode="json"), "step": cc.info.step, **quality,
             "eval_split": "held_out" if len(self.eval_rows) else "train",
             "dead_frac": float((since >= cfg.dead_tokens).float().mean()),
             **decoder_metrics(cc),
             "theta": float(cc.theta), "data_hash": self.store.data_hash, "n_train_rows": len(self.train_rows),
+            "precision": self.precision, "kernels": self.kernels,
             "tokens_seen": cfg.steps * self.sweep.train.batch_size, "history": self.history[cfg.name],
         }
         write_histograms(cc, target)
@@ -257,7 +296,7 @@ class SweepTrainer:
                                        if k.startswith(prefix) and not k.startswith(prefix + "adam.")
                                        and k != prefix + "since_fired"})
                 optim.load_state_tensors(tensors, prefix + "adam.")
-                self.since_fired[g] = tensors[prefix + "since_fired"].to(self.device)
+                self.since_fired[g].copy_(tensors[prefix + "since_fired"])  # in place: a captured step reads it
         except (KeyError, RuntimeError) as e:
             raise UserError(f"resume state in {self.out} does not match this sweep ({str(e).splitlines()[0]})") from None
         torch.set_rng_state(tensors["torch_rng"])

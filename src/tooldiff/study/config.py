@@ -40,7 +40,7 @@ class RuntimeConfig(_Strict):
     store_dtype: str = "float32"  # dtype of the stored activations
     harvest_batch_size: int = Field(32, gt=0)
     shard_rows: int = Field(65536, gt=0)
-    gpu_tflops: float = Field(100.0, gt=0, description="Sustained dense bf16 TFLOP/s assumed by --plan.")
+    gpu: str = Field("h200", description="The GPU whose measured rates --plan uses (tooldiff.study.rates).")
     gpu_memory_gb: float = Field(80.0, gt=0, description="Accelerator memory --plan checks against.")
 
 

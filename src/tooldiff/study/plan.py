@@ -1,13 +1,16 @@
 """`tooldiff run CONFIG --plan`: the work of a study, estimated from the model configs alone.
 
 No weights and no data are read: row counts come from each source's `limit`, prompt lengths
-from its `mean_tokens`. Time is a FLOP count over an assumed sustained throughput
-(`runtime.gpu_tflops`; crosscoders train in fp32/TF32, assumed at half of it), so it is a
-planning number, right within a factor of about two, not a promise.
+from its `mean_tokens`. Times divide each stage's work by the rate tooldiff itself reached on a
+GPU (`runtime.gpu`, tooldiff.study.rates; measured by benchmarks/gpu_paper_scale.py): the
+harvest and crosscoder steps in FLOPs per second, generation in decoding steps per second
+(launch-bound, so not a FLOP count). Prompt lengths are guesses, so the plan is right within
+tens of percent for the measured GPU, not a promise; other GPUs have no measured rates yet.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -17,6 +20,7 @@ from tooldiff.experiment import ExperimentConfig, load_experiment_config
 from tooldiff.experiment.conditions import CONTROL_DOSES
 from tooldiff.study.config import DataSource, StudyConfig
 from tooldiff.study.pair import check_pair_configs, config_dims, load_config
+from tooldiff.study.rates import GpuRates, get_rates, harvest_flops_per_token, train_flops_per_step
 
 DTYPE_BYTES = {"float32": 4, "fp32": 4, "bfloat16": 2, "bf16": 2, "float16": 2, "fp16": 2}
 N_DOM_RIVALS = 2  # experiment.candidates: call_vs_nocall and rl_minus_base
@@ -36,6 +40,7 @@ class StageEstimate:
 @dataclass
 class Plan:
     model: dict
+    rates: GpuRates
     stages: list[StageEstimate] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
@@ -44,7 +49,7 @@ class Plan:
         return sum(s.seconds for s in self.stages)
 
     def to_dict(self) -> dict:
-        return {"model": self.model, "stages": [asdict(s) for s in self.stages],
+        return {"model": self.model, "rates": asdict(self.rates), "stages": [asdict(s) for s in self.stages],
                 "total_seconds": self.total_seconds, "warnings": self.warnings}
 
 
@@ -87,33 +92,33 @@ def _rows_tokens(sources: list[DataSource], positions: str) -> tuple[int, int, i
     return prompts, tokens, prompts if positions == "decision" else tokens
 
 
-def _harvest(name: str, shape: dict, cfg: StudyConfig, sources: list[DataSource], layer: int) -> StageEstimate:
+def _harvest(name: str, shape: dict, cfg: StudyConfig, sources: list[DataSource], layer: int,
+             rates: GpuRates) -> StageEstimate:
     rt = cfg.runtime
     prompts, tokens, rows = _rows_tokens(sources, cfg.pair.positions)
     model_bytes = DTYPE_BYTES[rt.dtype]
-    # The forward stops after layer L: embeddings + L+1 blocks, for each of the two models.
-    flops = 2 * 2 * tokens * shape["params_per_layer"] * (layer + 1)
+    # The forward stops after layer L: L+1 blocks, for each of the two models.
+    flops = tokens * harvest_flops_per_token(shape["params_per_layer"], layer)
     mean_len = tokens / max(prompts, 1)
     weights = 2 * shape["params"] * model_bytes
     batch_acts = rt.harvest_batch_size * mean_len * (4 * shape["d_model"] + 2 * shape["intermediate"]) * model_bytes
     disk = rows * 2 * shape["d_model"] * DTYPE_BYTES[rt.store_dtype]
-    return StageEstimate(name, tokens, int(disk), int(weights + batch_acts), flops / (rt.gpu_tflops * 1e12),
+    return StageEstimate(name, tokens, int(disk), int(weights + batch_acts), flops / (rates.harvest_tflops * 1e12),
                          f"{prompts} prompts, {rows} rows")
 
 
-def _train(sweep: SweepConfig, shape: dict, cfg: StudyConfig) -> StageEstimate:
+def _train(sweep: SweepConfig, shape: dict, cfg: StudyConfig, rates: GpuRates) -> StageEstimate:
     d, batch = shape["d_model"], sweep.train.batch_size
-    flops = 0.0
+    seconds = 0.0
     memory = 0
     for c in sweep.crosscoder:
-        # encoder + decoder over both models: 4*B*M*d*D forward, x3 with the backward pass.
-        flops += 12 * batch * c.n_models * d * c.dict_size * c.steps
+        flops = train_flops_per_step(batch, c.n_models, d, c.dict_size) * c.steps
+        seconds += flops / (rates.train_rate(c.dict_size) * 1e12)
         # parameters, gradients and two Adam moments in fp32; every stack stays on the device.
         memory += 4 * 4 * 2 * c.n_models * d * c.dict_size
     _, _, rows = _rows_tokens(cfg.data.train, cfg.pair.positions)
     rows_bytes = rows * 2 * d * 4  # the trainer holds the activations in float32
     ckpt = sum(4 * 2 * c.n_models * d * c.dict_size for c in sweep.crosscoder) * (1 + sweep.train.keep_checkpoints * 3)
-    seconds = flops / (cfg.runtime.gpu_tflops * 0.5e12)
     return StageEstimate("train", 0, int(ckpt), int(memory + rows_bytes), seconds,
                          f"{len(sweep.crosscoder)} crosscoders; disk = checkpoints + resume states")
 
@@ -129,19 +134,23 @@ def condition_count(exp: ExperimentConfig, n_crosscoders: int) -> int:
     return n_crosscoders * per_cc + shared
 
 
-def _experiment(sweep: SweepConfig, shape: dict, cfg: StudyConfig, exp: ExperimentConfig) -> StageEstimate:
+def _experiment(sweep: SweepConfig, shape: dict, cfg: StudyConfig, exp: ExperimentConfig,
+                rates: GpuRates) -> StageEstimate:
     test_prompts, test_tokens, _ = _rows_tokens(cfg.data.test, "decision")
     n_test = min(test_prompts, N_KINDS * exp.n_per_kind)
     mean_len = test_tokens / max(test_prompts, 1)
     n_cond = condition_count(exp, len(sweep.crosscoder))
     tokens = int(n_cond * n_test * (mean_len + exp.max_new_tokens))
-    flops = 2 * shape["params"] * tokens
+    # Greedy decoding: one step per new token for a whole batch, at the measured step rate
+    # (launch-bound: about the same for any batch up to the one measured); prefill by FLOPs.
+    batches = n_cond * math.ceil(n_test / exp.batch_size)
+    prefill_flops = 2 * shape["params"] * n_cond * n_test * mean_len
+    seconds = batches * exp.max_new_tokens / rates.decode_steps_per_s + prefill_flops / (rates.harvest_tflops * 1e12)
     model_bytes = DTYPE_BYTES[cfg.runtime.dtype]
     kv = 2 * shape["n_layers"] * shape["kv_dim"] * (mean_len + exp.max_new_tokens) * exp.batch_size * model_bytes
     ccs = sum(4 * 2 * c.n_models * shape["d_model"] * c.dict_size for c in sweep.crosscoder)
     weights = 2 * shape["params"] * model_bytes
-    return StageEstimate("experiment", tokens, int(n_cond * 4096), int(weights + kv + ccs),
-                         flops / (cfg.runtime.gpu_tflops * 1e12),
+    return StageEstimate("experiment", tokens, int(n_cond * 4096), int(weights + kv + ccs), seconds,
                          f"<= {n_cond} conditions x {n_test} prompts")
 
 
@@ -152,11 +161,12 @@ def plan_study(cfg: StudyConfig, sweep: SweepConfig) -> Plan:
     check_pair_configs(cfg_a, cfg_b, cfg.pair.layer)
     shape = model_shape(cfg_a)
     exp = load_experiment_config({"seed": cfg.seed, "device": cfg.runtime.device, **cfg.experiment})
-    plan = Plan(model=shape)
-    plan.stages.append(_harvest("harvest (train)", shape, cfg, cfg.data.train, cfg.pair.layer))
-    plan.stages.append(_train(sweep, shape, cfg))
-    plan.stages.append(_harvest("harvest (calibration)", shape, cfg, cfg.data.calibration, cfg.pair.layer))
-    plan.stages.append(_experiment(sweep, shape, cfg, exp))
+    rates = get_rates(cfg.runtime.gpu)
+    plan = Plan(model=shape, rates=rates)
+    plan.stages.append(_harvest("harvest (train)", shape, cfg, cfg.data.train, cfg.pair.layer, rates))
+    plan.stages.append(_train(sweep, shape, cfg, rates))
+    plan.stages.append(_harvest("harvest (calibration)", shape, cfg, cfg.data.calibration, cfg.pair.layer, rates))
+    plan.stages.append(_experiment(sweep, shape, cfg, exp, rates))
     limit = cfg.runtime.gpu_memory_gb * 1e9
     for s in plan.stages:
         if s.memory_bytes > limit:

@@ -50,7 +50,8 @@ def print_plan(cfg: StudyConfig, plan: Plan, out: Console) -> None:
     m = plan.model
     out.print(f"[bold]{cfg.name}[/]: {cfg.pair.rl} vs {cfg.pair.base}, {m['model_type']}, "
               f"{m['params'] / 1e9:.2f} B params, d={m['d_model']}, {m['n_layers']} layers, layer {cfg.pair.layer}, "
-              f"{cfg.runtime.device}/{cfg.runtime.dtype}, assumed {cfg.runtime.gpu_tflops:g} TFLOP/s", highlight=False, soft_wrap=True)
+              f"{cfg.runtime.device}/{cfg.runtime.dtype}; rates measured on {plan.rates.gpu} ({plan.rates.source})",
+              highlight=False, soft_wrap=True)
     table = Table(title="plan (estimates; no weights loaded)")
     for col in ("stage", "tokens", "disk", "memory", "time", "what"):
         table.add_column(col, justify="left" if col in ("stage", "what") else "right")
