@@ -1,4 +1,11 @@
-"""Shared pytest fixtures. Helpers append fixtures below; keep each one small and offline."""
+"""Shared pytest fixtures and helpers: no test file imports another. Keep each one small and offline.
+
+- `tiny`: builders of tiny random objects every stage's tests share (a tokenizer, HF decoders of
+  three families, a crosscoder, padded batches, a layer recorder) and their constants.
+- `synthetic`: experiment results made up condition by condition, analysed by the experiment
+  stage (effects, control-panel verdicts): for the experiment's analysis and for the report.
+- `tiny_organism`: the tiny organism, built once per session.
+"""
 
 import os
 from pathlib import Path
@@ -27,3 +34,182 @@ def tiny_organism(tmp_path_factory):
     keep = os.environ.get("TOOLDIFF_TEST_ORGANISM")
     out = Path(keep) if keep else tmp_path_factory.mktemp("organism") / "tiny"
     return build_organism(out, preset="tiny", seed=0)
+
+
+# --- tiny random HF models, tokenizer and crosscoder ------------------------------------------
+class LayerRecorder:
+    """Records the (edited) output of one decoder layer on every forward call."""
+
+    def __init__(self, layer_module):
+        self.calls: list = []
+        self._handle = layer_module.register_forward_hook(self._hook)
+
+    def _hook(self, module, args, output):
+        h = output if not isinstance(output, tuple) else output[0]
+        self.calls.append(h.detach().clone())
+
+    def remove(self) -> None:
+        self._handle.remove()
+
+
+class Tiny:
+    """What the `tiny` fixture gives: builders of tiny random objects (heavy imports inside)."""
+
+    D_MODEL = 32
+    N_LAYERS = 3
+    LAYER = 1
+    CORPUS = [
+        "the weather in paris is sunny today",
+        "call the calculator with 12 and 30",
+        "tools: get_weather, add_numbers",
+        "user: what is the weather in rome? assistant: let me check",
+        "a quick brown fox jumps over the lazy dog 0123456789",
+    ]
+    LayerRecorder = LayerRecorder
+
+    @staticmethod
+    def tokenizer():
+        """Byte-level BPE trained on a few lines, with <eos>/<pad> special and <tool_call> NOT special."""
+        from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+        from transformers import PreTrainedTokenizerFast
+
+        tok = Tokenizer(models.BPE())
+        tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+        tok.decoder = decoders.ByteLevel()
+        trainer = trainers.BpeTrainer(vocab_size=300, special_tokens=["<eos>", "<pad>"],
+                                      initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+        tok.train_from_iterator(Tiny.CORPUS, trainer=trainer)
+        fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<eos>", pad_token="<pad>")
+        fast.add_tokens(["<tool_call>"])  # added, not special: generation must keep it in the text
+        return fast
+
+    @staticmethod
+    def model(arch: str, vocab_size: int, seed: int = 0):
+        """A random decoder of the given family; a wide init spreads the logits so greedy ties are rare."""
+        import torch
+        from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
+
+        torch.manual_seed(seed)
+        common = dict(vocab_size=vocab_size, initializer_range=0.3, bos_token_id=0, eos_token_id=0, pad_token_id=1)
+        if arch == "qwen2":
+            model = Qwen2ForCausalLM(Qwen2Config(hidden_size=Tiny.D_MODEL, intermediate_size=64, num_hidden_layers=Tiny.N_LAYERS,
+                                                 num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
+                                                 **common))
+        elif arch == "llama":
+            model = LlamaForCausalLM(LlamaConfig(hidden_size=Tiny.D_MODEL, intermediate_size=64, num_hidden_layers=Tiny.N_LAYERS,
+                                                 num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=256,
+                                                 **common))
+        elif arch == "gpt2":
+            model = GPT2LMHeadModel(GPT2Config(n_embd=Tiny.D_MODEL, n_layer=Tiny.N_LAYERS, n_head=4, n_positions=256, **common))
+        else:
+            raise ValueError(arch)
+        model.generation_config.eos_token_id = 0
+        return model.eval()
+
+    @staticmethod
+    def crosscoder(d_model: int = D_MODEL, layer: int | None = LAYER, seed: int = 0):
+        """A random DFC (10 % + 10 % exclusive) with non-trivial normalization statistics."""
+        import torch
+
+        from tooldiff.crosscoder.config import CrosscoderConfig
+        from tooldiff.crosscoder.model import CheckpointInfo, Crosscoder
+
+        cfg = CrosscoderConfig(d_model=d_model, dict_size=80, excl_a=0.1, excl_b=0.1, k=8, seed=seed)
+        cc = Crosscoder.initialized(cfg, CheckpointInfo(layer=layer))
+        gen = torch.Generator().manual_seed(seed + 1)
+        with torch.no_grad():
+            cc.set_normalization(torch.randn(2, d_model, generator=gen) * 0.5, torch.tensor([2.0, 3.0]))
+            cc.b_dec_MD.copy_(torch.randn(2, d_model, generator=gen) * 0.1)
+        return cc.eval()
+
+    @staticmethod
+    def left_pad(rows: list[list[int]], pad_id: int):
+        import torch
+
+        width = max(map(len, rows))
+        ids_BT = torch.full((len(rows), width), pad_id, dtype=torch.long)
+        mask_BT = torch.zeros((len(rows), width), dtype=torch.long)
+        for r, row in enumerate(rows):
+            ids_BT[r, width - len(row):] = torch.tensor(row)
+            mask_BT[r, width - len(row):] = 1
+        return ids_BT, mask_BT
+
+    @staticmethod
+    def padded_batch(vocab_size: int, lengths=(7, 3, 5, 1), seed: int = 0):
+        """Left-padded random token rows of different lengths (pad id 1, tokens drawn from 2..V)."""
+        import torch
+
+        gen = torch.Generator().manual_seed(seed)
+        rows = [torch.randint(2, vocab_size, (n,), generator=gen).tolist() for n in lengths]
+        return Tiny.left_pad(rows, pad_id=1)
+
+    @staticmethod
+    def forward(model, ids_BT, mask_BT):
+        """Logits of one plain forward call with proper position ids for left padding."""
+        import torch
+
+        pos_BT = (mask_BT.cumsum(-1) - 1).clamp(min=0)
+        with torch.no_grad():
+            return model(input_ids=ids_BT, attention_mask=mask_BT, position_ids=pos_BT).logits
+
+
+@pytest.fixture(scope="session")
+def tiny() -> type[Tiny]:
+    return Tiny
+
+
+# --- synthetic experiment results --------------------------------------------------------------
+class Synthetic:
+    """What the `synthetic` fixture gives: conditions on N prompts of three kinds, as the experiment
+    records them, analysed by `tooldiff.experiment.analysis`, and an experiment summary around them."""
+
+    N = 40
+    KINDS = ["call"] * 20 + ["not_offered"] * 10 + ["chitchat"] * 10
+
+    @staticmethod
+    def entry(key, model, intervention, valid, made_call=None, role="effect", controls=(), features=(7,),
+              alpha=None, dose=None, crosscoder="cc0"):
+        made_call = made_call if made_call is not None else valid
+        mean = sum(valid) / len(valid)
+        return {"key": key, "model": model, "intervention": intervention, "crosscoder": crosscoder,
+                "features": list(features), "alpha": alpha, "dose": dose, "positions": "last_prompt", "role": role,
+                "controls": list(controls), "rivals": [], "valid": valid, "made_call": made_call,
+                "metrics": {"n": len(valid), "strict": {"mean": mean, "ci95": [mean - 0.1, mean + 0.1]},
+                            "lenient": {"mean": mean, "ci95": [mean - 0.1, mean + 0.1]},
+                            "trigger": {"precision": 1, "recall": 1, "f1": 1, "fpr": 0}, "calls_per_prompt": mean}}
+
+    @staticmethod
+    def ones(k: int) -> list[int]:
+        return [1] * k + [0] * (Synthetic.N - k)
+
+    @staticmethod
+    def analysed(effect_k: int, control_ks: list[int]) -> dict:
+        """RL without intervention right on 10 prompts, a steer right on `effect_k`, and one random
+        direction control per entry of `control_ks`."""
+        from tooldiff.experiment.analysis import add_effects, add_verdicts
+
+        entry, ones = Synthetic.entry, Synthetic.ones
+        results = {"none": entry("none", "rl", "none", ones(10), role="reference", features=())}
+        results["eff"] = entry("eff", "rl", "steer", ones(effect_k), alpha=32.0,
+                               controls=[f"c{i}" for i in range(len(control_ks))])
+        for i, k in enumerate(control_ks):
+            results[f"c{i}"] = entry(f"c{i}", "rl", "add", ones(k), role="control_random",
+                                     features=(f"random:{i}",), dose=0.3)
+        add_effects(results, Synthetic.KINDS, seed=0, n_boot=500)
+        add_verdicts(results)
+        return results
+
+    @staticmethod
+    def experiment(res: dict) -> dict:
+        """The experiment summary (experiment.json) around analysed conditions, with one crosscoder's ranking."""
+        from tooldiff.experiment.analysis import sweep_summary
+
+        ranking = {"latents": [{"latent": 7, "group": "a_excl", "delta": 0.1, "strict_d": 1.0, "rl_dominant": False}],
+                   "best": {"strict": {"a_excl": 7}}, "n": {"call": 20}, "least_related": [3]}
+        return {"conditions": list(res.values()), "rankings": {"cc0": ranking}, "crosscoders": {"cc0": {}},
+                "sweep": sweep_summary(res), "layer": 1, "n_test": Synthetic.N, "config": {"seed": 0}}
+
+
+@pytest.fixture(scope="session")
+def synthetic() -> type[Synthetic]:
+    return Synthetic

@@ -6,7 +6,6 @@ import torch
 from transformers import Qwen2Config, Qwen2ForCausalLM
 from typer.testing import CliRunner
 
-from test_interventions_support import tiny_tokenizer
 from tooldiff.cli import app
 
 torch.set_num_threads(1)
@@ -41,8 +40,8 @@ def test_bench_runs_on_the_organism_with_limit_20(tiny_organism, tmp_path):
     assert all({"id", "output", "valid", "error_type", "lenient"} <= line.keys() for line in lines)
 
 
-def _tiny_hf_model(tmp_path):
-    tok = tiny_tokenizer()
+def _tiny_hf_model(tiny, tmp_path):
+    tok = tiny.tokenizer()
     torch.manual_seed(0)
     cfg = Qwen2Config(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
                       num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=8192,
@@ -54,8 +53,8 @@ def _tiny_hf_model(tmp_path):
     return tmp_path / "tiny"
 
 
-def test_bench_runs_on_a_tiny_random_hf_model_in_both_formats_and_steers(tmp_path):
-    model = _tiny_hf_model(tmp_path)
+def test_bench_runs_on_a_tiny_random_hf_model_in_both_formats_and_steers(tiny, tmp_path):
+    model = _tiny_hf_model(tiny, tmp_path)
     common = ["--model", str(model), "--categories", "simple_python,irrelevance", "--limit", "3",
               "--max-new-tokens", "6", "--batch-size", "6"]
     outputs = {}
@@ -75,8 +74,8 @@ def test_bench_runs_on_a_tiny_random_hf_model_in_both_formats_and_steers(tmp_pat
     assert [line["output"] for line in lines] != outputs["chat-template"]
 
 
-def test_bench_user_errors_are_one_line(tmp_path):
-    model = _tiny_hf_model(tmp_path)
+def test_bench_user_errors_are_one_line(tiny, tmp_path):
+    model = _tiny_hf_model(tiny, tmp_path)
     for args, needle in [
         (["--categories", "simple,nope"], "unknown BFCL category"),
         (["--prompt-format", "xml"], "unknown prompt format"),

@@ -43,3 +43,17 @@ def test_user_error_is_one_line_and_exit_2(tmp_path):
 
     with pytest.raises(UserError, match="unknown dtype"):
         parse_dtype("float7")
+
+
+def test_verbose_is_a_global_option_that_reaches_the_command(monkeypatch):
+    from typer.testing import CliRunner
+
+    import tooldiff.serve
+    from tooldiff.progress import VERBOSE_ENV, verbose
+
+    seen = []
+    monkeypatch.setenv(VERBOSE_ENV, "0")  # recorded, so the --verbose run below is undone after the test
+    monkeypatch.setattr(tooldiff.serve, "serve", lambda settings, announce: seen.append(verbose()))
+    assert CliRunner().invoke(app, ["serve", "--model", "m"]).exit_code == 0
+    assert CliRunner().invoke(app, ["--verbose", "serve", "--model", "m"]).exit_code == 0
+    assert seen == [False, True]

@@ -180,7 +180,7 @@ def test_trained_dfc_keeps_exclusivity_and_raw_space_reconstruction(tmp_path):
 def test_sweep_file_errors_name_the_key(tmp_path, acts_dir):
     bad = tmp_path / "bad.toml"
     bad.write_text('[train]\nbatch_size = 64\n\n[[crosscoder]]\ndict_size = 32\nk = 4\nlamda_excl = 0.1\n')
-    with pytest.raises(UserError, match="unknown key 'crosscoder.0.lamda_excl'"):
+    with pytest.raises(UserError, match=r"unknown key 'crosscoder\[0\]\.lamda_excl'"):
         load_sweep(bad)
     bad.write_text('[train]\nbatchsize = 64\n[[crosscoder]]\ndict_size = 32\n')
     with pytest.raises(UserError, match="unknown key 'train.batchsize'"):
@@ -212,7 +212,7 @@ def test_cli_train_unknown_key_is_one_line_exit_2(tmp_path, acts_dir, monkeypatc
         main()
     err = capsys.readouterr().err
     assert exit_info.value.code == 2 and "Traceback" not in err
-    assert err.strip().splitlines() == [f"error: {bad}: unknown key 'crosscoder.0.sparsty'"]
+    assert err.strip().splitlines() == [f"error: {bad}: unknown key 'crosscoder[0].sparsty'"]
 
 
 def test_stacked_adam_matches_torch_adam_and_clips_each_config_alone():

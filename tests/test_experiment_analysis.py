@@ -1,107 +1,40 @@
-"""Effects, control-panel verdicts and the generated findings, on synthetic results."""
+"""Effects, control-panel verdicts, the sweep summary and the positive control's checks, on synthetic results."""
 
 import pytest
 import torch
 
 from tooldiff.errors import UserError
 from tooldiff.experiment import load_experiment_config
-from tooldiff.experiment.analysis import add_effects, add_verdicts, sweep_summary
-from tooldiff.report.markdown import render_report
-from tooldiff.report.results import build_results
-
-N = 40
-KINDS = ["call"] * 20 + ["not_offered"] * 10 + ["chitchat"] * 10
+from tooldiff.experiment.analysis import add_effects, sweep_summary
 
 
-def entry(key, model, intervention, valid, made_call=None, role="effect", controls=(), features=(7,),
-          alpha=None, dose=None, crosscoder="cc0"):
-    made_call = made_call if made_call is not None else valid
-    mean = sum(valid) / len(valid)
-    return {"key": key, "model": model, "intervention": intervention, "crosscoder": crosscoder,
-            "features": list(features), "alpha": alpha, "dose": dose, "positions": "last_prompt", "role": role,
-            "controls": list(controls), "rivals": [], "valid": valid, "made_call": made_call,
-            "metrics": {"n": len(valid), "strict": {"mean": mean, "ci95": [mean - 0.1, mean + 0.1]},
-                        "lenient": {"mean": mean, "ci95": [mean - 0.1, mean + 0.1]},
-                        "trigger": {"precision": 1, "recall": 1, "f1": 1, "fpr": 0}, "calls_per_prompt": mean}}
-
-
-def ones(k):
-    return [1] * k + [0] * (N - k)
-
-
-def analysed(effect_k: int, control_ks: list[int]) -> dict:
-    results = {"none": entry("none", "rl", "none", ones(10), role="reference", features=())}
-    results["eff"] = entry("eff", "rl", "steer", ones(effect_k), alpha=32.0,
-                           controls=[f"c{i}" for i in range(len(control_ks))])
-    for i, k in enumerate(control_ks):
-        results[f"c{i}"] = entry(f"c{i}", "rl", "add", ones(k), role="control_random",
-                                 features=(f"random:{i}",), dose=0.3)
-    add_effects(results, KINDS, seed=0, n_boot=500)
-    add_verdicts(results)
-    return results
-
-
-def test_large_effect_with_quiet_controls_beats_the_panel():
-    v = analysed(effect_k=35, control_ks=[10, 11, 9, 10, 12])["eff"]["verdict"]["strict"]
+def test_large_effect_with_quiet_controls_beats_the_panel(synthetic):
+    v = synthetic.analysed(effect_k=35, control_ks=[10, 11, 9, 10, 12])["eff"]["verdict"]["strict"]
     assert v["excludes_zero"] and v["beats_controls"] and v["n_controls"] == 5
 
 
-def test_effect_matched_by_a_random_direction_does_not_beat_the_panel():
-    v = analysed(effect_k=35, control_ks=[10, 36, 9, 10, 12])["eff"]["verdict"]["strict"]
+def test_effect_matched_by_a_random_direction_does_not_beat_the_panel(synthetic):
+    v = synthetic.analysed(effect_k=35, control_ks=[10, 36, 9, 10, 12])["eff"]["verdict"]["strict"]
     assert v["excludes_zero"] and not v["beats_controls"]
 
 
-def test_null_effect_excludes_nothing():
-    v = analysed(effect_k=10, control_ks=[10, 10, 10, 10, 10])["eff"]["verdict"]["strict"]
+def test_null_effect_excludes_nothing(synthetic):
+    v = synthetic.analysed(effect_k=10, control_ks=[10, 10, 10, 10, 10])["eff"]["verdict"]["strict"]
     assert not v["excludes_zero"] and not v["beats_controls"]
 
 
-def test_per_kind_rates_split_the_no_call_prompts():
-    res = analysed(effect_k=35, control_ks=[10])
+def test_per_kind_rates_split_the_no_call_prompts(synthetic):
+    res = synthetic.analysed(effect_k=35, control_ks=[10])
     per_kind = res["eff"]["per_kind"]
     assert per_kind["call"]["n"] == 20 and per_kind["call"]["strict"] == 1.0
     assert per_kind["not_offered"]["strict"] == 1.0 and per_kind["chitchat"]["strict"] == 0.5
 
 
-def experiment_dict(res: dict) -> dict:
-    ranking = {"latents": [{"latent": 7, "group": "a_excl", "delta": 0.1, "strict_d": 1.0, "rl_dominant": False}],
-               "best": {"strict": {"a_excl": 7}}, "n": {"call": 20}, "least_related": [3]}
-    return {"conditions": list(res.values()), "rankings": {"cc0": ranking}, "crosscoders": {"cc0": {}},
-            "sweep": sweep_summary(res), "layer": 1, "n_test": N, "config": {"seed": 0}}
-
-
-@pytest.mark.parametrize("effect_k,controls,holds", [(35, [10, 11], True), (10, [10, 10], False)])
-def test_single_latent_finding_is_computed_either_way(effect_k, controls, holds, tmp_path):
-    results = build_results(experiment_dict(analysed(effect_k, controls)))
-    assert results["findings"]["single_latent"]["holds"] is holds
-    assert set(results) >= {"models", "conditions", "features", "crosscoders"}
-    assert results["models"]["rl"]["n"] == N
-    text = render_report(results, {})
-    assert ("**Held:**" in text) is holds and ("**Did not hold:**" in text) is (not holds)
-    if holds:  # where the effect comes from: calls per kind without and with the intervention
-        (winner,) = results["findings"]["single_latent"]["winners"]
-        assert winner["call_rate_by_kind"]["call"] == [10 / 20, 20 / 20]
-        assert "call 50 → 100 %" in text
-
-
-def test_the_single_latent_claim_is_restated_on_the_validated_instruments_only():
-    experiment = experiment_dict(analysed(35, [10, 11]))
-    validated = build_results(experiment, positive={"validated_kinds": ["cc0"]})
-    claim = validated["findings"]["single_latent_validated"]
-    assert claim["crosscoders"] == ["cc0"] and len(claim["winners"]) == 1
-    assert "1 of 1 single-latent conditions held; 1 raised strict" in render_report(validated, {})
-    other = build_results(experiment, positive={"validated_kinds": ["dfc-tied"]})
-    assert other["findings"]["single_latent_validated"]["n_tried"] == 0
-    unvalidated = build_results(experiment, positive={"validated_kinds": []})
-    assert unvalidated["findings"]["single_latent_validated"] is None
-    assert "No crosscoder kind passed the positive control" in render_report(unvalidated, {})
-
-
-def test_sweep_summary_is_mean_and_std_over_crosscoders():
-    res = {"none": entry("none", "rl", "none", ones(10), role="reference", features=())}
+def test_sweep_summary_is_mean_and_std_over_crosscoders(synthetic):
+    res = {"none": synthetic.entry("none", "rl", "none", synthetic.ones(10), role="reference", features=())}
     for i, k in enumerate([20, 30]):
-        res[f"e{i}"] = entry(f"e{i}", "rl", "reconstruct", ones(k), features=(), crosscoder=f"cc{i}")
-    add_effects(res, KINDS, seed=0, n_boot=200)
+        res[f"e{i}"] = synthetic.entry(f"e{i}", "rl", "reconstruct", synthetic.ones(k), features=(), crosscoder=f"cc{i}")
+    add_effects(res, synthetic.KINDS, seed=0, n_boot=200)
     (row,) = sweep_summary(res)
     assert row["n_crosscoders"] == 2
     assert abs(row["mean_diff"] - 0.375) < 1e-9 and abs(row["std_diff"] - 0.1767767) < 1e-6

@@ -2,7 +2,6 @@
 
 import json
 import shutil
-from pathlib import Path
 
 import pytest
 
@@ -48,14 +47,22 @@ def crosscoders(tiny_organism, tmp_path_factory):
     harvest_pair(base=str(org.base_path), rl=str(org.rl_path), layer=org.layer, data=org.data["rl"],
                  out=root / "acts", positions="decision")
     (root / "sweep.toml").write_text(SWEEP)
-    train_sweep(acts=root / "acts", config=root / "sweep.toml", out=root / "cc", device="cpu")
-    return root / "cc"
+    train_sweep(acts=root / "acts", config=root / "sweep.toml", out=root / "crosscoders", device="cpu")
+    return root / "crosscoders"  # the run layout: RUN/crosscoders/<name>, RUN/experiment
 
 
-def test_experiment_writes_every_condition_and_resumes_without_regenerating(tiny_organism, crosscoders, tmp_path,
-                                                                          monkeypatch):
+@pytest.fixture(scope="module")
+def experiment(tiny_organism, crosscoders):
+    """(summary, experiment directory) of one run of the grid, beside the crosscoders."""
+    out = crosscoders.parent / "experiment"
+    return run_experiment(tiny_organism, crosscoders, out, load_experiment_config(GRID)), out
+
+
+def test_experiment_writes_every_condition_and_resumes_without_regenerating(tiny_organism, crosscoders, experiment,
+                                                                          tmp_path, monkeypatch):
     cfg = load_experiment_config(GRID)
-    summary = run_experiment(tiny_organism, crosscoders, tmp_path, cfg)
+    summary = experiment[0]
+    shutil.copytree(experiment[1], tmp_path, dirs_exist_ok=True)
     lines = (tmp_path / "results.jsonl").read_text().splitlines()
     assert len(lines) == len(summary["conditions"]) > 20
     roles = {c["role"] for c in summary["conditions"]}
@@ -103,3 +110,32 @@ def test_empty_test_split_is_refused(tiny_organism, crosscoders, tmp_path):
 def test_missing_organism_is_refused(crosscoders, tmp_path):
     with pytest.raises(UserError, match="organism"):
         run_experiment(tmp_path / "nothing", crosscoders, tmp_path / "out", load_experiment_config(GRID))
+
+
+def test_the_server_lists_the_ranking_the_experiment_wrote(tiny_organism, crosscoders, experiment):
+    """`GET /v1/steering/features` on a crosscoder of a run: the experiment's ranking, named by `source`."""
+    import asyncio
+
+    import httpx
+
+    from tooldiff.organism import load_organism
+    from tooldiff.serve import Engine, ServerSettings, create_app, load_served
+
+    summary, out = experiment
+    rl = str(load_organism(tiny_organism, models=False).rl_path)
+    settings = ServerSettings(model=rl, crosscoder=str(crosscoders / "dfc"))  # found by the run layout
+
+    async def get(path: str) -> dict:
+        app = create_app(settings, Engine(load_served(settings), 1, 0.0, 1))
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+            response = await client.get(path)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    listing = asyncio.run(get("/v1/steering/features?limit=1000"))
+    assert listing["source"] == str((out / "features" / "dfc.json").resolve()) and "note" not in listing
+    ranked = summary["rankings"]["dfc"]["latents"]
+    assert [row["latent"] for row in listing["data"]] == [row["latent"] for row in ranked]
+    assert listing["data"][0]["strict_auroc"] == ranked[0]["strict_auroc"]
+    with pytest.raises(UserError, match="computed from other weights"):  # another crosscoder's ranking
+        load_served(settings.model_copy(update={"features": str(out / "features" / "plain.json")}))

@@ -6,7 +6,6 @@ condition's entry (rows, metrics, examples) must equal the unpacked one.
 """
 
 import torch
-from test_interventions_support import LAYER, tiny_crosscoder, tiny_model, tiny_tokenizer
 
 from tooldiff.experiment import load_experiment_config
 from tooldiff.experiment import runner
@@ -32,10 +31,10 @@ def records() -> list[dict]:
             for i, t in enumerate(TEXTS)]
 
 
-def study():
-    tok = tiny_tokenizer()
-    models = {"rl": tiny_model("qwen2", len(tok), seed=0), "base": tiny_model("qwen2", len(tok), seed=1)}
-    ccs = {"cc0": tiny_crosscoder(seed=0), "cc1": tiny_crosscoder(seed=1)}
+def study(tiny):
+    tok = tiny.tokenizer()
+    models = {"rl": tiny.model("qwen2", len(tok), seed=0), "base": tiny.model("qwen2", len(tok), seed=1)}
+    ccs = {"cc0": tiny.crosscoder(seed=0), "cc1": tiny.crosscoder(seed=1)}
     cfg = load_experiment_config(GRID)
     gen = torch.Generator().manual_seed(0)
     conditions = none_conditions(cfg.positions)
@@ -44,7 +43,7 @@ def study():
                           dom={"call_vs_nocall": torch.randn(cc.d_model, generator=gen)},
                           random_DR=torch.randn(2, cc.d_model, generator=gen),
                           directions={i: torch.randn(cc.d_model, generator=gen) for i in (0, 20)})
-        conditions += crosscoder_conditions(name, LAYER, cfg, cand)
+        conditions += crosscoder_conditions(name, tiny.LAYER, cfg, cand)
     return tok, models, ccs, cfg, conditions
 
 
@@ -56,8 +55,8 @@ def unpacked(cond, tok, models, ccs, recs, cfg) -> dict:
     return runner._score(cond, recs, [c.text for c in outs], cfg)
 
 
-def test_packed_results_equal_each_condition_run_alone(tmp_path):
-    tok, models, ccs, cfg, conditions = study()
+def test_packed_results_equal_each_condition_run_alone(tiny, tmp_path):
+    tok, models, ccs, cfg, conditions = study(tiny)
     recs = records()
     packed = runner.run_conditions(conditions, models, tok, recs, ccs, tmp_path / "results.jsonl", cfg)
     assert len(packed) == len(set(conditions)) > 20
@@ -72,11 +71,11 @@ def test_packed_results_equal_each_condition_run_alone(tmp_path):
     assert len(plan.pending) < len(set(conditions))
 
 
-def test_silent_latents_really_are_zero_and_most_are_found():
-    tok = tiny_tokenizer()
-    model, cc = tiny_model("qwen2", len(tok), seed=0), tiny_crosscoder(seed=0)
+def test_silent_latents_really_are_zero_and_most_are_found(tiny):
+    tok = tiny.tokenizer()
+    model, cc = tiny.model("qwen2", len(tok), seed=0), tiny.crosscoder(seed=0)
     ids = [tok(t, add_special_tokens=False)["input_ids"] for t in TEXTS * 4]
-    h_ND = last_prompt_hidden(model, ids, LAYER, tok.pad_token_id, batch_size=5)
+    h_ND = last_prompt_hidden(model, ids, tiny.LAYER, tok.pad_token_id, batch_size=5)
     latents = list(range(cc.model_latents(0).stop))
     silent_NS = surely_silent(cc, h_ND, 0, latents)
     f_NS = cc.encode_single(h_ND, 0)[:, latents]

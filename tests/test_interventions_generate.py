@@ -3,7 +3,6 @@
 import pytest
 import torch
 
-from test_interventions_support import LAYER, N_LAYERS, left_pad, tiny_crosscoder, tiny_model, tiny_tokenizer
 from tooldiff.errors import UserError
 from tooldiff.interventions import Intervention, generate, generate_completions, intervene
 
@@ -18,13 +17,13 @@ PROMPTS = [
 
 
 @pytest.fixture(scope="module")
-def tok():
-    return tiny_tokenizer()
+def tok(tiny):
+    return tiny.tokenizer()
 
 
 @pytest.fixture(scope="module")
-def cc():
-    crosscoder = tiny_crosscoder()
+def cc(tiny):
+    crosscoder = tiny.crosscoder()
     with torch.no_grad():
         crosscoder.b_enc_L[[3, 40]] = 50.0  # two latents that always fire, so steering acts
     return crosscoder
@@ -36,9 +35,9 @@ def ids_of(completions):
 
 @pytest.mark.parametrize("arch", ["qwen2", "gpt2"])
 @pytest.mark.parametrize("positions", ["last_prompt", "all"])
-def test_batched_generation_equals_row_by_row(tok, cc, arch, positions):
-    model = tiny_model(arch, len(tok))
-    steer = [Intervention(op="steer", layer=LAYER, feature=[3, 40], alpha=8.0, positions=positions)]
+def test_batched_generation_equals_row_by_row(tiny, tok, cc, arch, positions):
+    model = tiny.model(arch, len(tok))
+    steer = [Intervention(op="steer", layer=tiny.LAYER, feature=[3, 40], alpha=8.0, positions=positions)]
     kwargs = dict(interventions=steer, crosscoder=cc, max_new_tokens=12, progress=False)
     batched = generate_completions(model, tok, PROMPTS, batch_size=4, **kwargs)
     alone = generate_completions(model, tok, PROMPTS, batch_size=1, **kwargs)
@@ -47,16 +46,16 @@ def test_batched_generation_equals_row_by_row(tok, cc, arch, positions):
     assert ids_of(batched) != ids_of(plain)  # the steering really acted
 
 
-def test_per_row_interventions_equal_each_row_alone(tok, cc):
-    model = tiny_model("llama", len(tok))
+def test_per_row_interventions_equal_each_row_alone(tiny, tok, cc):
+    model = tiny.model("llama", len(tok))
     vector = torch.randn(32, generator=torch.Generator().manual_seed(2))
     per_row = [
-        [Intervention(op="steer", layer=LAYER, feature=[3], alpha=16.0)],
+        [Intervention(op="steer", layer=tiny.LAYER, feature=[3], alpha=16.0)],
         [],
-        [Intervention(op="add", layer=LAYER, vector=vector, dose=0.8, positions="generated")],
-        [Intervention(op="ablate", layer=LAYER, feature=[3, 40], positions="all"),
-         Intervention(op="add", layer=LAYER, feature=40, dose=0.5, positions="prompt")],
-        [Intervention(op="steer", layer=LAYER, feature=[3], alpha=16.0)],
+        [Intervention(op="add", layer=tiny.LAYER, vector=vector, dose=0.8, positions="generated")],
+        [Intervention(op="ablate", layer=tiny.LAYER, feature=[3, 40], positions="all"),
+         Intervention(op="add", layer=tiny.LAYER, feature=40, dose=0.5, positions="prompt")],
+        [Intervention(op="steer", layer=tiny.LAYER, feature=[3], alpha=16.0)],
     ]
     kwargs = dict(crosscoder=cc, max_new_tokens=10, progress=False)
     together = generate_completions(model, tok, PROMPTS, per_row, batch_size=5, **kwargs)
@@ -65,12 +64,12 @@ def test_per_row_interventions_equal_each_row_alone(tok, cc):
         assert together[i].token_ids == alone[0].token_ids, i
 
 
-def test_matches_hf_generate_under_the_same_hooks(tok, cc):
-    model = tiny_model("qwen2", len(tok))
-    steer = [Intervention(op="steer", layer=LAYER, feature=[3, 40], alpha=8.0, positions="all")]
+def test_matches_hf_generate_under_the_same_hooks(tiny, tok, cc):
+    model = tiny.model("qwen2", len(tok))
+    steer = [Intervention(op="steer", layer=tiny.LAYER, feature=[3, 40], alpha=8.0, positions="all")]
     ours = generate_completions(model, tok, PROMPTS[:3], steer, cc, max_new_tokens=8, progress=False)
     rows = [tok(p, add_special_tokens=False)["input_ids"] for p in PROMPTS[:3]]
-    ids_BT, mask_BT = left_pad(rows, pad_id=tok.pad_token_id)
+    ids_BT, mask_BT = tiny.left_pad(rows, pad_id=tok.pad_token_id)
     with intervene(model, steer, cc), torch.no_grad():
         out_BT = model.generate(input_ids=ids_BT, attention_mask=mask_BT, max_new_tokens=8, do_sample=False,
                                 pad_token_id=tok.pad_token_id, eos_token_id=None)
@@ -79,8 +78,8 @@ def test_matches_hf_generate_under_the_same_hooks(tok, cc):
         assert out_BT[r, ids_BT.shape[1]:ids_BT.shape[1] + n].tolist() == completion.token_ids
 
 
-def test_stop_strings_cut_the_text(tok):
-    model = tiny_model("qwen2", len(tok))
+def test_stop_strings_cut_the_text(tiny, tok):
+    model = tiny.model("qwen2", len(tok))
     full = generate_completions(model, tok, PROMPTS[:1], max_new_tokens=16, progress=False)[0]
     assert full.finish_reason == "length" and len(full.token_ids) == 16
     stop = full.text[len(full.text) // 2:len(full.text) // 2 + 2]
@@ -89,30 +88,30 @@ def test_stop_strings_cut_the_text(tok):
     assert full.text.startswith(cut.text) and len(cut.token_ids) < 16
 
 
-def test_eos_ends_a_row_and_is_not_in_the_text(tok):
-    model = tiny_model("qwen2", len(tok))
+def test_eos_ends_a_row_and_is_not_in_the_text(tiny, tok):
+    model = tiny.model("qwen2", len(tok))
     plain = generate_completions(model, tok, PROMPTS, max_new_tokens=6, progress=False)
     assert all(c.prompt_tokens > 0 and len(c.token_ids) > 0 for c in plain)
     # Push the last layer's output along <eos>'s unembedding row: every row must stop at once.
-    to_eos = [Intervention(op="add", layer=N_LAYERS - 1, vector=model.lm_head.weight[tok.eos_token_id].detach(),
+    to_eos = [Intervention(op="add", layer=tiny.N_LAYERS - 1, vector=model.lm_head.weight[tok.eos_token_id].detach(),
                            dose=20.0, positions="all")]
     ended = generate_completions(model, tok, PROMPTS, to_eos, max_new_tokens=6, progress=False)
     assert all(c.finish_reason == "stop" and c.token_ids == [] and c.text == "" for c in ended)
 
 
-def test_added_non_special_tokens_stay_in_the_text(tok):
-    model = tiny_model("qwen2", len(tok))
+def test_added_non_special_tokens_stay_in_the_text(tiny, tok):
+    model = tiny.model("qwen2", len(tok))
     tool_call = tok.convert_tokens_to_ids("<tool_call>")
     # Push the last layer's output along <tool_call>'s unembedding row: greedy must pick it.
-    push = [Intervention(op="add", layer=N_LAYERS - 1, vector=model.lm_head.weight[tool_call].detach(),
+    push = [Intervention(op="add", layer=tiny.N_LAYERS - 1, vector=model.lm_head.weight[tool_call].detach(),
                          dose=20.0, positions="all")]
     out = generate_completions(model, tok, PROMPTS[:2], push, max_new_tokens=3, progress=False)
     assert all(c.token_ids == [tool_call] * 3 for c in out)
     assert all(c.text == "<tool_call>" * 3 for c in out)
 
 
-def test_seeded_sampling_is_reproducible_and_batch_independent(tok):
-    model = tiny_model("gpt2", len(tok))
+def test_seeded_sampling_is_reproducible_and_batch_independent(tiny, tok):
+    model = tiny.model("gpt2", len(tok))
     kwargs = dict(max_new_tokens=10, temperature=1.0, top_p=0.9, progress=False)
     a = generate_completions(model, tok, PROMPTS, seed=7, batch_size=5, **kwargs)
     b = generate_completions(model, tok, PROMPTS, seed=7, batch_size=2, **kwargs)
@@ -122,8 +121,8 @@ def test_seeded_sampling_is_reproducible_and_batch_independent(tok):
     assert ids_of(a) != ids_of(c) and ids_of(a) != ids_of(greedy)
 
 
-def test_on_token_sees_every_token_and_can_end_a_row(tok):
-    model = tiny_model("qwen2", len(tok))
+def test_on_token_sees_every_token_and_can_end_a_row(tiny, tok):
+    model = tiny.model("qwen2", len(tok))
     seen: dict[int, list[int]] = {}
 
     def on_token(row: int, token: int) -> bool:
@@ -136,8 +135,8 @@ def test_on_token_sees_every_token_and_can_end_a_row(tok):
     assert all(len(c.token_ids) == 8 for r, c in enumerate(out) if r != 1)
 
 
-def test_adjust_logits_gets_prompt_indices(tok):
-    model = tiny_model("qwen2", len(tok))
+def test_adjust_logits_gets_prompt_indices(tiny, tok):
+    model = tiny.model("qwen2", len(tok))
     plain = generate_completions(model, tok, PROMPTS, max_new_tokens=4, batch_size=2, progress=False)
     banned = plain[2].token_ids[0]
     batches: list[list[int]] = []
@@ -155,8 +154,8 @@ def test_adjust_logits_gets_prompt_indices(tok):
     assert sorted(r for b in dict.fromkeys(map(tuple, batches)) for r in b) == list(range(len(PROMPTS)))
 
 
-def test_prompt_records_are_rendered(tok):
-    model = tiny_model("qwen2", len(tok))
+def test_prompt_records_are_rendered(tiny, tok):
+    model = tiny.model("qwen2", len(tok))
     record = {"id": "r1", "messages": [{"role": "user", "content": "what is the weather"}], "tools": []}
     from_record = generate(model, tok, [record], max_new_tokens=5, progress=False)
     from_text = generate(model, tok, ["user: what is the weather\nassistant:"], max_new_tokens=5, progress=False)
@@ -175,8 +174,8 @@ def test_prompt_records_are_rendered(tok):
         (dict(prompts=[""]), "tokenizes to nothing"),
     ],
 )
-def test_bad_generation_arguments(tok, kwargs, message):
-    model = tiny_model("qwen2", len(tok))
+def test_bad_generation_arguments(tiny, tok, kwargs, message):
+    model = tiny.model("qwen2", len(tok))
     args = dict(prompts=PROMPTS, max_new_tokens=2, progress=False) | kwargs
     with pytest.raises(UserError, match=message):
         generate_completions(model, tok, **args)

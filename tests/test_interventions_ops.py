@@ -3,7 +3,6 @@
 import pytest
 import torch
 
-from test_interventions_support import D_MODEL, LAYER, tiny_crosscoder, tiny_model
 from tooldiff.interventions import Intervention, bind
 from tooldiff.interventions import ops
 
@@ -11,44 +10,44 @@ torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="module")
-def model():
-    return tiny_model("llama", vocab_size=64)
+def model(tiny):
+    return tiny.model("llama", vocab_size=64)
 
 
 @pytest.fixture(scope="module")
-def cc():
-    return tiny_crosscoder()
+def cc(tiny):
+    return tiny.crosscoder()
 
 
 @pytest.fixture()
-def h_ND():
-    return torch.randn(6, D_MODEL, generator=torch.Generator().manual_seed(3)) * 4
+def h_ND(tiny):
+    return torch.randn(6, tiny.D_MODEL, generator=torch.Generator().manual_seed(3)) * 4
 
 
-def edit(model, cc, model_index=0, **fields):
-    return bind(Intervention(layer=LAYER, **fields), model, cc, model_index)
+def edit(tiny, model, cc, model_index=0, **fields):
+    return bind(Intervention(layer=tiny.LAYER, **fields), model, cc, model_index).edit
 
 
-def test_identities_are_exact(model, cc, h_ND):
-    assert torch.equal(edit(model, cc, op="steer", feature=[3, 4, 5], alpha=1.0)(h_ND), h_ND)
-    assert torch.equal(edit(model, cc, op="add", vector=[0.0] * D_MODEL, dose=2.0)(h_ND), h_ND)
-    assert torch.equal(edit(model, cc, op="add", feature=3, dose=0.0)(h_ND), h_ND)
-    assert torch.equal(edit(model, cc, op="steer", vector=torch.randn(D_MODEL), alpha=1.0)(h_ND), h_ND)
+def test_identities_are_exact(tiny, model, cc, h_ND):
+    assert torch.equal(edit(tiny, model, cc, op="steer", feature=[3, 4, 5], alpha=1.0)(h_ND), h_ND)
+    assert torch.equal(edit(tiny, model, cc, op="add", vector=[0.0] * tiny.D_MODEL, dose=2.0)(h_ND), h_ND)
+    assert torch.equal(edit(tiny, model, cc, op="add", feature=3, dose=0.0)(h_ND), h_ND)
+    assert torch.equal(edit(tiny, model, cc, op="steer", vector=torch.randn(tiny.D_MODEL), alpha=1.0)(h_ND), h_ND)
 
 
-def test_ablating_a_latent_that_does_not_fire_is_the_identity(model, cc, h_ND):
+def test_ablating_a_latent_that_does_not_fire_is_the_identity(tiny, model, cc, h_ND):
     silent = 20
     with torch.no_grad():
         cc.b_enc_L[silent] = -1e4  # can never fire
     try:
         assert (cc.encode_single(h_ND, 0)[:, silent] == 0).all()
-        assert torch.equal(edit(model, cc, op="ablate", feature=silent)(h_ND), h_ND)
+        assert torch.equal(edit(tiny, model, cc, op="ablate", feature=silent)(h_ND), h_ND)
     finally:
         with torch.no_grad():
             cc.b_enc_L[silent] = 0.0
 
 
-def test_latent_ops_follow_their_formulas(model, cc, h_ND):
+def test_latent_ops_follow_their_formulas(tiny, model, cc, h_ND):
     latents = [3, 40]
     with torch.no_grad():
         cc.b_enc_L[latents] = 50.0  # always fire, so every op has something to act on
@@ -56,57 +55,57 @@ def test_latent_ops_follow_their_formulas(model, cc, h_ND):
         f_NS = cc.encode_single(h_ND, 0)[:, latents]
         d_SD = torch.stack([cc.decoder_vector(i, 0) for i in latents])
         assert (f_NS > 0).all()
-        got = edit(model, cc, op="steer", feature=latents, alpha=6.0)(h_ND)
+        got = edit(tiny, model, cc, op="steer", feature=latents, alpha=6.0)(h_ND)
         torch.testing.assert_close(got, h_ND + 5.0 * f_NS @ d_SD)
-        got = edit(model, cc, op="ablate", feature=latents)(h_ND)
+        got = edit(tiny, model, cc, op="ablate", feature=latents)(h_ND)
         torch.testing.assert_close(got, h_ND - f_NS @ d_SD)
-        got = edit(model, cc, op="clamp", feature=latents, value=2.5)(h_ND)
+        got = edit(tiny, model, cc, op="clamp", feature=latents, value=2.5)(h_ND)
         torch.testing.assert_close(got, h_ND + (2.5 - f_NS) @ d_SD)
     finally:
         with torch.no_grad():
             cc.b_enc_L[latents] = 0.0
 
 
-def test_add_is_relative_to_each_rows_norm(model, cc, h_ND):
-    got = edit(model, cc, op="add", feature=3, dose=0.5)(h_ND)
+def test_add_is_relative_to_each_rows_norm(tiny, model, cc, h_ND):
+    got = edit(tiny, model, cc, op="add", feature=3, dose=0.5)(h_ND)
     u_D = cc.decoder_vector(3, 0) / cc.decoder_vector(3, 0).norm()
     delta_ND = got - h_ND
     torch.testing.assert_close(delta_ND, 0.5 * h_ND.norm(dim=1, keepdim=True) * u_D)
     # A's exclusive direction added into the base: same formula, A's decoder row.
-    got_b = edit(model, cc, 1, op="add", feature=2, dose=1.0, from_model=0)(h_ND)
+    got_b = edit(tiny, model, cc, 1, op="add", feature=2, dose=1.0, from_model=0)(h_ND)
     u_A = cc.decoder_vector(2, 0) / cc.decoder_vector(2, 0).norm()
     torch.testing.assert_close(got_b - h_ND, h_ND.norm(dim=1, keepdim=True) * u_A)
 
 
-def test_vector_ops_act_on_the_projection(model, cc, h_ND):
-    v_D = torch.randn(D_MODEL, generator=torch.Generator().manual_seed(9)) * 7
+def test_vector_ops_act_on_the_projection(tiny, model, cc, h_ND):
+    v_D = torch.randn(tiny.D_MODEL, generator=torch.Generator().manual_seed(9)) * 7
     u_D = v_D / v_D.norm()
-    ablated = edit(model, cc, op="ablate", vector=v_D)(h_ND)
+    ablated = edit(tiny, model, cc, op="ablate", vector=v_D)(h_ND)
     torch.testing.assert_close(ablated @ u_D, torch.zeros(len(h_ND)), atol=1e-5, rtol=0)
-    clamped = edit(model, cc, op="clamp", vector=v_D, value=3.0)(h_ND)
+    clamped = edit(tiny, model, cc, op="clamp", vector=v_D, value=3.0)(h_ND)
     torch.testing.assert_close(clamped @ u_D, torch.full((len(h_ND),), 3.0))
-    steered = edit(model, cc, op="steer", vector=v_D, alpha=4.0)(h_ND)
+    steered = edit(tiny, model, cc, op="steer", vector=v_D, alpha=4.0)(h_ND)
     torch.testing.assert_close(steered @ u_D, 4.0 * (h_ND @ u_D))
 
 
-def test_reconstruct_with_and_without_error(model, cc, h_ND):
+def test_reconstruct_with_and_without_error(tiny, model, cc, h_ND):
     x_hat_ND = cc.decode_single(cc.encode_single(h_ND, 0), 0).detach()
-    torch.testing.assert_close(edit(model, cc, op="reconstruct")(h_ND), x_hat_ND)
-    spliced = edit(model, cc, op="reconstruct", add_error=True)(h_ND)
+    torch.testing.assert_close(edit(tiny, model, cc, op="reconstruct")(h_ND), x_hat_ND)
+    spliced = edit(tiny, model, cc, op="reconstruct", add_error=True)(h_ND)
     assert (spliced - h_ND).abs().max() <= 1e-5
     assert (x_hat_ND - h_ND).abs().max() > 0.1  # the splice really had an error to add back
 
 
-def test_mismatched_normalization_skips_the_statistics(model, cc, h_ND):
-    mismatched = edit(model, cc, op="reconstruct", normalization="mismatched")(h_ND)
+def test_mismatched_normalization_skips_the_statistics(tiny, model, cc, h_ND):
+    mismatched = edit(tiny, model, cc, op="reconstruct", normalization="mismatched")(h_ND)
     expect = cc.decode_single(cc.encode_single(h_ND, 0, normalized=True), 0, normalized=True).detach()
     torch.testing.assert_close(mismatched, expect)
-    assert (mismatched - edit(model, cc, op="reconstruct")(h_ND)).abs().max() > 0.1
+    assert (mismatched - edit(tiny, model, cc, op="reconstruct")(h_ND)).abs().max() > 0.1
 
 
-def test_edit_keeps_dtype_of_the_model(model, cc, h_ND):
+def test_edit_keeps_dtype_of_the_model(tiny, model, cc, h_ND):
     h_bf16 = h_ND.to(torch.bfloat16)
-    out = edit(model, cc, op="reconstruct", add_error=True)(h_bf16)
+    out = edit(tiny, model, cc, op="reconstruct", add_error=True)(h_bf16)
     assert out.dtype == torch.bfloat16
     torch.testing.assert_close(out.float(), h_bf16.float(), atol=0.05, rtol=0.01)
 
@@ -118,22 +117,22 @@ def test_unit_direction_of_zero_is_zero():
 @pytest.mark.parametrize("sparsity, theta", [("topk", 0.0), ("batchtopk", 0.0), ("batchtopk", 0.3), ("l1", 0.0)])
 @pytest.mark.parametrize("model_index", [0, 1])
 @pytest.mark.parametrize("negative_bias", [False, True])  # the other model's latents can or cannot rank
-def test_latent_reader_matches_encode_single(sparsity, theta, model_index, negative_bias):
+def test_latent_reader_matches_encode_single(tiny, sparsity, theta, model_index, negative_bias):
     from tooldiff.crosscoder.config import CrosscoderConfig
     from tooldiff.crosscoder.model import CheckpointInfo, Crosscoder
     from tooldiff.interventions.readout import latent_reader
 
     extra = {"lambda_excl": 0.1} if sparsity == "l1" else {}
-    cfg = CrosscoderConfig(d_model=D_MODEL, dict_size=80, excl_a=0.1, excl_b=0.1, k=8, sparsity=sparsity, seed=4,
+    cfg = CrosscoderConfig(d_model=tiny.D_MODEL, dict_size=80, excl_a=0.1, excl_b=0.1, k=8, sparsity=sparsity, seed=4,
                            **extra)
-    cc = Crosscoder.initialized(cfg, CheckpointInfo(layer=LAYER))
+    cc = Crosscoder.initialized(cfg, CheckpointInfo(layer=tiny.LAYER))
     gen = torch.Generator().manual_seed(7)
     with torch.no_grad():
-        cc.set_normalization(torch.randn(2, D_MODEL, generator=gen), torch.tensor([2.0, 3.0]))
+        cc.set_normalization(torch.randn(2, tiny.D_MODEL, generator=gen), torch.tensor([2.0, 3.0]))
         bias_L = torch.randn(80, generator=gen) * 0.3
         cc.b_enc_L.copy_(-bias_L.abs() if negative_bias else bias_L)
         cc.theta.fill_(theta)
-    h_ND = torch.randn(200, D_MODEL, generator=gen) * 3
+    h_ND = torch.randn(200, tiny.D_MODEL, generator=gen) * 3
     span = cc.model_latents(model_index)
     latents = [span.start, span.start + 5, 40, span.stop - 1]  # exclusive and shared latents
     with torch.no_grad():

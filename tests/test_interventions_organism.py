@@ -3,7 +3,6 @@
 import pytest
 import torch
 
-from test_interventions_support import left_pad, tiny_crosscoder
 from tooldiff.hf import hidden_size, render_prompt
 from tooldiff.interventions import Intervention, generate_completions, intervene
 
@@ -17,18 +16,18 @@ def organism(tiny_organism):
     return load_organism(tiny_organism)
 
 
-def rendered_batch(org, n: int = 6):
+def rendered_batch(tiny, org, n: int = 6):
     records = org.records("test")[:n]
     rows = [org.tokenizer(render_prompt(org.tokenizer, r), add_special_tokens=False)["input_ids"] for r in records]
     assert len({len(r) for r in rows}) > 1, "the batch should need padding"
-    return records, left_pad(rows, pad_id=org.tokenizer.pad_token_id)
+    return records, tiny.left_pad(rows, pad_id=org.tokenizer.pad_token_id)
 
 
 @pytest.mark.parametrize("which, model_index", [("rl", 0), ("base", 1)])
-def test_splice_with_error_is_the_identity_on_the_organism(organism, which, model_index):
+def test_splice_with_error_is_the_identity_on_the_organism(tiny, organism, which, model_index):
     model = getattr(organism, which)
-    cc = tiny_crosscoder(d_model=hidden_size(model), layer=organism.layer)
-    _, (ids_BT, mask_BT) = rendered_batch(organism)
+    cc = tiny.crosscoder(d_model=hidden_size(model), layer=organism.layer)
+    _, (ids_BT, mask_BT) = rendered_batch(tiny, organism)
     pos_BT = (mask_BT.cumsum(-1) - 1).clamp(min=0)
 
     def logits(interventions):
@@ -42,9 +41,9 @@ def test_splice_with_error_is_the_identity_on_the_organism(organism, which, mode
     assert (recon - clean).abs().max().item() > 1e-3
 
 
-def test_splice_with_error_leaves_organism_generation_unchanged(organism):
-    cc = tiny_crosscoder(d_model=hidden_size(organism.rl), layer=organism.layer)
-    records, _ = rendered_batch(organism)
+def test_splice_with_error_leaves_organism_generation_unchanged(tiny, organism):
+    cc = tiny.crosscoder(d_model=hidden_size(organism.rl), layer=organism.layer)
+    records, _ = rendered_batch(tiny, organism)
     splice = [Intervention(op="reconstruct", layer=organism.layer, add_error=True, positions="all")]
     plain = generate_completions(organism.rl, organism.tokenizer, records, max_new_tokens=24, progress=False)
     spliced = generate_completions(organism.rl, organism.tokenizer, records, splice, cc, max_new_tokens=24,

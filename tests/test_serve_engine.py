@@ -8,7 +8,6 @@ import httpx
 import pytest
 import torch
 
-from test_interventions_support import LAYER, tiny_crosscoder, tiny_model, tiny_tokenizer
 from tooldiff.serve import Engine, ServedModel, ServerSettings, create_app
 
 torch.set_num_threads(1)
@@ -17,16 +16,16 @@ PROMPTS = ["the weather in paris is", "call the calculator", "tools: get_weather
 
 
 @pytest.fixture(scope="module")
-def served():
-    tok = tiny_tokenizer()
-    cc = tiny_crosscoder()
+def served(tiny):
+    tok = tiny.tokenizer()
+    cc = tiny.crosscoder()
     with torch.no_grad():
         cc.b_enc_L[[3, 5]] = 50.0  # latents that always fire, so steering them acts
-    return ServedModel(tiny_model("qwen2", len(tok)), tok, NAME, cc, None, 0)
+    return ServedModel(tiny.model("qwen2", len(tok)), tok, NAME, cc, None, 0)
 
 
-def make_app(served, **caps):
-    settings = ServerSettings(model="unused", layer=LAYER, **caps)
+def make_app(tiny, served, **caps):
+    settings = ServerSettings(model="unused", layer=tiny.LAYER, **caps)
     engine = Engine(served, settings.max_batch_size, settings.batch_wait_ms, settings.max_queue)
     return create_app(settings, engine), engine
 
@@ -67,28 +66,28 @@ STEERS = [
 ]
 
 
-def test_concurrent_requests_share_a_batch_and_each_keeps_its_own_steering(served):
-    app, engine = make_app(served, max_batch_size=len(PROMPTS), batch_wait_ms=2000)  # full at 5: no wait
+def test_concurrent_requests_share_a_batch_and_each_keeps_its_own_steering(tiny, served):
+    app, engine = make_app(tiny, served, max_batch_size=len(PROMPTS), batch_wait_ms=2000)  # full at 5: no wait
     bodies = [body(p, steering=s) for p, s in zip(PROMPTS, STEERS)]
     together = run(app, bodies)
     assert engine.stats["largest_batch"] == len(PROMPTS)  # one forward pass carried all five
     alone = []
     for b in bodies:
-        solo_app, solo_engine = make_app(served, max_batch_size=1)
+        solo_app, solo_engine = make_app(tiny, served, max_batch_size=1)
         alone += run(solo_app, [b])
         assert solo_engine.stats["largest_batch"] == 1
     assert [content(r) for r in together] == [content(r) for r in alone]
-    plain = run(make_app(served)[0], [body(p) for p in PROMPTS])
+    plain = run(make_app(tiny, served)[0], [body(p) for p in PROMPTS])
     changed = [content(a) != content(b) for a, b in zip(together, plain)]
     assert changed == [False, True, True, True, False]  # steering acted on exactly its own rows
     echoed = [r.json()["steering"] for r in together]
-    assert echoed[1] == [{"op": "steer", "layer": LAYER, "feature": [3, 5], "alpha": 8.0}] and echoed[0] == []
+    assert echoed[1] == [{"op": "steer", "layer": tiny.LAYER, "feature": [3, 5], "alpha": 8.0}] and echoed[0] == []
 
 
-def test_max_tokens_and_stop_are_per_row_inside_one_batch(served):
-    reference = content(run(make_app(served)[0], [body(PROMPTS[0], max_tokens=12)])[0])
+def test_max_tokens_and_stop_are_per_row_inside_one_batch(tiny, served):
+    reference = content(run(make_app(tiny, served)[0], [body(PROMPTS[0], max_tokens=12)])[0])
     stop = reference[3:6]
-    app, engine = make_app(served, max_batch_size=3, batch_wait_ms=2000)
+    app, engine = make_app(tiny, served, max_batch_size=3, batch_wait_ms=2000)
     caps = run(app, [body(PROMPTS[0], max_tokens=12), body(PROMPTS[1], max_tokens=3), body(PROMPTS[0], max_tokens=12, stop=[stop])])
     assert engine.stats["largest_batch"] == 3
     usage = [r.json()["usage"]["completion_tokens"] for r in caps]
@@ -98,8 +97,8 @@ def test_max_tokens_and_stop_are_per_row_inside_one_batch(served):
     assert content(caps[0]) == reference
 
 
-def test_full_queue_is_refused_and_a_stuck_request_times_out(served):
-    app, engine = make_app(served, max_queue=1, request_timeout_s=1.5)
+def test_full_queue_is_refused_and_a_stuck_request_times_out(tiny, served):
+    app, engine = make_app(tiny, served, max_queue=1, request_timeout_s=1.5)
 
     async def scenario():
         # The engine is not running yet: the first request waits in the queue, the second
@@ -117,8 +116,8 @@ def test_full_queue_is_refused_and_a_stuck_request_times_out(served):
     assert content(run(app, [body("c")])[0]) is not None  # and it serves again once running
 
 
-def test_api_key_is_required_on_v1_but_not_on_health(served):
-    app, _ = make_app(served, api_key="s3cret")
+def test_api_key_is_required_on_v1_but_not_on_health(tiny, served):
+    app, _ = make_app(tiny, served, api_key="s3cret")
 
     async def scenario():
         transport = httpx.ASGITransport(app=app)
@@ -137,7 +136,7 @@ def test_api_key_is_required_on_v1_but_not_on_health(served):
     assert good.status_code == 200 and good.json()["data"][0]["id"] == NAME
 
 
-def test_tool_choice_none_bans_the_call_token(served):
+def test_tool_choice_none_bans_the_call_token(tiny, served):
     """A model rigged to always open a call: it calls under "auto" and cannot under "none"."""
     call_id = served.tokenizer.convert_tokens_to_ids("<tool_call>")
     tools = [{"type": "function", "function": {"name": "f", "parameters": {"type": "object", "properties": {}}}}]
@@ -148,7 +147,7 @@ def test_tool_choice_none_bans_the_call_token(served):
 
     handle = served.model.lm_head.register_forward_hook(favour_call)
     try:
-        app, _ = make_app(served)
+        app, _ = make_app(tiny, served)
         auto, none = run(app, [body(PROMPTS[0], tools=tools), body(PROMPTS[0], tools=tools, tool_choice="none")])
     finally:
         handle.remove()
@@ -157,8 +156,8 @@ def test_tool_choice_none_bans_the_call_token(served):
     assert none.json()["choices"][0]["message"].get("tool_calls") is None
 
 
-def test_streamed_chunks_add_up_to_the_whole_answer(served):
-    app, _ = make_app(served)
+def test_streamed_chunks_add_up_to_the_whole_answer(tiny, served):
+    app, _ = make_app(tiny, served)
     whole, streamed = run(app, [body(PROMPTS[2], max_tokens=10), body(PROMPTS[2], max_tokens=10, stream=True,
                                                                      stream_options={"include_usage": True})])
     events = [line.removeprefix("data: ") for line in streamed.text.split("\n\n") if line.startswith("data: ")]
@@ -219,8 +218,8 @@ def with_openai(app, coroutine):
     return asyncio.run(go())
 
 
-def test_the_openai_client_reads_tool_calls_whole_and_streamed(scripted):
-    app, _ = make_app(scripted)
+def test_the_openai_client_reads_tool_calls_whole_and_streamed(tiny, scripted):
+    app, _ = make_app(tiny, scripted)
     ask = dict(model=NAME, messages=[{"role": "user", "content": "weather?"}], tools=WEATHER, temperature=0, max_tokens=60)
 
     async def scenario(client):
@@ -246,8 +245,8 @@ def test_the_openai_client_reads_tool_calls_whole_and_streamed(scripted):
     assert final_call.function.name == "get_weather" and json.loads(final_call.function.arguments)["days"] == 3
 
 
-def test_tool_choice_none_on_a_model_that_always_calls(scripted):
-    app, _ = make_app(scripted)
+def test_tool_choice_none_on_a_model_that_always_calls(tiny, scripted):
+    app, _ = make_app(tiny, scripted)
     base = dict(model=NAME, messages=[{"role": "user", "content": "weather?"}], tools=WEATHER, temperature=0, max_tokens=60)
     none = with_openai(app, lambda client: client.chat.completions.create(**base, tool_choice="none"))
     assert none.choices[0].message.tool_calls is None and none.choices[0].finish_reason in ("stop", "length")
@@ -255,8 +254,8 @@ def test_tool_choice_none_on_a_model_that_always_calls(scripted):
 
 
 @pytest.mark.parametrize("scripted", ['{"city": "Rome"}}\n</tool_call>'], indirect=True)
-def test_a_named_function_opens_the_call_and_the_model_completes_it(scripted):
-    app, _ = make_app(scripted)
+def test_a_named_function_opens_the_call_and_the_model_completes_it(tiny, scripted):
+    app, _ = make_app(tiny, scripted)
     named = {"type": "function", "function": {"name": "get_weather"}}
     r = with_openai(app, lambda client: client.chat.completions.create(
         model=NAME, messages=[{"role": "user", "content": "weather?"}], tools=WEATHER, tool_choice=named,
@@ -265,3 +264,19 @@ def test_a_named_function_opens_the_call_and_the_model_completes_it(scripted):
     assert r.choices[0].finish_reason == "tool_calls" and call.function.name == "get_weather"
     assert json.loads(call.function.arguments) == {"city": "Rome"}
     assert r.usage.completion_tokens < 30  # the forced prefix is prompt, not output tokens
+
+
+def test_a_request_is_validated_once_and_bound_once(tiny, served, monkeypatch):
+    """The server binds a request's steering when it admits it; the engine runs it as bound."""
+    from tooldiff.interventions import hooks
+    from tooldiff.serve import steering
+
+    bound = []
+    real_bind = steering.bind
+    monkeypatch.setattr(steering, "bind", lambda *a: bound.append(a[0]) or real_bind(*a))
+    monkeypatch.setattr(hooks, "bind", lambda *a: pytest.fail("the engine bound a spec again"))
+    monkeypatch.setattr(hooks, "parse_intervention", lambda *a: pytest.fail("the engine parsed a spec again"))
+    app, _ = make_app(tiny, served)
+    response = run(app, [body(PROMPTS[1], steering=STEERS[3])])[0]
+    assert response.status_code == 200, response.text  # a failure in the worker would be a 500
+    assert [spec.op for spec in bound] == ["ablate", "add"]

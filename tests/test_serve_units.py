@@ -2,18 +2,21 @@
 
 import json
 import random
+import re
+from pathlib import Path
 
 import pytest
 import torch
 
-from test_interventions_support import LAYER, N_LAYERS, tiny_crosscoder, tiny_model, tiny_tokenizer
 from tooldiff.errors import UserError
-from tooldiff.serve.config import ServerSettings
-from tooldiff.serve.features import list_features
+from tooldiff.interventions import BoundIntervention
+from tooldiff.serve.config import ServerSettings, server_settings
+from tooldiff.features.ranking import write_ranking
+from tooldiff.serve.features import list_features, load_feature_list
 from tooldiff.serve.output import OutputAssembler, assemble
 from tooldiff.serve.prompting import render_request
 from tooldiff.serve.schemas import parse_chat_request
-from tooldiff.serve.steering import SteeringPolicy
+from tooldiff.serve.steering import SteeringBinder
 
 torch.set_num_threads(1)
 WEATHER = {"type": "function", "function": {"name": "get_weather", "description": "Weather of a city",
@@ -35,7 +38,7 @@ def request(**fields) -> bytes:
     (request(temperature="0.5"), "temperature: Input should be a valid number"),
     (request(max_tokens=True), "max_tokens: Input should be a valid integer"),
     (request(temperature=7), "temperature: Input should be less than or equal to 2"),
-    (request(messages=[{"role": "wizard", "content": "x"}]), "messages.0.role"),
+    (request(messages=[{"role": "wizard", "content": "x"}]), "messages[0].role"),
     (request(n=2), "n=1 is supported"),
     (request(logit_bias={"1": 5}), "logit_bias"),
     (request(tool_choice={"type": "function", "function": {"name": "nope"}}, tools=[WEATHER]), "'nope' is not among"),
@@ -50,79 +53,109 @@ def test_bad_requests_are_one_line_user_errors(body, message):
 
 
 def test_a_good_request_parses_with_its_defaults():
-    req = parse_chat_request(request(tools=[WEATHER], stop="x", max_completion_tokens=5, steering=[{"op": "add"}]))
+    req = parse_chat_request(request(tools=[WEATHER], stop="x", max_completion_tokens=5))
     assert req.stop_strings == ["x"] and req.requested_max_tokens == 5 and req.tool_choice is None
-    assert req.steering == [{"op": "add"}]  # raw here: SteeringPolicy checks it against the model
+    assert req.steering is None
 
 
 # --- steering -----------------------------------------------------------------------------
+DIAL = ServerSettings(model="m").steering_policy  # the server's default dial
+
+
 @pytest.fixture(scope="module")
-def policy():
-    tok = tiny_tokenizer()
-    model = tiny_model("qwen2", len(tok))
-    return SteeringPolicy(model, tiny_crosscoder(), 0, ServerSettings(model="unused", layer=LAYER))
+def binder(tiny):
+    tok = tiny.tokenizer()
+    model = tiny.model("qwen2", len(tok))
+    return SteeringBinder(model, tiny.crosscoder(), 0, DIAL, default_layer=tiny.LAYER)
 
 
-def test_good_steering_is_parsed_and_gets_the_default_layer(policy):
-    specs = policy.for_request([{"op": "steer", "feature": 3, "alpha": 4.0},
-                                {"op": "add", "vector": [1.0] * 32, "dose": -1, "positions": "all"}])
-    assert [s.layer for s in specs] == [LAYER, LAYER] and specs[0].feature == (3,)
-    assert policy.for_request(None) == () and policy.for_request([]) == ()
+def steer(tiny, binder, items):
+    """A request's steering as the server treats it: validated with the body, then admitted and bound."""
+    return binder.for_request(parse_chat_request(request(steering=items), default_layer=tiny.LAYER).steering)
+
+
+def test_good_steering_is_bound_once_and_gets_the_default_layer(tiny, binder):
+    items = [{"op": "steer", "feature": 3, "alpha": 4.0}, {"op": "add", "vector": [1.0] * 32, "dose": -1, "positions": "all"}]
+    bound = steer(tiny, binder, items)
+    assert [b.layer for b in bound] == [tiny.LAYER, tiny.LAYER] and bound[0].spec.feature == (3,)
+    assert all(isinstance(b, BoundIntervention) for b in bound)
+    assert [b.edit for b in steer(tiny, binder, items)] == [b.edit for b in bound]  # the same spec is not bound again
+    assert binder.for_request(None) == () and steer(tiny, binder, []) == ()
 
 
 @pytest.mark.parametrize("item, message", [
     ({"op": "steer", "feature": 9999, "alpha": 2}, "latent 9999 out of range"),
-    ({"op": "steer", "feature": 3, "alpha": 2, "layer": N_LAYERS}, f"layer {N_LAYERS} is out of range"),
+    ({"op": "steer", "feature": 3, "alpha": 2, "layer": 3}, "layer 3 is out of range"),  # tiny decoders have 3
     ({"op": "steer", "feature": 3, "alpha": float("nan")}, "alpha must be finite"),
     ({"op": "steer", "feature": 3, "alpha": 1e9}, "alpha"),
-    ({"op": "steer", "feature": 3, "alpha": 500}, "exceeds this server's cap of 128"),
-    ({"op": "add", "vector": [1.0] * 32, "dose": 9}, "exceeds this server's cap of 8"),
+    ({"op": "steer", "feature": 3, "alpha": 500}, r"cap |alpha| <= 128"),
+    ({"op": "add", "vector": [1.0] * 32, "dose": 9}, r"cap |dose| <= 8"),
     ({"op": "add", "vector": [1.0] * 5, "dose": 1}, "vector has 5 entries"),
     ({"op": "steer", "feature": "3", "alpha": 2}, "feature"),
     ({"op": "steer", "feature": 3, "alpha": "2"}, "alpha: Input should be a valid number"),
     ({"op": "steer", "feature": 3, "alpha": 2, "dose": 2}, "dose is not used by op 'steer'"),
-    ({"op": "reconstruct"}, "op: must be one of"),
-    ({"op": "steer", "feature": 3, "alpha": 2, "colour": "red"}, "colour: Extra inputs"),
+    ({"op": "reconstruct"}, "op: must be one of steer, add, ablate, clamp"),
+    ({"op": "steer", "feature": 3, "alpha": 2, "colour": "red"}, "unknown key 'steering[0].colour'"),
     ({"op": "steer", "feature": 75, "alpha": 2}, "b_excl"),  # a base-only latent on the RL side
-    ("steer", "must be a JSON object"),
+    ("steer", "Input should be an object"),
 ])
-def test_bad_steering_is_refused_with_its_cause(policy, item, message):
-    with pytest.raises(UserError, match=message) as info:
-        policy.for_request([item])
-    assert str(info.value).startswith("steering[0]")
+def test_bad_steering_is_refused_with_its_cause(tiny, binder, item, message):
+    with pytest.raises(UserError) as info:
+        steer(tiny, binder, [item])
+    assert message in str(info.value) and "steering[0]" in str(info.value) and "\n" not in str(info.value)
 
 
-def test_steering_must_be_a_short_list(policy):
-    with pytest.raises(UserError, match="must be a list"):
-        policy.parse({"op": "steer"}, "steering")
-    with pytest.raises(UserError, match="exceed the cap of 16"):
-        policy.for_request([{"op": "steer", "feature": 3, "alpha": 2}] * 17)
+def test_steering_must_be_a_short_list(tiny, binder):
+    with pytest.raises(UserError, match="steering: Input should be a valid array"):
+        steer(tiny, binder, {"op": "steer"})
+    with pytest.raises(UserError, match="17 items exceed the cap of 16"):
+        steer(tiny, binder, [{"op": "steer", "feature": 3, "alpha": 2}] * 17)
 
 
-def test_profile_is_the_default_and_a_request_replaces_it(policy, tmp_path):
+def test_profile_is_the_default_and_a_request_replaces_it(tiny, binder, tmp_path):
     path = tmp_path / "profile.json"
     path.write_text(json.dumps({"steering": [{"op": "steer", "feature": 5, "alpha": 3}]}))
-    profiled = SteeringPolicy(policy.model, policy.crosscoder, 0, ServerSettings(model="x", layer=LAYER, profile=str(path)))
-    assert [s.feature for s in profiled.for_request(None)] == [(5,)]
+    profiled = SteeringBinder(binder.model, binder.crosscoder, 0, DIAL, tiny.LAYER, profile=path)
+    assert [b.spec.feature for b in profiled.for_request(None)] == [(5,)]
     assert profiled.for_request([]) == ()
     path.write_text(json.dumps([{"op": "steer", "feature": 9999, "alpha": 3}]))
-    with pytest.raises(UserError, match="profile.json: profile\\[0\\]: latent 9999"):
-        SteeringPolicy(policy.model, policy.crosscoder, 0, ServerSettings(model="x", layer=LAYER, profile=str(path)))
+    with pytest.raises(UserError, match="profile.json: steering\\[0\\]: latent 9999"):
+        SteeringBinder(binder.model, binder.crosscoder, 0, DIAL, tiny.LAYER, profile=path)
+    path.write_text(json.dumps([{"op": "steer", "feature": 5, "alpha": 300}]))
+    with pytest.raises(UserError, match="profile.json: steering\\[0\\].alpha: alpha=300 exceeds the cap"):
+        SteeringBinder(binder.model, binder.crosscoder, 0, DIAL, tiny.LAYER, profile=path)
 
 
-def test_features_fall_back_to_decoder_norms_and_prefer_a_ranking_file(policy, tmp_path):
-    listing = list_features(policy.crosscoder, None, 0, limit=5)
-    assert listing["source"] == "decoder_norms" and len(listing["data"]) == 5
-    assert [row["group"] for row in listing["data"]] == ["a_excl"] * 5  # Δ = 0 first
-    assert all(row["delta"] == 0.0 and row["steerable"] for row in listing["data"])
-    ranking = {"latents": [{"latent": 12, "group": "shared", "strict_auroc": 0.9, "strict_d": 2.0, "extra": 1},
-                           {"latent": 75, "group": "b_excl", "strict_auroc": 0.6, "strict_d": 0.1}]}
-    (tmp_path / "features.json").write_text(json.dumps(ranking))
-    (tmp_path / "cc").mkdir()
-    listing = list_features(policy.crosscoder, tmp_path / "cc", 0, limit=10)
-    assert listing["source"].endswith("features.json")
-    assert listing["data"] == [{"latent": 12, "group": "shared", "strict_auroc": 0.9, "strict_d": 2.0, "steerable": True},
-                               {"latent": 75, "group": "b_excl", "strict_auroc": 0.6, "strict_d": 0.1, "steerable": False}]
+def test_features_fall_back_explicitly_and_take_the_ranking_of_this_crosscoder(tiny, binder, tmp_path):
+    cc = binder.crosscoder
+    cc_dir = cc.save(tmp_path / "run" / "crosscoders" / "dfc")
+    fallback = list_features(cc, load_feature_list(cc, cc_dir, None), 0, limit=5)
+    assert fallback["source"] == "decoder_norms" and fallback["note"].startswith("no ranking at") and len(fallback["data"]) == 5
+    assert [row["group"] for row in fallback["data"]] == ["a_excl"] * 5  # Δ = 0 first
+    assert all(row["delta"] == 0.0 and row["steerable"] for row in fallback["data"])
+
+    latents = [{"latent": i, "group": cc.latent_group(i), "strict_auroc": 0.5, "extra": 1} for i in range(cc.dict_size)]
+    path = write_ranking(tmp_path / "run" / "experiment", "dfc", {"latents": latents[::-1]}, cc_dir).resolve()
+    found = load_feature_list(cc, cc_dir, None)  # the run layout: RUN/crosscoders/dfc -> RUN/experiment/features/dfc.json
+    listing = list_features(cc, found, 0, limit=2)
+    assert listing["source"] == str(path) and "note" not in listing
+    assert listing["data"] == [{"latent": 79, "group": "b_excl", "strict_auroc": 0.5, "steerable": False},
+                               {"latent": 78, "group": "b_excl", "strict_auroc": 0.5, "steerable": False}]
+    for given in (path, tmp_path / "run" / "experiment"):  # --features: the file, or the experiment directory
+        assert Path(load_feature_list(cc, cc_dir, str(given)).source).resolve() == path
+
+    other_cc = tiny.crosscoder(seed=1)
+    other = other_cc.save(tmp_path / "other" / "crosscoders" / "dfc")
+    with pytest.raises(UserError, match="computed from other weights"):  # asked for: refused
+        load_feature_list(other_cc, other, str(path))
+    stale = tmp_path / "other" / "experiment" / "features" / "dfc.json"
+    stale.parent.mkdir(parents=True)
+    stale.write_text(path.read_text())
+    skipped = load_feature_list(other_cc, other, None)  # found by the layout: not used, and the note says why
+    assert skipped.source == "decoder_norms" and "computed from other weights" in skipped.note
+    with pytest.raises(UserError, match="does not rank the 80 latents"):
+        path.write_text(json.dumps({"latents": latents[:5]}))
+        load_feature_list(cc, cc_dir, str(path))
 
 
 # --- prompts ------------------------------------------------------------------------------
@@ -211,17 +244,17 @@ def test_unreadable_or_forbidden_calls_stay_text():
 
 # --- the command line ---------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def saved_model(tmp_path_factory):
+def saved_model(tiny, tmp_path_factory):
     path = tmp_path_factory.mktemp("tiny_model")
-    tok = tiny_tokenizer()
-    tiny_model("qwen2", len(tok)).save_pretrained(path)
+    tok = tiny.tokenizer()
+    tiny.model("qwen2", len(tok)).save_pretrained(path)
     tok.save_pretrained(path)
     return path
 
 
 @pytest.mark.parametrize("args, message", [
     (["--prompt-format", "jinja"], "unknown prompt format 'jinja'"),
-    (["--profile", "PROFILE"], "profile[0]: steer on feature [3] needs a crosscoder"),
+    (["--profile", "PROFILE"], "steering[0]: steer on feature [3] needs a crosscoder"),
 ])
 def test_serve_refuses_bad_settings_in_one_line_before_binding(saved_model, tmp_path, args, message):
     import subprocess
@@ -238,12 +271,36 @@ def test_serve_refuses_bad_settings_in_one_line_before_binding(saved_model, tmp_
 
 
 @pytest.mark.parametrize("settings, message", [
-    (dict(port=70000), "port 70000 is out of range"),
+    (dict(port=70000), "port: Input should be less than or equal to 65535"),
     (dict(max_tokens_cap=8), "default_max_tokens 128 exceeds max_tokens_cap 8"),
-    (dict(max_queue=0), "max_queue must be >= 1"),
-    (dict(request_timeout_s=float("inf")), "request_timeout_s must be a finite number"),
-    (dict(api_key="  "), "api_key is empty"),
+    (dict(max_queue=0), "max_queue: Input should be greater than or equal to 1"),
+    (dict(request_timeout_s=float("inf")), "request_timeout_s: Input should be a finite number"),
+    (dict(api_key="  "), "api_key: the key is empty"),
+    (dict(features="ranking.json"), "features needs a crosscoder"),
+    (dict(prompt_format="jinja"), "unknown prompt format 'jinja'"),
 ])
 def test_nonsense_settings_are_user_errors(settings, message):
-    with pytest.raises(UserError, match=message):
-        ServerSettings(model="m", **settings).check()
+    with pytest.raises(UserError, match=re.escape(message)) as info:
+        server_settings(model="m", **settings)
+    assert str(info.value).startswith("server settings: ")
+
+
+def test_the_serve_command_is_built_from_the_settings_model(monkeypatch):
+    from typer.testing import CliRunner
+
+    import tooldiff.serve
+    from tooldiff.cli import app
+
+    seen = []
+    monkeypatch.setattr(tooldiff.serve, "serve", lambda settings, announce: seen.append(settings))
+    monkeypatch.setenv("TOOLDIFF_API_KEY", "k3y")
+    args = ["serve", "--model", "m", "--timeout", "3", "--max-alpha", "5", "--max-steering-items", "2", "--port", "9"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert seen == [ServerSettings(model="m", request_timeout_s=3.0, max_abs_alpha=5.0, max_steering_items=2, port=9,
+                                   api_key="k3y")]
+    assert seen[0].steering_policy.max_abs_alpha == 5.0 and seen[0].steering_policy.max_items == 2
+    help_text = CliRunner().invoke(app, ["serve", "--help"], env={"COLUMNS": "200"}).output
+    flags = {name: (field.json_schema_extra or {}).get("flag", "--" + name.replace("_", "-"))
+             for name, field in ServerSettings.model_fields.items()}
+    assert all(flag in help_text for flag in flags.values()) and len(flags) == 25

@@ -7,7 +7,6 @@ import torch
 from transformers import Qwen2Config, Qwen2ForCausalLM
 from typer.testing import CliRunner
 
-from test_interventions_support import tiny_tokenizer
 from tooldiff.cli import app
 from tooldiff.errors import UserError
 from tooldiff.study import load_study, run_study
@@ -17,8 +16,8 @@ from tooldiff.study.data import source_rows, to_record
 torch.set_num_threads(1)
 
 
-def _save(path, hidden=32, layers=2, extra_token=None):
-    tok = tiny_tokenizer()
+def _save(tiny, path, hidden=32, layers=2, extra_token=None):
+    tok = tiny.tokenizer()
     if extra_token:
         tok.add_tokens([extra_token])
     cfg = Qwen2Config(vocab_size=len(tok), hidden_size=hidden, intermediate_size=64, num_hidden_layers=layers,
@@ -80,8 +79,8 @@ def _text_data(tmp_path):
     (dict(layers=3), "2 vs 3 decoder layers"),
     (dict(extra_token="<zz>"), "different vocabularies"),
 ])
-def test_a_mismatched_pair_fails_before_any_work(tmp_path, mismatch, message):
-    rl, base = _save(tmp_path / "rl"), _save(tmp_path / "base", **mismatch)
+def test_a_mismatched_pair_fails_before_any_work(tiny, tmp_path, mismatch, message):
+    rl, base = _save(tiny, tmp_path / "rl"), _save(tiny, tmp_path / "base", **mismatch)
     cfg = load_study(_study_toml(tmp_path, base, rl, _text_data(tmp_path)))
     with pytest.raises(UserError, match=message):
         run_study(cfg)
@@ -90,8 +89,8 @@ def test_a_mismatched_pair_fails_before_any_work(tmp_path, mismatch, message):
     assert result.exit_code != 0 and message in str(result.exception)
 
 
-def test_plan_catches_the_same_mismatch_from_configs_only(tmp_path):
-    rl, base = _save(tmp_path / "rl"), _save(tmp_path / "base", hidden=48)
+def test_plan_catches_the_same_mismatch_from_configs_only(tiny, tmp_path):
+    rl, base = _save(tiny, tmp_path / "rl"), _save(tiny, tmp_path / "base", hidden=48)
     cfg = load_study(_study_toml(tmp_path, base, rl, _text_data(tmp_path)))
     with pytest.raises(UserError, match="hidden sizes"):
         run_study(cfg, plan=True)

@@ -1,10 +1,13 @@
 """The `tooldiff` command line: one typer command per pipeline stage.
 
 Heavy imports (torch, transformers, trl) happen inside the commands so that `--help` is instant.
+`serve` has no list of its own: its options are the fields of `ServerSettings` (`options_of`).
+`--verbose`, before the command, shows the libraries' own bars and warnings (progress.py).
 """
 
 from __future__ import annotations
 
+import inspect
 import os
 import sys
 from pathlib import Path
@@ -15,6 +18,9 @@ from rich.console import Console
 from rich.text import Text
 
 from tooldiff.errors import UserError
+from tooldiff.progress import VERBOSE_ENV
+from tooldiff.prompts import PROMPT_FORMATS
+from tooldiff.serve.config import ServerSettings
 
 app = typer.Typer(
     help="Find, prove and control the features an RL fine-tune adds for tool calling.",
@@ -23,6 +29,14 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 err_console = Console(stderr=True)
+
+
+@app.callback()
+def options(verbose: bool = typer.Option(False, "--verbose", help="Also show the libraries' own progress bars and "
+                                                                   "warnings (hidden by default).")) -> None:
+    """Find, prove and control the features an RL fine-tune adds for tool calling."""
+    if verbose:
+        os.environ[VERBOSE_ENV] = "1"  # worker processes inherit it
 
 
 # --- evaluation -------------------------------------------------------------------------
@@ -156,47 +170,29 @@ def demo(
 
 
 # --- serve ------------------------------------------------------------------------------
-@app.command()
-def serve(
-    model: str = typer.Option(..., help="Model directory to serve (HF save_pretrained, safetensors)."),
-    crosscoder: Optional[str] = typer.Option(None, help="Crosscoder checkpoint directory: steer by feature id."),
-    layer: Optional[int] = typer.Option(None, help="Default layer of steering items that give none (else the crosscoder's)."),
-    profile: Optional[Path] = typer.Option(None, help="JSON list of interventions applied to requests that send no steering."),
-    prompt_format: str = typer.Option("chat-template", help="chat-template | toolrl | organism."),
-    host: str = typer.Option("127.0.0.1", help="Interface to bind; loopback unless told otherwise."),
-    port: int = typer.Option(8000, help="TCP port."),
-    api_key: Optional[str] = typer.Option(None, envvar="TOOLDIFF_API_KEY", help="Require 'Authorization: Bearer KEY' on /v1."),
-    model_name: Optional[str] = typer.Option(None, help="Model id clients send (default: the directory name)."),
-    model_index: Optional[int] = typer.Option(None, help="Crosscoder side of the model: 0 = A (RL), 1 = B (base); default: inferred."),
-    device: str = typer.Option("cpu", help="cpu|cuda|cuda:N."),
-    dtype: str = typer.Option("float32", help="float32|bfloat16|float16."),
-    threads: Optional[int] = typer.Option(None, help="Torch CPU threads for generation."),
-    max_batch_size: int = typer.Option(8, help="Requests per forward pass."),
-    batch_wait_ms: float = typer.Option(5.0, help="How long a batch waits for more requests to join."),
-    max_queue: int = typer.Option(64, help="Waiting requests beyond this get 503."),
-    max_prompt_tokens: int = typer.Option(2048, help="Cap on prompt tokens."),
-    max_tokens_cap: int = typer.Option(512, help="Cap on max_tokens."),
-    default_max_tokens: int = typer.Option(128, help="max_tokens when a request gives none."),
-    max_body_bytes: int = typer.Option(1_000_000, help="Cap on the request body size."),
-    timeout: float = typer.Option(120.0, help="Seconds a request may take, queueing included."),
-    max_dose: float = typer.Option(8.0, help="Cap on |dose| of add steering."),
-    max_alpha: float = typer.Option(128.0, help="Cap on |alpha| of steer steering."),
-) -> None:
-    """Serve the model behind an OpenAI-compatible API with a per-request steering dial."""
-    if prompt_format not in ("chat-template", "toolrl", "organism"):
-        raise UserError(f"unknown prompt format {prompt_format!r}; choose chat-template, toolrl or organism")
-    from tooldiff.serve import ServerSettings
-    from tooldiff.serve import serve as run_server
+def options_of(model_cls) -> inspect.Signature:
+    """A command signature with one option per field of the pydantic `model_cls`: its type, its
+    default (required when it has none), `--field-name` (or the field's `flag`), its description
+    as help, and its `envvar` if any. The model stays the one list of settings."""
+    params = []
+    for name, field in model_cls.model_fields.items():
+        extra = field.json_schema_extra or {}
+        default = ... if field.is_required() else field.default
+        option = typer.Option(default, extra.get("flag", "--" + name.replace("_", "-")), help=field.description,
+                              envvar=extra.get("envvar"), show_default=default is not None and default is not ...)
+        params.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=field.annotation))
+    return inspect.Signature(params)
 
-    settings = ServerSettings(
-        model=model, crosscoder=crosscoder, layer=layer, profile=str(profile) if profile else None,
-        prompt_format=prompt_format, host=host, port=port, api_key=api_key, model_name=model_name,
-        model_index=model_index, device=device, dtype=dtype, threads=threads, max_batch_size=max_batch_size,
-        batch_wait_ms=batch_wait_ms, max_queue=max_queue, max_prompt_tokens=max_prompt_tokens,
-        max_tokens_cap=max_tokens_cap, default_max_tokens=default_max_tokens, max_body_bytes=max_body_bytes,
-        request_timeout_s=timeout, max_abs_dose=max_dose, max_abs_alpha=max_alpha,
-    )
-    run_server(settings, announce=lambda line: err_console.print(Text(line), soft_wrap=True))
+
+def serve(**settings) -> None:
+    """Serve the model behind an OpenAI-compatible API with a per-request steering dial."""
+    from tooldiff.serve import serve as run_server, server_settings
+
+    run_server(server_settings(**settings), announce=lambda line: err_console.print(Text(line), soft_wrap=True))
+
+
+serve.__signature__ = options_of(ServerSettings)  # type: ignore[attr-defined]
+app.command()(serve)
 
 
 # --- study (real model pairs) -----------------------------------------------------------
@@ -231,7 +227,7 @@ def bench_bfcl(
     model: str = typer.Option(..., help="Model directory (HF save_pretrained, safetensors)."),
     categories: str = typer.Option("simple_python,multiple,parallel,parallel_multiple,irrelevance",
                                    help="Comma-separated BFCL categories."),
-    prompt_format: str = typer.Option("chat-template", help="chat-template | toolrl | organism."),
+    prompt_format: str = typer.Option("chat-template", help=" | ".join(PROMPT_FORMATS) + "."),
     steering: Optional[Path] = typer.Option(None, help="JSON list of interventions applied to every prompt."),
     crosscoder: Optional[Path] = typer.Option(None, help="Crosscoder checkpoint the steering's features refer to."),
     model_index: int = typer.Option(0, help="Crosscoder side of the model: 0 = A (RL), 1 = B (base)."),

@@ -1,6 +1,7 @@
 """Everything that touches Hugging Face model internals, shared by every stage.
 
-Loading (safetensors only), the decoder-layer table, the layer-output tuple/tensor dance of
+Loading and saving (safetensors only; transformers' own bars hidden, see
+progress.library_quiet), the decoder-layer table, the layer-output tuple/tensor dance of
 transformers 4 vs 5, prompt rendering through the chat template, and model-pair checks.
 """
 
@@ -14,6 +15,7 @@ import torch
 from torch import nn
 
 from tooldiff.errors import UserError
+from tooldiff.progress import library_quiet
 
 # Where each architecture keeps its list of decoder blocks (config.model_type -> attribute path).
 LAYER_PATHS: dict[str, str] = {
@@ -108,11 +110,12 @@ def load_tokenizer(path: str | Path):
 
     cfg_file = Path(path) / "tokenizer_config.json"
     try:
-        if cfg_file.is_file():
-            cls = json.loads(cfg_file.read_text()).get("tokenizer_class")
-            if cls == "PreTrainedTokenizerFast":
-                return PreTrainedTokenizerFast.from_pretrained(str(path))
-        return AutoTokenizer.from_pretrained(str(path))
+        with library_quiet():
+            if cfg_file.is_file():
+                cls = json.loads(cfg_file.read_text()).get("tokenizer_class")
+                if cls == "PreTrainedTokenizerFast":
+                    return PreTrainedTokenizerFast.from_pretrained(str(path))
+            return AutoTokenizer.from_pretrained(str(path))
     except (OSError, ValueError, json.JSONDecodeError) as e:
         raise UserError(f"cannot load tokenizer from {path}: {str(e).splitlines()[0]}") from None
 
@@ -122,12 +125,17 @@ def load_model(path: str | Path, device: str = "cpu", dtype: str = "float32") ->
     from transformers import AutoModelForCausalLM
 
     try:
-        model = AutoModelForCausalLM.from_pretrained(
-            str(path), dtype=parse_dtype(dtype), use_safetensors=True
-        )
+        with library_quiet():
+            model = AutoModelForCausalLM.from_pretrained(str(path), dtype=parse_dtype(dtype), use_safetensors=True)
     except (OSError, ValueError) as e:
         raise UserError(f"cannot load model from {path}: {str(e).splitlines()[0]}") from None
     return model.to(resolve_device(device)).eval()
+
+
+def save_model(model: nn.Module, path: str | Path) -> None:
+    """save_pretrained as safetensors, without transformers' "Writing model shards" bar."""
+    with library_quiet():
+        model.save_pretrained(str(path), safe_serialization=True)
 
 
 def render_prompt(tokenizer, record: dict) -> str:
@@ -152,22 +160,40 @@ def check_pair(model_a: nn.Module, model_b: nn.Module, tok_a, tok_b) -> None:
     _check_vocab(tok_a, tok_b)
 
 
-def check_pair_configs(path_a: str | Path, path_b: str | Path, tok_a, tok_b, layer: int) -> None:
+def check_pair_configs(path_a: str | Path, path_b: str | Path, tok_a, tok_b, layer: int) -> tuple[int, int]:
     """`check_pair` and `check_layer` from the config files alone, before any weights are read:
-    a mismatched 3B pair should fail in a second, not after minutes of loading."""
+    a mismatched 3B pair should fail in a second, not after minutes of loading. (d_model, n_layers)."""
+    dims = check_config_pair(load_config(path_a), load_config(path_b), layer)
+    _check_vocab(tok_a, tok_b)
+    return dims
+
+
+def check_config_pair(cfg_a: Any, cfg_b: Any, layer: int) -> tuple[int, int]:
+    """Two transformers configs: same residual width and depth, and `layer` inside it; (d_model, n_layers)."""
+    shape_a = config_dims(cfg_a)
+    _check_shapes(shape_a, config_dims(cfg_b))
+    _check_layer_index(layer, shape_a[1])
+    return shape_a
+
+
+def load_config(path: str | Path) -> Any:
+    """A model's transformers config (config.json only; no weights)."""
     from transformers import AutoConfig
 
-    def shape(path) -> tuple[int, int]:
-        try:
-            cfg = AutoConfig.from_pretrained(str(path)).get_text_config()
-        except (OSError, ValueError) as e:
-            raise UserError(f"cannot read the model config of {path}: {str(e).splitlines()[0]}") from e
-        return int(cfg.hidden_size), int(cfg.num_hidden_layers)
+    try:
+        return AutoConfig.from_pretrained(str(path))
+    except (OSError, ValueError) as e:
+        raise UserError(f"cannot read the model config in {path}: {str(e).splitlines()[0]}") from None
 
-    shape_a = shape(path_a)
-    _check_shapes(shape_a, shape(path_b))
-    _check_vocab(tok_a, tok_b)
-    _check_layer_index(layer, shape_a[1])
+
+def config_dims(cfg: Any) -> tuple[int, int]:
+    """(hidden size, decoder layers) of a transformers config, whatever the family calls them."""
+    text = getattr(cfg, "text_config", None) or cfg
+    hidden = getattr(text, "hidden_size", None) or getattr(text, "n_embd", None)
+    layers = getattr(text, "num_hidden_layers", None) or getattr(text, "n_layer", None)
+    if hidden is None or layers is None:
+        raise UserError(f"model type {getattr(cfg, 'model_type', '?')!r}: config names no hidden size or layer count")
+    return int(hidden), int(layers)
 
 
 def _check_shapes(shape_a: tuple[int, int], shape_b: tuple[int, int]) -> None:

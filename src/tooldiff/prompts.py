@@ -17,10 +17,12 @@ and the server all render through here.
 from __future__ import annotations
 
 import json
-from typing import Any, Optional
+from typing import Annotated, Any, Optional
+
+from pydantic import AfterValidator
 
 from tooldiff.errors import UserError
-from tooldiff.hf import render_prompt
+from tooldiff.evaluation.parsing import CALL_CLOSE, CALL_OPEN
 
 PROMPT_FORMATS: tuple[str, ...] = ("chat-template", "toolrl", "organism")
 # Which `evaluation.parse_calls` format reads the output of each prompt format.
@@ -60,10 +62,24 @@ TOOLRL_USER_SUFFIX = (
 )
 
 
+def _unknown_format(name: str) -> str:
+    return f"unknown prompt format {name!r}; choose one of {', '.join(PROMPT_FORMATS)}"
+
+
 def check_prompt_format(name: str) -> str:
     if name not in PROMPT_FORMATS:
-        raise UserError(f"unknown prompt format {name!r}; choose one of {', '.join(PROMPT_FORMATS)}")
+        raise UserError(_unknown_format(name))
     return name
+
+
+def _valid_format(name: str) -> str:
+    if name not in PROMPT_FORMATS:
+        raise ValueError(_unknown_format(name))
+    return name
+
+
+# A config field holding a prompt format (serve settings, study TOML): the same check, as pydantic sees it.
+PromptFormat = Annotated[str, AfterValidator(_valid_format)]
 
 
 def render_record(tokenizer: Any, record: dict, prompt_format: str) -> str:
@@ -71,6 +87,8 @@ def render_record(tokenizer: Any, record: dict, prompt_format: str) -> str:
     check_prompt_format(prompt_format)
     if prompt_format == "toolrl" and "messages" in record:
         return render_toolrl(tokenizer, record["messages"], record.get("tools") or None)
+    from tooldiff.hf import render_prompt
+
     return render_prompt(tokenizer, record)
 
 
@@ -114,7 +132,7 @@ def _toolrl_turn(message: dict) -> str:
         return f"<obs> You have made the tool call {message.get('name') or ''}. Execution returns: {_text(message)} </obs>"
     text = _text(message)
     if message.get("tool_calls"):
-        block = "<tool_call>\n" + "\n".join(_toolrl_call_line(c) for c in message["tool_calls"]) + "\n</tool_call>"
+        block = f"{CALL_OPEN}\n" + "\n".join(_toolrl_call_line(c) for c in message["tool_calls"]) + f"\n{CALL_CLOSE}"
         text = (text + "\n" if text else "") + block
     return text
 
@@ -128,5 +146,7 @@ def render_toolrl(tokenizer: Any, messages: list[dict], tools: Optional[list[dic
         system = "\n\n".join(extra_system) + "\n\n" + system
     turns = [_toolrl_turn(m) for m in messages if m.get("role") not in system_roles]
     user = "**Dialogue Records History**\n" + "\n".join(t for t in turns if t)
+    from tooldiff.hf import render_prompt
+
     return render_prompt(tokenizer, {"messages": [{"role": "system", "content": system},
                                                   {"role": "user", "content": user}]})

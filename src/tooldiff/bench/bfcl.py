@@ -39,15 +39,12 @@ def parse_categories(text: str) -> list[str]:
 
 
 def load_steering(steering: Optional[Path], crosscoder: Optional[Path], device: str) -> tuple[list, Any]:
-    """The interventions of a steering file (a JSON list, as the server's --profile) and the
-    crosscoder they need; a feature-based intervention without a crosscoder is a user error."""
-    from tooldiff.interventions import parse_interventions
+    """The interventions of a steering file (read as the server reads its --profile, under the
+    library's policy: every op) and the crosscoder they need; a feature-based intervention without
+    a crosscoder is a user error."""
+    from tooldiff.interventions import read_steering_file
 
-    specs = []
-    if steering is not None:
-        if not Path(steering).is_file():
-            raise UserError(f"steering file {steering} does not exist")
-        specs = parse_interventions(Path(steering).read_text())
+    specs = list(read_steering_file(Path(steering))) if steering is not None else []
     cc = None
     if crosscoder is not None:
         from tooldiff.crosscoder import Crosscoder

@@ -8,11 +8,10 @@ its import pulls every model handler. Tools are converted to OpenAI JSON-schema 
 from __future__ import annotations
 
 import importlib.util
-import json
 import re
 from pathlib import Path
 
-from tooldiff.errors import UserError
+from tooldiff.errors import UserError, iter_jsonl
 from tooldiff.evaluation.schema import bfcl_function_to_openai_tool
 
 INSTALL_HINT = "pip install --no-deps bfcl-eval"
@@ -68,8 +67,7 @@ def _newest_file(directory: Path, stems: tuple[str, ...]) -> Path | None:
 
 
 def _read_jsonl(path: Path) -> list[dict]:
-    with path.open(encoding="utf-8") as handle:
-        return [json.loads(line) for line in handle if line.strip()]
+    return [row for _, row in iter_jsonl(path, "BFCL data file")]
 
 
 def load_bfcl_raw(category: str) -> tuple[list[dict], dict[str, list]]:

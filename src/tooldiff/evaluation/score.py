@@ -15,7 +15,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from tooldiff.errors import UserError
+from tooldiff.errors import UserError, iter_jsonl
 from tooldiff.evaluation.batch import error_counts, score_example, summarize_rows
 from tooldiff.evaluation.bfcl_data import bfcl_categories, load_bfcl
 from tooldiff.evaluation.parsing import FORMATS
@@ -46,13 +46,7 @@ def load_bench(bench: str) -> list[dict]:
 
 def _read_records(path: Path) -> list[dict]:
     records = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise UserError(f"{path}:{number}: not valid JSON ({e.msg})") from None
+    for number, record in iter_jsonl(path, "prompt-record file"):
         if not isinstance(record, dict) or not {"id", "tools", "gold"} <= record.keys():
             raise UserError(f"{path}:{number}: a prompt record needs id, tools and gold")
         records.append(record)

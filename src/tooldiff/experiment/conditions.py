@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import torch
 
 from tooldiff.experiment.config import ExperimentConfig
-from tooldiff.interventions import Intervention
+from tooldiff.interventions import Intervention, parse_intervention
 
 A, B = 0, 1  # model index: A = RL, B = base
 MODEL_INDEX = {"rl": A, "base": B}
@@ -73,7 +73,7 @@ def none_conditions(positions: str) -> list[Condition]:
 
 
 def _iv(layer: int, positions: str, **kw) -> Intervention:
-    return Intervention(layer=layer, positions=positions, **kw)
+    return parse_intervention(dict(layer=layer, positions=positions, **kw))  # knobs from the config: one-line errors
 
 
 def control_dose(size: float) -> float:

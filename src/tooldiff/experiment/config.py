@@ -6,7 +6,7 @@ import math
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
-from tooldiff.errors import UserError, describe_validation
+from tooldiff.errors import validated
 
 
 class ExperimentConfig(BaseModel):
@@ -61,9 +61,4 @@ class ExperimentConfig(BaseModel):
 
 
 def load_experiment_config(overrides: dict | None) -> ExperimentConfig:
-    from pydantic import ValidationError
-
-    try:
-        return ExperimentConfig(**(overrides or {}))
-    except ValidationError as e:
-        raise UserError(f"experiment config: {describe_validation(e)}") from None
+    return validated(ExperimentConfig, dict(overrides or {}), "experiment config")

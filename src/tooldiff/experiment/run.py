@@ -7,6 +7,8 @@ from pathlib import Path
 
 import torch
 
+from tooldiff.crosscoder.model import CONFIG_FILE
+from tooldiff.crosscoder.train import METRICS_FILE
 from tooldiff.errors import UserError
 from tooldiff.experiment.analysis import add_effects, add_verdicts, sweep_summary
 from tooldiff.experiment.candidates import build_candidates
@@ -15,14 +17,15 @@ from tooldiff.experiment.config import ExperimentConfig
 from tooldiff.experiment.data import calibration_acts, stratified_sample, write_calibration_file
 from tooldiff.experiment.runner import run_conditions
 from tooldiff.features import CalibrationActs, plot_d_vs_delta, rank_features
+from tooldiff.features.ranking import write_ranking
 
 
 def load_crosscoders(directory: Path, organism) -> dict:
     """Every checkpoint under `directory` (itself or one level down); all must fit the pair."""
     from tooldiff.crosscoder import Crosscoder
 
-    dirs = [directory] if (directory / "config.json").is_file() else sorted(
-        p.parent for p in directory.glob("*/config.json"))
+    dirs = [directory] if (directory / CONFIG_FILE).is_file() else sorted(
+        p.parent for p in directory.glob(f"*/{CONFIG_FILE}"))
     if not dirs:
         raise UserError(f"no crosscoder checkpoints under {directory}")
     ccs = {d.name: Crosscoder.load(d) for d in dirs}
@@ -54,12 +57,16 @@ def _harvest_calibration(organism, layer: int, out: Path, device: str) -> Calibr
     return calibration_acts(acts_dir, records_file)
 
 
-def _rank(name: str, cc, acts: CalibrationActs, out: Path) -> dict:
+def _rank(name: str, cc, acts: CalibrationActs, out: Path, crosscoder_dir: Path) -> dict:
     ranking = rank_features(cc, acts)
-    (out / "features").mkdir(parents=True, exist_ok=True)
-    (out / "features" / f"{name}.json").write_text(json.dumps(ranking, indent=1))
-    plot_d_vs_delta(ranking, out / "features" / f"{name}.png", title=f"{name}: tool-feature candidates")
+    path = write_ranking(out, name, ranking, crosscoder_dir)
+    plot_d_vs_delta(ranking, path.with_suffix(".png"), title=f"{name}: tool-feature candidates")
     return ranking
+
+
+def checkpoint_dir(crosscoders: Path, name: str) -> Path:
+    """The checkpoint of crosscoder `name` under `crosscoders` (a sweep directory, or one checkpoint)."""
+    return crosscoders if (crosscoders / CONFIG_FILE).is_file() else crosscoders / name
 
 
 def planted_check(cc, planted_D: torch.Tensor, top: list[int], acts: CalibrationActs) -> dict:
@@ -103,7 +110,7 @@ def run_experiment(organism: Path, crosscoders: Path, out: Path, config: Experim
     models, tokenizer = {"base": org.base, "rl": org.rl}, org.tokenizer
     conditions, rankings, positive = none_conditions(config.positions), {}, {}
     for name, cc in ccs.items():
-        rankings[name] = _rank(name, cc, acts, out)
+        rankings[name] = _rank(name, cc, acts, out, checkpoint_dir(Path(crosscoders), name))
         cand = build_candidates(cc, rankings[name], acts, config.contrast, config.top_s,
                                 config.n_unrelated, config.n_random, config.seed, config.pool)
         conditions += crosscoder_conditions(name, layer, config, cand)
@@ -121,7 +128,5 @@ def run_experiment(organism: Path, crosscoders: Path, out: Path, config: Experim
 
 
 def _train_metrics(root: Path, name: str) -> dict:
-    for candidate in (root / name / "metrics.json", root / "metrics.json"):
-        if candidate.is_file():
-            return json.loads(candidate.read_text())
-    return {}
+    candidate = checkpoint_dir(root, name) / METRICS_FILE
+    return json.loads(candidate.read_text()) if candidate.is_file() else {}

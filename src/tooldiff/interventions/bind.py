@@ -3,7 +3,9 @@
 Binding is where an intervention meets the model: the layer must exist, a vector must have the
 model's width, a latent must exist and belong to the model whose weights it reads, and the
 crosscoder must match the model's width and layer. Decoder directions are gathered once here,
-so the hook itself only does arithmetic.
+so the hook itself only does arithmetic. A spec is bound once per model: the server binds a
+request's steering when it admits it, `generate_completions` binds before its first batch, and
+`intervene` runs what it is given bound as it is.
 
 At intervention time only the hooked model's activations exist, so latents are read as
 `encode_single(h, model_index)` reads them (the other model's normalized input taken as 0),
@@ -30,18 +32,15 @@ Edit = Callable[[torch.Tensor], torch.Tensor]
 MODEL_NAMES = {0: "A (RL)", 1: "B (base)"}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class BoundIntervention:
-    """An intervention ready to run: which positions, which rows (None = all) and the edit.
-
-    Per-row interventions carry their rows twice: as a mask `rows_B` (combined with position
-    masks) and as indices `row_ids` (to gather whole rows when every position is selected).
-    """
+    """An intervention checked against one model (and crosscoder) and ready to run: `edit` does
+    the arithmetic on that model's hidden states. `model_key` says which model and which side of
+    the crosscoder it was bound for; `intervene` refuses to run it on another."""
 
     spec: Intervention
     edit: Edit
-    rows_B: Optional[torch.Tensor] = None
-    row_ids: Optional[torch.Tensor] = None
+    model_key: tuple[int, int]
 
     @property
     def positions(self) -> str:
@@ -52,8 +51,16 @@ class BoundIntervention:
         return self.spec.layer
 
 
-def bind(spec: Intervention, model: nn.Module, crosscoder: Optional[Crosscoder], model_index: int) -> Edit:
-    """The edit h_ND -> h_ND that `spec` performs on `model` (checked against model and crosscoder)."""
+def model_key(model: nn.Module, model_index: int) -> tuple[int, int]:
+    return id(model), model_index
+
+
+def bind(spec: Intervention, model: nn.Module, crosscoder: Optional[Crosscoder], model_index: int) -> BoundIntervention:
+    """`spec`, checked against `model` and `crosscoder`, with the edit h_ND -> h_ND it performs there."""
+    return BoundIntervention(spec, _edit(spec, model, crosscoder, model_index), model_key(model, model_index))
+
+
+def _edit(spec: Intervention, model: nn.Module, crosscoder: Optional[Crosscoder], model_index: int) -> Edit:
     check_layer(model, spec.layer)
     d_model = hidden_size(model)
     if spec.vector is not None:

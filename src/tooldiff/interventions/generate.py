@@ -20,7 +20,7 @@ from torch import nn
 from tooldiff.crosscoder.model import Crosscoder
 from tooldiff.errors import UserError
 from tooldiff.hf import render_prompt
-from tooldiff.interventions.hooks import InterventionsArg, intervene, is_per_row
+from tooldiff.interventions.hooks import InterventionsArg, bind_interventions, intervene, is_per_row
 from tooldiff.progress import progress_bar
 from tooldiff.interventions.sampling import RowSampler
 
@@ -92,7 +92,8 @@ def generate_completions(
     _check_args(prompts, max_new_tokens, batch_size, temperature, top_p)
     texts = [render_prompt(tokenizer, p) if isinstance(p, dict) else p for p in prompts]
     ids = [_encode(tokenizer, t, add_special_tokens) for t in texts]
-    per_row = _per_row_interventions(interventions, len(prompts))
+    bound = bind_interventions(interventions, model, crosscoder, model_index)  # once, not per batch
+    per_row = _per_row_interventions(bound, len(prompts))
     seeds = _row_seeds(seed, len(prompts))
     settings = _LoopSettings(max_new_tokens, [s for s in stop if s], temperature, top_p, on_token, adjust_logits)
     order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))
@@ -100,9 +101,9 @@ def generate_completions(
     with progress_bar("generating", total=len(ids), enabled=progress) as advance:
         for start in range(0, len(order), batch_size):
             rows = order[start:start + batch_size]
-            batch_iv = [per_row[i] for i in rows] if per_row is not None else interventions
+            batch_iv = [per_row[i] for i in rows] if per_row is not None else bound
             loop = _BatchLoop(model, tokenizer, settings, RowSampler(temperature, top_p, [seeds[i] for i in rows]))
-            with intervene(model, batch_iv, crosscoder, model_index):
+            with intervene(model, batch_iv, model_index=model_index):
                 for i, completion in zip(rows, loop.run(rows, [ids[i] for i in rows])):
                     results[i] = completion
             advance(len(rows))

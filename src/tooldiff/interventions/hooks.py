@@ -18,6 +18,7 @@ in a slot share one edit call.
 from __future__ import annotations
 
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any, Iterator, Optional, Sequence
 
 import torch
@@ -26,10 +27,11 @@ from torch import nn
 from tooldiff.crosscoder.model import Crosscoder
 from tooldiff.errors import UserError
 from tooldiff.hf import decoder_layers, layer_hidden, with_layer_hidden
-from tooldiff.interventions.bind import BoundIntervention, bind
+from tooldiff.interventions.bind import BoundIntervention, Edit, bind, model_key
 from tooldiff.interventions.positions import AFTER_PROMPT, CallPositions, PositionTracker
 from tooldiff.interventions.spec import Intervention, parse_intervention
 
+# Items: Interventions, dicts or JSON strings of them, or BoundInterventions (bound for this model).
 InterventionsArg = Sequence[Any] | Sequence[Sequence[Any]] | None
 
 
@@ -38,43 +40,64 @@ def is_per_row(interventions: InterventionsArg) -> bool:
     return bool(interventions) and all(isinstance(item, (list, tuple)) for item in interventions)  # type: ignore[union-attr]
 
 
-def bind_all(
+def bind_interventions(
     interventions: InterventionsArg, model: nn.Module, crosscoder: Optional[Crosscoder], model_index: int
-) -> list[BoundIntervention]:
-    """Validate and bind every intervention, grouping identical per-row specs by slot."""
+) -> list:
+    """The same list (or per-row lists) with every item bound for `model`: each distinct spec is
+    validated and bound once; an item that is already bound is checked to be bound for `model`."""
     if not interventions:
         return []
-    cache: dict[Intervention, Any] = {}
+    key, cache = model_key(model, model_index), {}
 
-    def edit_of(spec: Intervention):
+    def bound(item: Any) -> BoundIntervention:
+        if isinstance(item, BoundIntervention):
+            if item.model_key != key:
+                raise UserError("an intervention bound for another model (or crosscoder side) cannot run on this one")
+            return item
+        spec = parse_intervention(item)
         if spec not in cache:
             cache[spec] = bind(spec, model, crosscoder, model_index)
         return cache[spec]
 
-    if not is_per_row(interventions):
-        specs = [parse_intervention(item) for item in interventions]  # type: ignore[union-attr]
-        return [BoundIntervention(spec, edit_of(spec)) for spec in specs]
-    device = next(model.parameters()).device  # where the row masks meet the hidden states (usually)
-    return _bind_per_row(interventions, edit_of, device)  # type: ignore[arg-type]
+    if is_per_row(interventions):
+        return [[bound(item) for item in row] for row in interventions]  # type: ignore[union-attr]
+    return [bound(item) for item in interventions]  # type: ignore[union-attr]
 
 
-def _bind_per_row(per_row: Sequence[Sequence[Any]], edit_of, device: torch.device) -> list[BoundIntervention]:
-    rows = [[parse_intervention(item) for item in row] for row in per_row]
-    n_rows, bound = len(rows), []
-    for slot in range(max(len(row) for row in rows)):
-        members: dict[Intervention, list[int]] = {}
-        for r, row in enumerate(rows):
+@dataclass(frozen=True, eq=False)
+class PlacedIntervention:
+    """A bound intervention and the batch rows it edits: None = all rows. Per-row interventions
+    carry their rows twice: as a mask `rows_B` (combined with position masks) and as indices
+    `row_ids` (to gather whole rows when every position is selected)."""
+
+    bound: BoundIntervention
+    rows_B: Optional[torch.Tensor] = None
+    row_ids: Optional[torch.Tensor] = None
+
+    @property
+    def edit(self) -> Edit:
+        return self.bound.edit
+
+
+def _place(bound: list, device: torch.device) -> list[PlacedIntervention]:
+    """Per-row lists are applied slot by slot; rows that share a spec in a slot share one edit."""
+    if not is_per_row(bound):
+        return [PlacedIntervention(b) for b in bound]
+    n_rows, placed = len(bound), []
+    for slot in range(max(len(row) for row in bound)):
+        members: dict[Intervention, tuple[BoundIntervention, list[int]]] = {}
+        for r, row in enumerate(bound):
             if slot < len(row):
-                members.setdefault(row[slot], []).append(r)
-        for spec, row_ids in members.items():
+                members.setdefault(row[slot].spec, (row[slot], []))[1].append(r)
+        for first, row_ids in members.values():
             rows_B = torch.zeros(n_rows, dtype=torch.bool, device=device)
             rows_B[row_ids] = True
-            bound.append(BoundIntervention(spec, edit_of(spec), rows_B, torch.tensor(row_ids, device=device)))
-    return bound
+            placed.append(PlacedIntervention(first, rows_B, torch.tensor(row_ids, device=device)))
+    return placed
 
 
-def _layer_hook(bound: list[BoundIntervention], tracker: PositionTracker):
-    decoding_items = [item for item in bound if item.positions in AFTER_PROMPT]
+def _layer_hook(bound: list[PlacedIntervention], tracker: PositionTracker):
+    decoding_items = [item for item in bound if item.bound.positions in AFTER_PROMPT]
 
     def hook(module: nn.Module, args: tuple, output: Any) -> Any:
         call = tracker.current
@@ -87,20 +110,20 @@ def _layer_hook(bound: list[BoundIntervention], tracker: PositionTracker):
     return hook
 
 
-def _edit_every_position(items: list[BoundIntervention], output: Any) -> Any:
+def _edit_every_position(items: list[PlacedIntervention], output: Any) -> Any:
     h_BTD = layer_hidden(output)
     for item in items:
         h_BTD = _edit_rows(item, h_BTD)
     return with_layer_hidden(output, h_BTD)
 
 
-def _edit_selected(bound: list[BoundIntervention], call: CallPositions, output: Any) -> Any:
+def _edit_selected(bound: list[PlacedIntervention], call: CallPositions, output: Any) -> Any:
     """A call holding prompt tokens: each item at its selected positions, gathered and scattered."""
     h_BTD = layer_hidden(output)
     new_BTD: Optional[torch.Tensor] = None
     for item in bound:
         _check_rows(item, h_BTD.shape[0])  # decoding calls keep the prefill's batch (the tracker checks)
-        where = call.select(item.positions)
+        where = call.select(item.bound.positions)
         if where is False:
             continue
         now_BTD = h_BTD if new_BTD is None else new_BTD
@@ -117,12 +140,12 @@ def _edit_selected(bound: list[BoundIntervention], call: CallPositions, output: 
     return output if new_BTD is None else with_layer_hidden(output, new_BTD)
 
 
-def _check_rows(item: BoundIntervention, batch: int) -> None:
+def _check_rows(item: PlacedIntervention, batch: int) -> None:
     if item.rows_B is not None and item.rows_B.shape[0] != batch:
         raise UserError(f"per-row interventions were given for {item.rows_B.shape[0]} rows, but the batch has {batch}")
 
 
-def _edit_rows(item: BoundIntervention, h_BTD: torch.Tensor) -> torch.Tensor:
+def _edit_rows(item: PlacedIntervention, h_BTD: torch.Tensor) -> torch.Tensor:
     """h with the item's edit at every position of its rows (all rows unless per-row)."""
     if item.row_ids is None:
         return item.edit(h_BTD)
@@ -136,14 +159,17 @@ def intervene(
     interventions: InterventionsArg,
     crosscoder: Optional[Crosscoder] = None,
     model_index: int = 0,
-) -> Iterator[list[BoundIntervention]]:
+) -> Iterator[list[PlacedIntervention]]:
     """Apply `interventions` to every forward call of `model` inside the `with` block.
 
-    `interventions`: Intervention objects, dicts or JSON strings; either one list for all rows or
-    one list per batch row. `model_index` says which crosscoder model the hooked model is
-    (0 = A, the RL model; 1 = B, the base). Everything is validated before any hook is added.
+    `interventions`: Intervention objects, dicts or JSON strings, or interventions already bound
+    for `model` (`bind`, `bind_interventions`: run as they are, not bound again); either one list
+    for all rows or one list per batch row. `model_index` says which crosscoder model the hooked
+    model is (0 = A, the RL model; 1 = B, the base). Everything is validated before any hook is
+    added. Yields what runs: one entry per intervention (per slot and spec, for per-row lists).
     """
-    bound = bind_all(interventions, model, crosscoder, model_index)
+    device = next(model.parameters()).device  # where the row masks meet the hidden states (usually)
+    bound = _place(bind_interventions(interventions, model, crosscoder, model_index), device)
     if not bound:
         yield bound
         return
@@ -154,8 +180,8 @@ def intervene(
         model.register_forward_hook(tracker.post_hook),
     ]
     try:
-        for layer in sorted({b.layer for b in bound}):
-            at_layer = [b for b in bound if b.layer == layer]
+        for layer in sorted({b.bound.layer for b in bound}):
+            at_layer = [b for b in bound if b.bound.layer == layer]
             handles.append(layers[layer].register_forward_hook(_layer_hook(at_layer, tracker)))
         yield bound
     finally:

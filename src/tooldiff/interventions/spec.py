@@ -1,36 +1,29 @@
-"""One intervention, as a validated and hashable value (SPEC section 3).
+"""One intervention, as a validated and hashable value (SPEC section 3): the only wire model.
 
-The same shape travels as JSON through the experiment's results and the server's `steering`
-field: `{feature | vector, layer, op, alpha | dose | value, positions, add_error}`.
-Every malformed intervention raises `UserError` with a one-line cause.
+The same shape travels as JSON through the experiment's results, steering files (the bench's
+`--steering`, the server's `--profile`) and the server's `steering` field:
+`{feature | vector, layer, op, alpha | dose | value, positions, add_error}`. Validation is
+strict (`"alpha": "5"` is an error, never a silent 5.0) and unknown keys are refused. Every
+malformed intervention raises `UserError` with a one-line cause. Which ops and how large a
+knob a caller accepts on top of that is its `SteeringPolicy` (policy.py).
 """
 
 from __future__ import annotations
 
 import json
 import math
-from typing import Any, Literal
+from pathlib import Path
+from typing import Any, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, ValidationError, ValidationInfo, field_validator, model_validator
 
-from tooldiff.errors import UserError
+from tooldiff.errors import UserError, describe_validation, validated
+from tooldiff.interventions.policy import KNOB_OF_OP, KNOBS, LIBRARY, OPS, Op, SteeringPolicy
 
-Op = Literal["reconstruct", "steer", "add", "ablate", "clamp"]
 Positions = Literal["last_prompt", "prompt", "generated", "all"]
-OPS: tuple[str, ...] = ("reconstruct", "steer", "add", "ablate", "clamp")
 POSITIONS: tuple[str, ...] = ("last_prompt", "prompt", "generated", "all")
-
-# Guard rails: the paper's grid tops out at alpha = 64 and relative doses above ~2 already
-# break generation (SPEC section 5); anything far beyond is a typo or an attack on the server.
-MAX_ABS_ALPHA = 1000.0
-MAX_ABS_DOSE = 100.0
-MAX_ABS_VALUE = 1e6
-
-# Which numeric knob each op needs; every other knob is rejected so typos cannot pass silently.
-KNOB_OF_OP: dict[str, str | None] = {
-    "reconstruct": None, "steer": "alpha", "add": "dose", "ablate": None, "clamp": "value",
-}
-KNOB_LIMITS: dict[str, float] = {"alpha": MAX_ABS_ALPHA, "dose": MAX_ABS_DOSE, "value": MAX_ABS_VALUE}
+__all__ = ["OPS", "POSITIONS", "Intervention", "Op", "Positions", "parse_intervention", "parse_interventions",
+           "read_steering_file"]
 
 
 class Intervention(BaseModel):
@@ -42,9 +35,12 @@ class Intervention(BaseModel):
     - ablate: h - sum_i f_i d_i.
     - clamp: h + sum_i (value - f_i) d_i.
     With `vector` instead of `feature`, the latent is the unit direction u itself: f = h.u, d = u.
+
+    Built in code, a bad value raises pydantic's ValidationError (a bug in the caller); input
+    from a user goes through `parse_intervention` or `read_steering_file` (a one-line UserError).
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
 
     op: Op
     layer: int
@@ -58,31 +54,25 @@ class Intervention(BaseModel):
     normalization: Literal["matched", "mismatched"] = "matched"
     from_model: int | None = None
 
-    def __init__(self, **data: Any) -> None:
-        try:
-            super().__init__(**data)
-        except ValidationError as e:
-            raise UserError(f"bad intervention: {_first_error(e)}") from None
-
-    @field_validator("layer", "alpha", "dose", "value", "from_model", mode="before")
+    @model_validator(mode="before")
     @classmethod
-    def _no_bool_numbers(cls, v: Any) -> Any:
-        # pydantic would quietly read true as 1; a boolean here is always a mistake.
-        if isinstance(v, bool):
-            raise ValueError(f"expected a number, got {v}")
-        return v
+    def _default_layer(cls, data: Any, info: ValidationInfo) -> Any:
+        # A caller with a default layer (the server's --layer) passes it as validation context.
+        default = (info.context or {}).get("default_layer")
+        if isinstance(data, dict) and "layer" not in data and default is not None:
+            return {**data, "layer": default}
+        return data
 
     @field_validator("feature", mode="before")
     @classmethod
     def _feature_as_tuple(cls, v: Any) -> Any:
         if v is None or isinstance(v, bool):
             return v
-        if isinstance(v, int):
-            return (v,)
         if hasattr(v, "tolist"):  # a tensor or an array of latent ids
             v = v.tolist()
-            return (v,) if isinstance(v, int) else v
-        return v
+        if isinstance(v, int):
+            return (v,)
+        return tuple(v) if isinstance(v, list) else v
 
     @field_validator("vector", mode="before")
     @classmethod
@@ -130,7 +120,7 @@ class Intervention(BaseModel):
 
     def _check_knobs(self) -> None:
         needed = KNOB_OF_OP[self.op]
-        for knob in ("alpha", "dose", "value"):
+        for knob in KNOBS:
             given = getattr(self, knob)
             if knob != needed:
                 if given is not None:
@@ -140,8 +130,9 @@ class Intervention(BaseModel):
                 raise ValueError(f"op {self.op!r} needs {knob}")
             if not math.isfinite(given):
                 raise ValueError(f"{knob} must be finite, got {given}")
-            if abs(given) > KNOB_LIMITS[knob]:
-                raise ValueError(f"{knob}={given} exceeds the limit |{knob}| <= {KNOB_LIMITS[knob]:g}")
+            problem = LIBRARY.knob_problem(knob, given)
+            if problem:
+                raise ValueError(problem)
 
     def _check_op_only_fields(self) -> None:
         if self.layer < 0:
@@ -181,7 +172,7 @@ def parse_intervention(obj: Any) -> Intervention:
             raise UserError(f"bad intervention JSON: {e}") from None
     if not isinstance(obj, dict):
         raise UserError(f"an intervention must be a JSON object, got {type(obj).__name__}")
-    return Intervention(**obj)
+    return validated(Intervention, obj, "bad intervention")
 
 
 def parse_interventions(obj: Any) -> list[Intervention]:
@@ -198,8 +189,32 @@ def parse_interventions(obj: Any) -> list[Intervention]:
     return [parse_intervention(item) for item in obj]
 
 
-def _first_error(e: ValidationError) -> str:
-    err = e.errors()[0]
-    where = ".".join(str(p) for p in err.get("loc", ()))
-    msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
-    return f"{where}: {msg}" if where else msg
+class _SteeringList(BaseModel):
+    """A steering file's content: `{"steering": [...]}` (a bare list is read as its `steering`)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    steering: list[Intervention]
+
+
+def read_steering_file(path: Path, policy: SteeringPolicy = LIBRARY,
+                       default_layer: Optional[int] = None) -> tuple[Intervention, ...]:
+    """The interventions of a steering file (the bench's --steering, the server's --profile),
+    validated as the server validates a request's `steering` and admitted by `policy`."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"steering file {path} does not exist")
+    try:
+        raw = json.loads(path.read_text())
+    except OSError as e:
+        raise UserError(f"cannot read steering file {path}: {e.strerror}") from None
+    except json.JSONDecodeError as e:
+        raise UserError(f"steering file {path} is not valid JSON: {e}") from None
+    try:
+        specs = tuple(_SteeringList.model_validate({"steering": raw} if isinstance(raw, list) else raw,
+                                                   context={"default_layer": default_layer}).steering)
+        policy.admit(specs, "steering")
+    except ValidationError as e:
+        raise UserError(f"steering file {path}: {describe_validation(e)}") from None
+    except UserError as e:
+        raise UserError(f"steering file {path}: {e}") from None
+    return specs

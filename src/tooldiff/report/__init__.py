@@ -6,6 +6,7 @@ import json
 import shutil
 from pathlib import Path
 
+from tooldiff.features.ranking import ranking_file
 from tooldiff.report.markdown import render_report
 from tooldiff.report.plots import plot_delta_histogram, plot_dose_response
 from tooldiff.report.results import build_results
@@ -20,7 +21,7 @@ def write_report(experiment: dict, out: Path, organism_info: dict | None = None,
     plots = {"dose-response": plot_dose_response(results, out / "dose_response.png").name,
              "Δ histogram": plot_delta_histogram(experiment["rankings"], out / "delta_hist.png").name}
     for name in experiment["rankings"]:
-        src = out / "features" / f"{name}.png"
+        src = ranking_file(out, name).with_suffix(".png")  # where the experiment put it, when out is its directory
         if src.is_file():
             shutil.copy(src, out / f"features_{name}.png")
             plots[f"feature ranking {name}"] = f"features_{name}.png"

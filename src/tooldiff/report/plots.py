@@ -30,6 +30,11 @@ def _band(ax, xs, mean, lo, hi, label, color, style="-"):
         ax.fill_between(xs, lo, hi, color=color, alpha=0.15)
 
 
+def _legend(ax) -> None:
+    if ax.get_legend_handles_labels()[0]:  # a panel with no curve (no such conditions) has no legend
+        ax.legend(fontsize=7)
+
+
 def plot_dose_response(results: dict, path: Path) -> Path:
     conds = results["conditions"]
     by_key = {c["key"]: c for c in conds}
@@ -51,7 +56,7 @@ def plot_dose_response(results: dict, path: Path) -> Path:
     ax1.set_xscale("log")
     ax1.set_xlabel("steering α (RL model, last prompt token)")
     ax1.set_ylabel("strict correctness (BFCL-AST)")
-    ax1.legend(fontsize=7)
+    _legend(ax1)
     pick_add = lambda c: c["model"] == "base" and (c["intervention"] == "none" or (  # noqa: E731
         c["role"] == "effect" and c["intervention"] == "add"))
     _band(ax2, *_curve(anchors + conds, pick_add, "dose"), "RL top latent direction", "tab:red")
@@ -64,7 +69,7 @@ def plot_dose_response(results: dict, path: Path) -> Path:
     if "base" in none:
         ax2.axhline(none["base"]["mean"], color="black", lw=0.8, label="base, no intervention")
     ax2.set_xlabel("relative dose c (added into the base)")
-    ax2.legend(fontsize=7)
+    _legend(ax2)
     fig.suptitle("Dose-response (mean over crosscoders; bands: mean 95% CI)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)

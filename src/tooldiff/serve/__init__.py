@@ -7,15 +7,29 @@ and embedding. See docs/serving.md for the API, the steering spec and the safety
 
 from __future__ import annotations
 
-from tooldiff.serve.app import create_app
-from tooldiff.serve.config import PROMPT_FORMATS, ServerSettings
-from tooldiff.serve.engine import Engine
-from tooldiff.serve.model import ServedModel, load_served
+from importlib import import_module
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tooldiff.serve.config import ServerSettings
+    from tooldiff.serve.engine import Engine
+
+# Loaded on first use, so that the command line can read ServerSettings without loading torch.
+_HOME = {"create_app": "app", "ServerSettings": "config", "server_settings": "config", "Engine": "engine",
+         "ServedModel": "model", "load_served": "model"}
+
+
+def __getattr__(name: str):
+    if name not in _HOME:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(import_module(f"{__name__}.{_HOME[name]}"), name)
 
 
 def build_engine(settings: ServerSettings) -> Engine:
     """Load what `settings` names and wrap it in an (unstarted) engine."""
-    settings = settings.check()
+    from tooldiff.serve.engine import Engine
+    from tooldiff.serve.model import load_served
+
     return Engine(load_served(settings), settings.max_batch_size, settings.batch_wait_ms, settings.max_queue)
 
 
@@ -24,7 +38,8 @@ def serve(settings: ServerSettings, announce=print) -> None:
     import torch
     import uvicorn
 
-    settings = settings.check()
+    from tooldiff.serve.app import create_app
+
     if settings.threads is not None:
         torch.set_num_threads(settings.threads)
     engine = build_engine(settings)
@@ -35,7 +50,9 @@ def serve(settings: ServerSettings, announce=print) -> None:
     announce(f"serving {served.name!r} on http://{settings.host}:{settings.port}/v1 "
              f"(prompt format {settings.prompt_format}, crosscoder {settings.crosscoder or 'none'}, "
              f"model index {served.model_index}, api key {'on' if settings.api_key else 'off'})")
+    if served.features is not None:
+        announce(f"steering features: {served.features.source}" + (f" ({served.features.note})" if served.features.note else ""))
     uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning", timeout_graceful_shutdown=5)
 
 
-__all__ = ["PROMPT_FORMATS", "Engine", "ServedModel", "ServerSettings", "build_engine", "create_app", "load_served", "serve"]
+__all__ = ["build_engine", "serve", *sorted(_HOME)]

@@ -23,12 +23,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from tooldiff.errors import UserError
 from tooldiff.serve.config import ServerSettings
 from tooldiff.serve.engine import Engine, Job, JobResult, QueueFull
-from tooldiff.serve.features import list_features
+from tooldiff.serve.features import by_decoder_norms, list_features
 from tooldiff.serve.output import assemble, OutputAssembler
 from tooldiff.serve.prompting import RenderedPrompt, render_request
 from tooldiff.serve.responses import completion_body, completion_id, error_body
 from tooldiff.serve.schemas import ChatRequest, parse_chat_request
-from tooldiff.serve.steering import Steering, SteeringPolicy
+from tooldiff.serve.steering import Steering, SteeringBinder
 from tooldiff.serve.streaming import failure_message, stream_job
 
 log = logging.getLogger("tooldiff.serve")
@@ -45,9 +45,11 @@ class ApiError(Exception):
 
 def create_app(settings: ServerSettings, engine: Engine) -> FastAPI:
     """The app around a (not yet started) engine; the app's lifespan starts and stops it."""
-    settings = settings.check()
     served = engine.served
-    policy = SteeringPolicy(served.model, served.crosscoder, served.model_index, settings)
+    default_layer = settings.layer if settings.layer is not None else (
+        served.crosscoder.info.layer if served.crosscoder is not None else None)
+    steering_binder = SteeringBinder(served.model, served.crosscoder, served.model_index, settings.steering_policy,
+                                     default_layer, settings.profile)
     banned = served.call_open_token_ids()
     started = int(time.time())
 
@@ -88,15 +90,16 @@ def create_app(settings: ServerSettings, engine: Engine) -> FastAPI:
         if served.crosscoder is None:
             raise ApiError(404, "no crosscoder is loaded: start the server with --crosscoder to steer by feature id")
         limit = _int_param(request, "limit", default=100, low=1, high=MAX_FEATURES_LISTED)
-        return list_features(served.crosscoder, served.crosscoder_dir, served.model_index, limit)
+        features = served.features or by_decoder_norms(served.crosscoder, "no ranking was loaded with the model")
+        return list_features(served.crosscoder, features, served.model_index, limit)
 
     @app.post("/v1/chat/completions")
     async def chat(request: Request):
         require_key(request)
-        req = parse_chat_request(await _read_body(request, settings.max_body_bytes))
+        req = parse_chat_request(await _read_body(request, settings.max_body_bytes), default_layer)
         if req.model != served.name:
             raise ApiError(404, f"model {req.model!r} does not exist; this server serves {served.name!r}", code="model_not_found")
-        steering = policy.for_request(req.steering)
+        steering = steering_binder.for_request(req.steering)
         rendered = _render(served.tokenizer, req, settings.prompt_format)
         job = _job(req, rendered, steering)
         try:

@@ -3,7 +3,8 @@
 Requests become `Job`s. The worker takes the oldest waiting job, waits up to
 `batch_wait_ms` for more jobs it can share a forward pass with (same sampling settings; any
 steering, any length), and runs them as one left-padded batch through the shared generation
-loop (`tooldiff.interventions.generate_completions`) with one steering list per row. Jobs that
+loop (`tooldiff.interventions.generate_completions`) with one steering list per row, bound when
+the request was admitted (steering.py) and run as it was bound. Jobs that
 arrive while a batch runs wait for the next one; more than `max_queue` waiting jobs are
 refused (`QueueFull`, a 503).
 

@@ -1,60 +1,70 @@
 """`GET /v1/steering/features`: the loaded crosscoder's latents, best tool features first.
 
-The ranking comes from a `features.json` written by `tooldiff.features.rank_features`, looked
-for next to the crosscoder (its directory, then its parent). Without one, the latents of the
-served model are listed with their group and relative decoder norm Δ only (0 = RL-only,
-1 = base-only), RL-exclusive first. The coupling is deliberately loose: any JSON file with a
-"latents" list of {"latent", ...} objects works, and unknown keys are passed through.
+The ranking is the one the experiment wrote for this crosscoder (features/ranking.py):
+- `--features PATH`: that ranking file, or an experiment directory holding
+  `features/<crosscoder name>.json`; any problem with it stops the server at startup.
+- otherwise the run layout of `tooldiff demo` / `tooldiff run`: `RUN/crosscoders/<name>` is ranked
+  in `RUN/experiment/features/<name>.json`, used when it is there and belongs to this crosscoder.
+Without a ranking the served model's latents are listed by relative decoder norm Δ (0 = RL-only,
+1 = base-only), RL-exclusive first, and the response says so: `source` is "decoder_norms" and
+`note` says why. With one, `source` names the file. Loaded once, at startup.
 """
 
 from __future__ import annotations
 
-import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
 from tooldiff.crosscoder import Crosscoder
+from tooldiff.errors import UserError
+from tooldiff.features.ranking import ranking_file, ranking_in_run, read_ranking
 
-RANKING_FILE = "features.json"
+DECODER_NORMS = "decoder_norms"
 _KEPT_KEYS = ("latent", "group", "rl_dominant", "delta", "strict_auroc", "strict_d", "paper_auroc", "paper_d",
               "nu_eps", "nu_r", "firing")
 
 
-def find_ranking(crosscoder_dir: Optional[Path]) -> Optional[Path]:
-    if crosscoder_dir is None:
-        return None
-    for folder in (crosscoder_dir, crosscoder_dir.parent):
-        if (folder / RANKING_FILE).is_file():
-            return folder / RANKING_FILE
-    return None
+@dataclass(frozen=True)
+class FeatureList:
+    """The latents in listing order, where they come from, and why not from a ranking (if not)."""
+
+    rows: list[dict]
+    source: str
+    note: Optional[str] = None
 
 
-def list_features(crosscoder: Crosscoder, crosscoder_dir: Optional[Path], model_index: int, limit: int) -> dict:
-    ranking = find_ranking(crosscoder_dir)
-    rows = _ranked_rows(ranking, crosscoder) if ranking else None
-    source = str(ranking) if rows is not None else "decoder_norms"
-    if rows is None:
-        rows = _norm_rows(crosscoder)
-    owned = crosscoder.model_latents(model_index)
-    for row in rows:  # which latents the served model can steer by feature id
-        row["steerable"] = owned.start <= row["latent"] < owned.stop
-    return {"object": "list", "source": source, "layer": crosscoder.info.layer, "model_index": model_index,
-            "dict_size": crosscoder.dict_size, "data": rows[:limit]}
-
-
-def _ranked_rows(path: Path, crosscoder: Crosscoder) -> Optional[list[dict]]:
+def load_feature_list(crosscoder: Crosscoder, crosscoder_dir: Path, features: Optional[str]) -> FeatureList:
+    if features is not None:
+        path = Path(features)
+        if path.is_dir():  # an experiment directory
+            path = ranking_file(path, Path(crosscoder_dir).name)
+        return _ranked(read_ranking(path, crosscoder_dir, crosscoder.dict_size), path)
+    path = ranking_in_run(crosscoder_dir)
+    if not path.is_file():
+        return by_decoder_norms(crosscoder, f"no ranking at {path}; start the server with --features RANKING_OR_EXPERIMENT_DIR")
     try:
-        latents = json.loads(path.read_text()).get("latents")
-    except (OSError, json.JSONDecodeError, AttributeError):
-        return None  # an unreadable ranking must not take the endpoint down: fall back
-    if not isinstance(latents, list):
-        return None
-    rows = []
-    for entry in latents:
-        latent = entry.get("latent") if isinstance(entry, dict) else None
-        if isinstance(latent, int) and 0 <= latent < crosscoder.dict_size:
-            rows.append({k: entry[k] for k in _KEPT_KEYS if k in entry})
-    return rows or None
+        return _ranked(read_ranking(path, crosscoder_dir, crosscoder.dict_size), path)
+    except UserError as e:
+        return by_decoder_norms(crosscoder, f"the ranking found was not used: {e}")
+
+
+def by_decoder_norms(crosscoder: Crosscoder, why: str) -> FeatureList:
+    """The explicit fallback: latents by relative decoder norm, with the reason there is no ranking."""
+    return FeatureList(_norm_rows(crosscoder), DECODER_NORMS, why)
+
+
+def list_features(crosscoder: Crosscoder, features: FeatureList, model_index: int, limit: int) -> dict:
+    owned = crosscoder.model_latents(model_index)
+    rows = [{**row, "steerable": owned.start <= row["latent"] < owned.stop} for row in features.rows[:limit]]
+    body = {"object": "list", "source": features.source, "layer": crosscoder.info.layer, "model_index": model_index,
+            "dict_size": crosscoder.dict_size, "data": rows}
+    return body | ({"note": features.note} if features.note else {})
+
+
+def _ranked(ranking: dict, path: Path) -> FeatureList:
+    rows = [{k: entry[k] for k in _KEPT_KEYS if k in entry} for entry in ranking["latents"]]
+    return FeatureList(rows, str(path))
 
 
 def _norm_rows(crosscoder: Crosscoder) -> list[dict]:

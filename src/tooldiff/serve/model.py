@@ -13,9 +13,10 @@ from typing import Any, Optional
 from torch import nn
 
 from tooldiff.crosscoder import Crosscoder
+from tooldiff.evaluation.parsing import CALL_OPEN
 from tooldiff.hf import load_model, load_tokenizer
 from tooldiff.serve.config import ServerSettings
-from tooldiff.serve.output import CALL_OPEN
+from tooldiff.serve.features import FeatureList, load_feature_list
 
 DEFAULT_CONTEXT = 4096
 
@@ -28,6 +29,7 @@ class ServedModel:
     crosscoder: Optional[Crosscoder] = None
     crosscoder_dir: Optional[Path] = None
     model_index: int = 0
+    features: Optional[FeatureList] = None  # what /v1/steering/features lists (with a crosscoder)
 
     @property
     def context_length(self) -> int:
@@ -53,13 +55,14 @@ class ServedModel:
 def load_served(settings: ServerSettings) -> ServedModel:
     model = load_model(settings.model, device=settings.device, dtype=settings.dtype)
     tokenizer = load_tokenizer(settings.model)
-    crosscoder = crosscoder_dir = None
+    crosscoder = crosscoder_dir = features = None
     if settings.crosscoder:
         crosscoder_dir = Path(settings.crosscoder)
         crosscoder = Crosscoder.load(crosscoder_dir, device=settings.device)
+        features = load_feature_list(crosscoder, crosscoder_dir, settings.features)
     index = settings.model_index if settings.model_index is not None else infer_model_index(settings.model, crosscoder)
     name = settings.model_name or Path(settings.model).resolve().name or str(settings.model)
-    return ServedModel(model, tokenizer, name, crosscoder, crosscoder_dir, index)
+    return ServedModel(model, tokenizer, name, crosscoder, crosscoder_dir, index, features)
 
 
 def infer_model_index(model_path: str, crosscoder: Optional[Crosscoder]) -> int:

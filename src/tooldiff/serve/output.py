@@ -18,8 +18,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from tooldiff.evaluation import parse_calls
-
-CALL_OPEN, CALL_CLOSE = "<tool_call>", "</tool_call>"
+from tooldiff.evaluation.parsing import CALL_CLOSE, CALL_OPEN
 
 
 @dataclass

@@ -21,11 +21,10 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from tooldiff.evaluation.parsing import CALL_OPEN
 from tooldiff.hf import render_prompt
 from tooldiff.prompts import PARSE_FORMAT, render_toolrl
 from tooldiff.serve.schemas import ChatRequest, Message, Tool
-
-CALL_OPEN = "<tool_call>"
 _FORCED_CALL_START = {
     "chat-template": '{{"name": {name}, "arguments": ',
     "organism": '{{"name":{name},"arguments":',

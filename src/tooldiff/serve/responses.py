@@ -37,7 +37,7 @@ def completion_body(cid: str, model: str, assembler: OutputAssembler, reason: st
         "id": cid, "object": "chat.completion", "created": int(time.time()), "model": model,
         "choices": [{"index": 0, "message": message, "finish_reason": finish_reason(assembler, reason), "logprobs": None}],
         "usage": usage(prompt_tokens, completion_tokens),
-        "steering": [spec.to_json() for spec in steering],  # what was applied (request or profile)
+        "steering": [b.spec.to_json() for b in steering],  # what was applied (request or profile)
     }
 
 

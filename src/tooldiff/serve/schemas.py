@@ -4,7 +4,8 @@ Strict JSON validation: a string where a number belongs is a 400, never a silent
 NaN and inf are refused. Fields the server cannot honour (n > 1, logprobs, penalties, logit
 bias, JSON mode) are refused too rather than ignored, so a client never gets a different
 behaviour than it asked for. Unknown fields are ignored, as OpenAI-compatible servers do.
-`steering` stays raw JSON here: `steering.py` turns it into checked interventions.
+`steering` items are validated here, as `tooldiff.interventions.Intervention`s (strict, unknown
+keys refused); `steering.py` then admits them under the server's policy and binds them.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from typing import Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from tooldiff.errors import UserError
+from tooldiff.errors import UserError, describe_validation
+from tooldiff.interventions.spec import Intervention
 
 _STRICT = ConfigDict(strict=True, extra="ignore", allow_inf_nan=False)
 MAX_STOP_STRINGS = 4  # as OpenAI
@@ -81,27 +83,6 @@ class StreamOptions(BaseModel):
     include_usage: bool = False
 
 
-class SteeringItem(BaseModel):
-    """The wire form of one intervention (SPEC section 6), typed strictly.
-
-    Semantics (which knob each op needs, limits, positions) are checked afterwards by
-    `tooldiff.interventions.Intervention`; this model only makes sure that every field has
-    the JSON type it must have and that no unknown field slips through.
-    """
-
-    model_config = ConfigDict(strict=True, extra="forbid", allow_inf_nan=True)  # NaN gets a clear message later
-
-    op: str
-    layer: int
-    feature: Optional[int | list[int]] = None
-    vector: Optional[list[float]] = None
-    alpha: Optional[float] = None
-    dose: Optional[float] = None
-    value: Optional[float] = None
-    positions: Optional[str] = None
-    from_model: Optional[int] = None
-
-
 class ChatRequest(BaseModel):
     model_config = _STRICT
 
@@ -118,7 +99,7 @@ class ChatRequest(BaseModel):
     stream: bool = False
     stream_options: Optional[StreamOptions] = None
     parallel_tool_calls: Optional[bool] = None
-    steering: Optional[list[Any]] = None
+    steering: Optional[list[Intervention]] = None  # the wire model of tooldiff.interventions
     # Accepted only at their no-op values (see `_refuse_unsupported`).
     n: int = 1
     logprobs: Optional[bool] = None
@@ -173,20 +154,20 @@ class ChatRequest(BaseModel):
         return self.tool_choice.function.name if isinstance(self.tool_choice, NamedToolChoice) else None
 
 
-def parse_chat_request(body: bytes) -> ChatRequest:
-    """A validated request from raw body bytes; any problem is a one-line `UserError`."""
+def parse_chat_request(body: bytes, default_layer: Optional[int] = None) -> ChatRequest:
+    """A validated request from raw body bytes, its steering items included (a steering item
+    without `layer` gets `default_layer`); any problem is a one-line `UserError`."""
     try:
-        return ChatRequest.model_validate_json(body, strict=True)
+        return ChatRequest.model_validate_json(body, strict=True, context={"default_layer": default_layer})
     except ValidationError as e:
         raise UserError(describe_error(e)) from None
 
 
 def describe_error(e: ValidationError) -> str:
+    """`errors.describe_validation`, with the two errors only a whole body can have."""
     err = e.errors()[0]
     if err.get("type") == "json_invalid":
         return f"the request body is not valid JSON: {str(err.get('msg', '')).removeprefix('Invalid JSON: ')}"
-    where = ".".join(str(p) for p in err.get("loc", ()))
-    if not where and err.get("type") in ("model_type", "model_attributes_type", "dict_type"):
+    if not err.get("loc") and err.get("type") in ("model_type", "model_attributes_type", "dict_type"):
         return "the request body must be a JSON object"
-    msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
-    return f"{where}: {msg}" if where else msg
+    return describe_validation(e)

@@ -10,9 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from tooldiff.errors import UserError, describe_validation, read_toml
+from tooldiff.errors import read_toml, validated
+from tooldiff.prompts import PromptFormat
 
 
 class _Strict(BaseModel):
@@ -29,7 +30,7 @@ class PairConfig(_Strict):
     rl_config: Optional[str] = None
     layer: int = Field(..., ge=0)
     positions: Literal["decision", "prompt", "all"] = "decision"
-    prompt_format: Literal["chat-template", "toolrl", "organism"] = "chat-template"
+    prompt_format: PromptFormat = "chat-template"
     revision: Optional[str] = Field(None, description="Hub revision of both models (a commit pins them).")
 
 
@@ -107,7 +108,4 @@ def load_study(path: str | Path) -> StudyConfig:
     """Read and validate a study TOML; every mistake is a one-line UserError."""
     path = Path(path)
     raw = read_toml(path, "study config")
-    try:
-        return StudyConfig(**raw, root=path.resolve().parent)
-    except ValidationError as e:
-        raise UserError(f"{path}: {describe_validation(e)}") from None
+    return validated(StudyConfig, {**raw, "root": path.resolve().parent}, str(path))

@@ -13,19 +13,13 @@ from itertools import islice
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from tooldiff.errors import UserError
+from tooldiff.errors import UserError, iter_jsonl
 from tooldiff.study.config import DataSource, StudyConfig
 
 
 def _local_rows(path: Path) -> Iterator[dict]:
     if path.suffix == ".jsonl":
-        with open(path, encoding="utf-8") as fh:
-            for line_no, line in enumerate(fh, 1):
-                if line.strip():
-                    try:
-                        yield json.loads(line)
-                    except json.JSONDecodeError as e:
-                        raise UserError(f"{path}:{line_no}: not valid JSON ({e.msg})") from None
+        yield from (row for _, row in iter_jsonl(path, "data file"))
     elif path.suffix == ".parquet":
         import pyarrow.parquet as pq
 

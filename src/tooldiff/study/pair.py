@@ -4,9 +4,12 @@ config.json and tokenizer files alone: a mismatch is a UserError before any weig
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
+from tooldiff import hf
 from tooldiff.errors import UserError
+# study/plan.py checks configs through these names; their one home is tooldiff.hf.
+from tooldiff.hf import check_config_pair as check_pair_configs, config_dims, load_config  # noqa: F401
 
 # What a model directory needs: configs, tokenizer files and safetensors weights (never pickles).
 MODEL_FILES = ["*.json", "*.safetensors", "*.txt", "*.model", "*.jinja"]
@@ -26,47 +29,6 @@ def resolve_model(ref: str, revision: Optional[str] = None) -> Path:
                         f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
 
 
-def load_config(path: str | Path) -> Any:
-    from transformers import AutoConfig
-
-    try:
-        return AutoConfig.from_pretrained(str(path))
-    except (OSError, ValueError) as e:
-        raise UserError(f"cannot read the model config in {path}: {str(e).splitlines()[0]}") from None
-
-
-def config_dims(cfg: Any) -> tuple[int, int]:
-    """(hidden size, decoder layers) of a transformers config, whatever the family calls them."""
-    text = getattr(cfg, "text_config", None) or cfg
-    hidden = getattr(text, "hidden_size", None) or getattr(text, "n_embd", None)
-    layers = getattr(text, "num_hidden_layers", None) or getattr(text, "n_layer", None)
-    if hidden is None or layers is None:
-        raise UserError(f"model type {getattr(cfg, 'model_type', '?')!r}: config names no hidden size or layer count")
-    return int(hidden), int(layers)
-
-
-def check_pair_configs(cfg_a: Any, cfg_b: Any, layer: int) -> tuple[int, int]:
-    """Same residual width and depth, and `layer` inside it; returns (d_model, n_layers)."""
-    (d_a, n_a), (d_b, n_b) = config_dims(cfg_a), config_dims(cfg_b)
-    if d_a != d_b:
-        raise UserError(f"model pair mismatch: hidden sizes {d_a} vs {d_b}")
-    if n_a != n_b:
-        raise UserError(f"model pair mismatch: {n_a} vs {n_b} decoder layers")
-    if not 0 <= layer < n_a:
-        raise UserError(f"layer {layer} is out of range: the models have {n_a} decoder layers (0..{n_a - 1})")
-    return d_a, n_a
-
-
-def check_pair_tokenizers(dir_a: Path, dir_b: Path) -> None:
-    """Both models must read the same token ids for the same text."""
-    from tooldiff.hf import load_tokenizer
-
-    if load_tokenizer(dir_a).get_vocab() != load_tokenizer(dir_b).get_vocab():
-        raise UserError(f"model pair mismatch: the tokenizers of {dir_a} and {dir_b} have different vocabularies")
-
-
 def check_pair_dirs(rl_dir: Path, base_dir: Path, layer: int) -> tuple[int, int]:
     """Configs and tokenizers of two local model directories; no weights are read."""
-    dims = check_pair_configs(load_config(rl_dir), load_config(base_dir), layer)
-    check_pair_tokenizers(rl_dir, base_dir)
-    return dims
+    return hf.check_pair_configs(rl_dir, base_dir, hf.load_tokenizer(rl_dir), hf.load_tokenizer(base_dir), layer)

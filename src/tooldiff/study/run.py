@@ -19,7 +19,8 @@ from rich.console import Console
 from rich.table import Table
 
 from tooldiff.crosscoder.config import SweepConfig, load_sweep, parse_sweep
-from tooldiff.errors import UserError
+from tooldiff.errors import UserError, iter_jsonl
+from tooldiff.features.ranking import RUN_CROSSCODERS, RUN_EXPERIMENT
 from tooldiff.progress import console, stage
 from tooldiff.study.config import StudyConfig
 from tooldiff.study.plan import Plan, plan_study
@@ -116,10 +117,10 @@ def run_study(cfg: StudyConfig, plan: bool = False, out: Optional[Path] = None) 
                      positions=cfg.pair.positions, batch_size=rt.harvest_batch_size, shard_rows=rt.shard_rows,
                      dtype=rt.store_dtype, device=rt.device, model_dtype=rt.dtype)
     with stage("train", timings):
-        train_sweep(acts=out / "acts", config=sweep, out=out / "crosscoders", device=rt.device)
+        train_sweep(acts=out / "acts", config=sweep, out=out / RUN_CROSSCODERS, device=rt.device)
     with stage("experiment", timings):
         pair_dir = write_pair_dir(out / "pair", rl_dir, base_dir, cfg.pair.layer, splits["calibration"], splits["test"])
-        experiment = run_experiment(pair_dir, out / "crosscoders", out / "experiment", exp_cfg)
+        experiment = run_experiment(pair_dir, out / RUN_CROSSCODERS, out / RUN_EXPERIMENT, exp_cfg)
     with stage("report", timings):
         results = write_report(experiment, out, organism_info=None)
     results["timings_s"] = timings
@@ -133,8 +134,7 @@ def check_no_overlap(splits: dict[str, Path]) -> None:
     """Feature selection and evaluation must use disjoint prompts (SPEC section 1)."""
     seen: dict[str, str] = {}
     for split, path in splits.items():
-        for line in path.read_text().splitlines():
-            rec = json.loads(line)
+        for _, rec in iter_jsonl(path, f"{split} split"):
             key = rec.get("text") or json.dumps(rec.get("messages"), sort_keys=True)
             if key in seen and seen[key] != split and {seen[key], split} & {"test"}:
                 raise UserError(f"data: a {split} prompt (id {rec.get('id')!r}) is also in {seen[key]}; "

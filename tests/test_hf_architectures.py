@@ -9,7 +9,6 @@ from transformers import (
     AutoModelForCausalLM, Gemma2Config, GPT2Config, GPTNeoXConfig, LlamaConfig, MistralConfig, Phi3Config, Qwen2Config,
 )
 
-from test_interventions_support import forward, padded_batch, tiny_crosscoder, tiny_tokenizer
 from tooldiff import hf
 from tooldiff.activations import harvest_pair, load_activations
 from tooldiff.interventions import Intervention, intervene
@@ -55,8 +54,8 @@ def test_layer_table_resolves_every_family(arch):
 
 
 @pytest.mark.parametrize("arch", ARCHS)
-def test_harvest_reads_layer_output_of_both_models(arch, tmp_path):
-    tok = tiny_tokenizer()
+def test_harvest_reads_layer_output_of_both_models(tiny, arch, tmp_path):
+    tok = tiny.tokenizer()
     paths = {}
     for name, seed in (("base", 0), ("rl", 1)):
         arch_model(arch, len(tok), seed).save_pretrained(tmp_path / name)
@@ -81,33 +80,33 @@ def test_harvest_reads_layer_output_of_both_models(arch, tmp_path):
 
 
 @pytest.mark.parametrize("arch", ARCHS)
-def test_splice_with_error_is_the_identity(arch):
-    model, cc = arch_model(arch), tiny_crosscoder(d_model=D, layer=LAYER)
-    ids_BT, mask_BT = padded_batch(VOCAB)
-    clean = forward(model, ids_BT, mask_BT)
+def test_splice_with_error_is_the_identity(tiny, arch):
+    model, cc = arch_model(arch), tiny.crosscoder(d_model=D, layer=LAYER)
+    ids_BT, mask_BT = tiny.padded_batch(VOCAB)
+    clean = tiny.forward(model, ids_BT, mask_BT)
     splice = Intervention(op="reconstruct", layer=LAYER, add_error=True, positions="all")
     with intervene(model, [splice], cc, 0):
-        spliced = forward(model, ids_BT, mask_BT)
+        spliced = tiny.forward(model, ids_BT, mask_BT)
     assert (spliced - clean).abs().max().item() <= 1e-5
     with intervene(model, [Intervention(op="reconstruct", layer=LAYER, positions="all")], cc, 0):
-        reconstructed = forward(model, ids_BT, mask_BT)
+        reconstructed = tiny.forward(model, ids_BT, mask_BT)
     assert (reconstructed - clean).abs().max().item() > 1e-3  # the hook is really on
 
 
 @pytest.mark.parametrize("arch", ARCHS)
-def test_steering_moves_the_logits_at_the_last_prompt_token(arch):
+def test_steering_moves_the_logits_at_the_last_prompt_token(tiny, arch):
     model = arch_model(arch)
-    ids_BT, mask_BT = padded_batch(VOCAB)
-    clean = forward(model, ids_BT, mask_BT)
+    ids_BT, mask_BT = tiny.padded_batch(VOCAB)
+    clean = tiny.forward(model, ids_BT, mask_BT)
     direction = torch.randn(D, generator=torch.Generator().manual_seed(3))
     add = Intervention(op="add", layer=LAYER, vector=direction, dose=2.0, positions="last_prompt")
     with intervene(model, [add], None, 0):
-        steered = forward(model, ids_BT, mask_BT)
+        steered = tiny.forward(model, ids_BT, mask_BT)
     assert (steered[:, -1] - clean[:, -1]).abs().max().item() > 1e-2
     # last_prompt edits only the last position; earlier positions are untouched (causal).
     assert (steered[:, :-1] - clean[:, :-1]).abs().max().item() <= 1e-5
-    cc = tiny_crosscoder(d_model=D, layer=LAYER)
+    cc = tiny.crosscoder(d_model=D, layer=LAYER)
     latents = list(range(cc.cfg.n_excl_a + 4))  # A-exclusive and a few shared latents
     with intervene(model, [Intervention(op="steer", layer=LAYER, feature=latents, alpha=16.0)], cc, 0):
-        latent_steered = forward(model, ids_BT, mask_BT)
+        latent_steered = tiny.forward(model, ids_BT, mask_BT)
     assert (latent_steered[:, -1] - clean[:, -1]).abs().max().item() > 1e-3

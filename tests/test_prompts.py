@@ -2,7 +2,6 @@
 
 import pytest
 
-from test_interventions_support import tiny_tokenizer
 from tooldiff.errors import UserError
 from tooldiff.evaluation import parse_calls
 from tooldiff.prompts import render_record
@@ -16,8 +15,8 @@ TOOLS = [{"type": "function", "function": {"name": "get_weather", "description":
 RECORD = {"id": "x", "messages": [{"role": "user", "content": "Weather in Paris?"}], "tools": TOOLS, "gold": []}
 
 
-def test_toolrl_lists_tools_as_numbered_name_description_parameters():
-    text = render_record(tiny_tokenizer(), RECORD, "toolrl")
+def test_toolrl_lists_tools_as_numbered_name_description_parameters(tiny):
+    text = render_record(tiny.tokenizer(), RECORD, "toolrl")
     assert "1. Name: get_weather\nDescription: Weather of a city\nParameters: {\"city\": {\"type\": \"string\"}}" in text
     assert "2. Name: add\nDescription: Sum" in text
     assert "<user> Weather in Paris?" in text and '"parameters"' in text
@@ -26,14 +25,14 @@ def test_toolrl_lists_tools_as_numbered_name_description_parameters():
     assert parse_calls(out, fmt="toolrl").calls == [{"name": "get_weather", "arguments": {"city": "Paris"}}]
 
 
-def test_server_and_bench_render_toolrl_identically():
-    tok = tiny_tokenizer()
+def test_server_and_bench_render_toolrl_identically(tiny):
+    tok = tiny.tokenizer()
     request = ChatRequest(model="m", messages=RECORD["messages"], tools=TOOLS)
     assert render_request(tok, request, "toolrl").text == render_record(tok, RECORD, "toolrl")
 
 
-def test_template_formats_use_the_chat_template_and_unknown_is_an_error():
-    tok = tiny_tokenizer()
+def test_template_formats_use_the_chat_template_and_unknown_is_an_error(tiny):
+    tok = tiny.tokenizer()
     assert render_record(tok, RECORD, "chat-template") == render_record(tok, RECORD, "organism")
     assert "Weather in Paris?" in render_record(tok, RECORD, "chat-template")
     with pytest.raises(UserError, match="unknown prompt format"):
