@@ -1,0 +1,50 @@
+"""The claims table's verdict rules on hand-made numbers: every verdict is reachable."""
+
+from tooldiff.report.claims import Claim, Context, Measured, judge
+
+STEER_UP = Claim("steer_up", "one latent steered up raises tool correctness", "+65 pp", sign=+1, paper_effect=0.65,
+                 needs=("positive_control", "headroom"))
+BRAKE = Claim("brake", "the call-trigger latent is a brake", "(ours)", sign=-1)
+OK = Context(positive_control_passed=True, baseline=0.25)
+
+
+def m(seed, diff, lo, hi, beats=True, rival=None, null=None, null_ci=None):
+    return Measured(seed, diff, (lo, hi), 200, beats, rival, null, null_ci)
+
+
+def test_reproduced_when_it_holds_everywhere_and_beats_rival_and_null():
+    v = judge(STEER_UP, [m(s, 0.4, 0.3, 0.5, rival=0.1, null=0.0, null_ci=(-0.05, 0.05)) for s in range(3)], OK)
+    assert v.verdict == "reproduced" and v.robust and v.label() == "reproduced (3 of 3 organism seeds)"
+
+
+def test_reproduced_at_most_seeds_is_not_robust():
+    seeds = [m(0, 0.4, 0.3, 0.5), m(1, 0.4, 0.3, 0.5), m(2, 0.05, -0.05, 0.15)]
+    v = judge(STEER_UP, seeds, OK)
+    assert v.verdict == "reproduced" and not v.robust and v.holds_at == 2
+
+
+def test_no_better_than_the_rival():
+    v = judge(STEER_UP, [m(s, 0.4, 0.3, 0.5, rival=0.45) for s in range(3)], OK)
+    assert v.verdict == "reproduced but no better than the rival or the null"
+
+
+def test_no_better_than_the_null():
+    v = judge(BRAKE, [m(s, -0.3, -0.4, -0.2, null=-0.2, null_ci=(-0.3, -0.1)) for s in range(3)], Context())
+    assert v.verdict == "reproduced but no better than the rival or the null"
+
+
+def test_not_reproduced_when_the_ci_holds_zero_or_the_controls_do_as_well():
+    assert judge(STEER_UP, [m(s, 0.02, -0.03, 0.07) for s in range(3)], OK).verdict == "not reproduced"
+    assert judge(STEER_UP, [m(s, 0.3, 0.2, 0.4, beats=False) for s in range(3)], OK).verdict == "not reproduced"
+    assert judge(BRAKE, [m(s, 0.3, 0.2, 0.4) for s in range(3)], Context()).verdict == "not reproduced"  # wrong sign
+    half = [m(0, 0.4, 0.3, 0.5), m(1, 0.0, -0.1, 0.1)]
+    assert judge(STEER_UP, half, OK).verdict == "not reproduced"  # 1 of 2 is not most
+
+
+def test_not_testable_without_headroom_positive_control_or_measurement():
+    at_ceiling = judge(STEER_UP, [m(0, 0.0, -0.01, 0.01)], Context(True, baseline=0.96))
+    assert at_ceiling.verdict == "not testable here" and "4 pp of room" in at_ceiling.label()
+    no_control = judge(STEER_UP, [m(0, 0.4, 0.3, 0.5)], Context(False, baseline=0.2))
+    assert no_control.verdict == "not testable here" and "failed" in no_control.reason
+    assert "did not run" in judge(STEER_UP, [m(0, 0.4, 0.3, 0.5)], Context(None, 0.2)).reason
+    assert judge(BRAKE, [], Context()).reason == "not measured in this run"
