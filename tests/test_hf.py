@@ -41,3 +41,22 @@ def test_pair_configs_are_checked_from_config_files_alone(tiny, tmp_path):
         hf.check_config_pair(AutoConfig.from_pretrained(tmp_path / "a"), AutoConfig.from_pretrained(tmp_path / "b"), 3)
     with pytest.raises(UserError, match="cannot read the model config"):
         hf.load_config(tmp_path / "missing")
+
+
+def test_a_generic_fast_tokenizer_saved_by_transformers_loads_as_saved(tmp_path, tiny):
+    """save_pretrained writes `TokenizersBackend` for a generic fast tokenizer; beside a qwen2 config
+    AutoTokenizer would load Qwen2Tokenizer, which reads a word-level vocabulary as nothing."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    from tooldiff.hf import load_tokenizer
+
+    vocab = {"<pad>": 0, "<unk>": 1, **{f"w{i}": i + 2 for i in range(50)}}
+    raw = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    raw.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tok = PreTrainedTokenizerFast(tokenizer_object=raw, pad_token="<pad>", unk_token="<unk>")
+    model = tiny.model("qwen2", len(vocab))
+    model.save_pretrained(str(tmp_path))
+    tok.save_pretrained(str(tmp_path))
+    loaded = load_tokenizer(tmp_path)
+    assert loaded("w3 w7 w11", add_special_tokens=False)["input_ids"] == [5, 9, 13]

@@ -99,12 +99,16 @@ def with_layer_hidden(output: Any, hidden: torch.Tensor) -> Any:
     return (hidden, *output[1:])
 
 
+GENERIC_FAST_TOKENIZERS = ("PreTrainedTokenizerFast", "TokenizersBackend")
+
+
 def load_tokenizer(path: str | Path):
     """Load a tokenizer exactly as saved.
 
-    A tokenizer saved with `tokenizer_class: PreTrainedTokenizerFast` (the organism's) is
-    loaded as such: `AutoTokenizer` on a qwen2 config would pick Qwen2Tokenizer, which
-    re-splits digits (SPEC section 5).
+    A tokenizer saved as the generic fast tokenizer (`tokenizer_class: PreTrainedTokenizerFast`,
+    the organism's, or `TokenizersBackend`, what transformers 5 writes for one) is loaded as
+    such: `AutoTokenizer` beside a qwen2 config would pick Qwen2Tokenizer, which re-splits
+    digits (SPEC section 5) and turns other vocabularies into nothing at all.
     """
     from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
@@ -113,7 +117,7 @@ def load_tokenizer(path: str | Path):
         with library_quiet():
             if cfg_file.is_file():
                 cls = json.loads(cfg_file.read_text()).get("tokenizer_class")
-                if cls == "PreTrainedTokenizerFast":
+                if cls in GENERIC_FAST_TOKENIZERS:
                     return PreTrainedTokenizerFast.from_pretrained(str(path))
             return AutoTokenizer.from_pretrained(str(path))
     except (OSError, ValueError, json.JSONDecodeError) as e:
