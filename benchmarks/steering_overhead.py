@@ -1,6 +1,6 @@
 """Generation tokens/s with steering vs without, side by side in one run.
 
-    python benchmarks/steering_overhead.py [--model DIR | --organism DIR] [--batch 8]
+    python benchmarks/steering_overhead.py [--model DIR | --organism DIR | --launch-bound DIR] [--batch 8]
         [--new-tokens 64] [--repeats 60] [--threads 1]
 
 Runs the shared generation loop (`tooldiff.interventions.generate_completions`, the one the
@@ -27,8 +27,11 @@ import random
 import statistics
 import sys
 import time
+from pathlib import Path
 
 import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # gpu_paper_scale's tokenizer builder
 
 TARGET = 0.95
 
@@ -48,9 +51,31 @@ class IgnoreEos:
         return self._tokenizer(*args, **kwargs)
 
 
+def launch_bound_model(directory: str) -> str:
+    """A random 36-layer, 64-wide Qwen2 (1.9M params): its decoding step is almost all per-kernel
+    host work, as a 3B model's is on a GPU (33 ms a step on an H200, docs/notes), so it shows what
+    the steering hooks cost the host without a GPU."""
+    from pathlib import Path
+
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    from gpu_paper_scale import build_tokenizer
+
+    out = Path(directory)
+    if not (out / "config.json").is_file():
+        build_tokenizer(out)
+        torch.manual_seed(0)
+        cfg = Qwen2Config(hidden_size=64, intermediate_size=128, num_hidden_layers=36, num_attention_heads=4,
+                          num_key_value_heads=2, vocab_size=4096, max_position_embeddings=512)
+        Qwen2ForCausalLM(cfg).save_pretrained(str(out))
+    return str(out)
+
+
 def load(args):
     from tooldiff.hf import load_model, load_tokenizer, render_prompt
 
+    if args.launch_bound:
+        args.model = launch_bound_model(args.launch_bound)
     if args.model:
         model, tokenizer = load_model(args.model), load_tokenizer(args.model)
         prompts = [render_prompt(tokenizer, {"messages": [{"role": "user", "content": f"Request number {i}: what now?"}]})
@@ -98,6 +123,8 @@ def time_once(model, tokenizer, prompts, interventions, new_tokens: int) -> tupl
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", help="HF model directory (default: the tiny organism's RL model)")
+    parser.add_argument("--launch-bound", metavar="DIR", help="use (and build in DIR if missing) a random 36-layer "
+                        "model whose decoding is host-bound, like a 3B model's on a GPU")
     parser.add_argument("--organism", default="/tmp/tooldiff-bench/organism", help="organism directory")
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--new-tokens", type=int, default=64)
