@@ -31,6 +31,13 @@ LAYER_PATHS: dict[str, str] = {
     "gpt_neox": "gpt_neox.layers",
 }
 
+# Where each architecture keeps the norm before its unembedding (the logit lens reads through it).
+FINAL_NORM_PATHS: dict[str, str] = {
+    **{arch: "model.norm" for arch, path in LAYER_PATHS.items() if path == "model.layers"},
+    "gpt2": "transformer.ln_f",
+    "gpt_neox": "gpt_neox.final_layer_norm",
+}
+
 DTYPES: dict[str, torch.dtype] = {
     "float32": torch.float32, "fp32": torch.float32,
     "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
@@ -67,6 +74,17 @@ def decoder_layers(model: nn.Module) -> nn.ModuleList:
         if isinstance(module, nn.ModuleList) and len(module) == n_layers:
             return module
     raise UserError(f"cannot find the decoder layers of model type {model_type!r}; add it to LAYER_PATHS")
+
+
+def final_norm(model: nn.Module) -> nn.Module:
+    """The norm applied before the unembedding, by the table."""
+    model_type = getattr(model.config, "model_type", "")
+    if model_type not in FINAL_NORM_PATHS:
+        raise UserError(f"cannot find the final norm of model type {model_type!r}; add it to FINAL_NORM_PATHS")
+    obj: Any = model
+    for part in FINAL_NORM_PATHS[model_type].split("."):
+        obj = getattr(obj, part)
+    return obj
 
 
 def n_layers(model: nn.Module) -> int:
