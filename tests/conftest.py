@@ -5,6 +5,8 @@
 - `synthetic`: experiment results made up condition by condition, analysed by the experiment
   stage (effects, control-panel verdicts): for the experiment's analysis and for the report.
 - `tiny_organism`: the tiny organism, built once per session.
+- `tiny_study`: crosscoders trained on it and the experiment grid run with them, once per session.
+- `tiny_dashboard`: the dashboard of that study (with a positive-control study), once per session.
 """
 
 import os
@@ -34,6 +36,103 @@ def tiny_organism(tmp_path_factory):
     keep = os.environ.get("TOOLDIFF_TEST_ORGANISM")
     out = Path(keep) if keep else tmp_path_factory.mktemp("organism") / "tiny"
     return build_organism(out, preset="tiny", seed=0)
+
+
+# --- a tiny study on the tiny organism ---------------------------------------------------------
+class TinyStudy:
+    """Crosscoders trained on the tiny organism (the run layout: ROOT/crosscoders/<name>) and one
+    run of a small experiment grid with them (ROOT/experiment)."""
+
+    SWEEP = """
+[train]
+batch_size = 128
+eval_rows = 64
+checkpoint_every = 100
+
+[[crosscoder]]
+name = "plain"
+dict_size = 64
+k = 4
+steps = 60
+lr = 1e-3
+
+[[crosscoder]]
+name = "dfc"
+dict_size = 64
+excl_a = 0.125
+excl_b = 0.125
+k = 4
+steps = 60
+lr = 1e-3
+"""
+    GRID = {"n_per_kind": 3, "n_random": 1, "n_unrelated": 1, "alphas": [1, 16], "doses": [0.5], "top_s": 2,
+            "n_boot": 100, "max_new_tokens": 24}
+
+    def __init__(self, organism: Path, root: Path):
+        from tooldiff.experiment import load_experiment_config, run_experiment
+
+        self.organism, self.root = organism, root
+        self.crosscoders, self.experiment = root / "crosscoders", root / "experiment"
+        self.config = load_experiment_config(self.GRID)
+        self.summary = run_experiment(organism, self.crosscoders, self.experiment, self.config)
+
+
+@pytest.fixture(scope="session")
+def tiny_study(tiny_organism, tmp_path_factory) -> TinyStudy:
+    from tooldiff.activations import harvest_pair
+    from tooldiff.crosscoder import train_sweep
+    from tooldiff.organism import load_organism
+
+    org = load_organism(tiny_organism, models=False)
+    root = tmp_path_factory.mktemp("study")
+    harvest_pair(base=str(org.base_path), rl=str(org.rl_path), layer=org.layer, data=org.data["rl"],
+                 out=root / "acts", positions="decision")
+    (root / "sweep.toml").write_text(TinyStudy.SWEEP)
+    train_sweep(acts=root / "acts", config=root / "sweep.toml", out=root / "crosscoders", device="cpu")
+    return TinyStudy(tiny_organism, root)
+
+
+class TinyDashboard:
+    """The dashboard of `tiny_study`, with a positive-control study beside it: the same organism and
+    its dfc crosscoder, run with a known direction as the planted one (the RL-minus-base shift of the
+    calibration tool prompts), so that its planted latents get pages. Its results.json is written
+    by the report stage, outside the study's directories."""
+
+    POSITIVE_GRID = {"n_per_kind": 1, "n_random": 1, "n_unrelated": 1, "alphas": [1], "doses": [0.5], "top_s": 1,
+                     "n_boot": 50, "max_new_tokens": 8}
+
+    def __init__(self, study: TinyStudy, out: Path):
+        import torch
+
+        from tooldiff.experiment import load_experiment_config, run_experiment
+        from tooldiff.experiment.data import calibration_acts
+        from tooldiff.features import model_shift
+        from tooldiff.features.rank import TOOL_KINDS
+        from tooldiff.report import write_report
+        from tooldiff.report.dashboard import RunPaths, write_dashboard
+
+        acts = calibration_acts(study.experiment / "calibration_acts", study.experiment / "calibration.jsonl")
+        planted_D = model_shift(acts.x_NMD, torch.tensor([k in TOOL_KINDS for k in acts.kinds]))
+        self.positive = study.root / "experiment-positive"
+        self.positive_summary = run_experiment(study.organism, study.crosscoders / "dfc", self.positive,
+                                               load_experiment_config(self.POSITIVE_GRID), planted_D=planted_D)
+        self.study, self.results = study, write_report(study.summary, out / "report")
+        self.paths = RunPaths(study.experiment, results=out / "report" / "results.json", positive=self.positive)
+        self.made = write_dashboard(self.paths, out / "dashboard")
+        self.dir = self.made.out
+
+    def data(self, page: str) -> dict:
+        """The JSON a page embeds."""
+        import json
+        import re
+
+        text = (self.dir / page).read_text()
+        return json.loads(re.search(r'<script id="data" type="application/json">(.*?)</script>', text, re.S).group(1))
+
+
+@pytest.fixture(scope="session")
+def tiny_dashboard(tiny_study, tmp_path_factory) -> TinyDashboard:
+    return TinyDashboard(tiny_study, tmp_path_factory.mktemp("dashboard"))
 
 
 # --- tiny random HF models, tokenizer and crosscoder ------------------------------------------

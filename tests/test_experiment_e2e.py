@@ -6,61 +6,29 @@ import shutil
 import pytest
 
 from tooldiff.errors import UserError
-from tooldiff.experiment import load_experiment_config, run_experiment
+from tooldiff.experiment import run_experiment
 from tooldiff.report import write_report
 
-SWEEP = """
-[train]
-batch_size = 128
-eval_rows = 64
-checkpoint_every = 100
 
-[[crosscoder]]
-name = "plain"
-dict_size = 64
-k = 4
-steps = 60
-lr = 1e-3
-
-[[crosscoder]]
-name = "dfc"
-dict_size = 64
-excl_a = 0.125
-excl_b = 0.125
-k = 4
-steps = 60
-lr = 1e-3
-"""
-
-GRID = {"n_per_kind": 3, "n_random": 1, "n_unrelated": 1, "alphas": [1, 16], "doses": [0.5], "top_s": 2,
-        "n_boot": 100, "max_new_tokens": 24}
+@pytest.fixture(scope="module")
+def crosscoders(tiny_study):
+    return tiny_study.crosscoders  # the run layout: RUN/crosscoders/<name>, RUN/experiment
 
 
 @pytest.fixture(scope="module")
-def crosscoders(tiny_organism, tmp_path_factory):
-    from tooldiff.activations import harvest_pair
-    from tooldiff.crosscoder import train_sweep
-    from tooldiff.organism import load_organism
-
-    org = load_organism(tiny_organism, models=False)
-    root = tmp_path_factory.mktemp("study")
-    harvest_pair(base=str(org.base_path), rl=str(org.rl_path), layer=org.layer, data=org.data["rl"],
-                 out=root / "acts", positions="decision")
-    (root / "sweep.toml").write_text(SWEEP)
-    train_sweep(acts=root / "acts", config=root / "sweep.toml", out=root / "crosscoders", device="cpu")
-    return root / "crosscoders"  # the run layout: RUN/crosscoders/<name>, RUN/experiment
-
-
-@pytest.fixture(scope="module")
-def experiment(tiny_organism, crosscoders):
+def experiment(tiny_study):
     """(summary, experiment directory) of one run of the grid, beside the crosscoders."""
-    out = crosscoders.parent / "experiment"
-    return run_experiment(tiny_organism, crosscoders, out, load_experiment_config(GRID)), out
+    return tiny_study.summary, tiny_study.experiment
+
+
+@pytest.fixture(scope="module")
+def grid(tiny_study):
+    return tiny_study.config
 
 
 def test_experiment_writes_every_condition_and_resumes_without_regenerating(tiny_organism, crosscoders, experiment,
-                                                                          tmp_path, monkeypatch):
-    cfg = load_experiment_config(GRID)
+                                                                          grid, tmp_path, monkeypatch):
+    cfg = grid
     summary = experiment[0]
     shutil.copytree(experiment[1], tmp_path, dirs_exist_ok=True)
     lines = (tmp_path / "results.jsonl").read_text().splitlines()
@@ -88,28 +56,28 @@ def test_experiment_writes_every_condition_and_resumes_without_regenerating(tiny
     assert (tmp_path / "report" / "dose_response.png").stat().st_size > 1000
 
 
-def test_crosscoder_from_another_pair_is_refused(tiny_organism, crosscoders, tmp_path):
+def test_crosscoder_from_another_pair_is_refused(tiny_organism, crosscoders, grid, tmp_path):
     cc = tmp_path / "cc" / "dfc"
     shutil.copytree(crosscoders / "dfc", cc)
     meta = json.loads((cc / "config.json").read_text())
     meta["info"]["models"] = ["/somewhere/else/rl", "/somewhere/else/base"]
     (cc / "config.json").write_text(json.dumps(meta))
     with pytest.raises(UserError, match="trained on models"):
-        run_experiment(tiny_organism, cc, tmp_path / "out", load_experiment_config(GRID))
+        run_experiment(tiny_organism, cc, tmp_path / "out", grid)
 
 
-def test_empty_test_split_is_refused(tiny_organism, crosscoders, tmp_path):
+def test_empty_test_split_is_refused(tiny_organism, crosscoders, grid, tmp_path):
     org = tmp_path / "org"
     shutil.copytree(tiny_organism, org)
     test = org / "data" / "test.jsonl"
     test.write_text("".join(l + "\n" for l in test.read_text().splitlines() if '"kind": "call"' not in l))
     with pytest.raises(UserError):
-        run_experiment(org, crosscoders, tmp_path / "out", load_experiment_config(GRID))
+        run_experiment(org, crosscoders, tmp_path / "out", grid)
 
 
-def test_missing_organism_is_refused(crosscoders, tmp_path):
+def test_missing_organism_is_refused(crosscoders, grid, tmp_path):
     with pytest.raises(UserError, match="organism"):
-        run_experiment(tmp_path / "nothing", crosscoders, tmp_path / "out", load_experiment_config(GRID))
+        run_experiment(tmp_path / "nothing", crosscoders, tmp_path / "out", grid)
 
 
 def test_the_server_lists_the_ranking_the_experiment_wrote(tiny_organism, crosscoders, experiment):

@@ -169,6 +169,30 @@ def demo(
              positive_control=positive_control, threads=threads)
 
 
+# --- dashboard --------------------------------------------------------------------------
+@app.command()
+def dashboard(
+    experiment: Path = typer.Argument(..., help="Experiment directory (experiment.json, features/, calibration_acts/)."),
+    out: Optional[Path] = typer.Option(None, help="Output directory, replaced whole (default: EXPERIMENT/dashboard)."),
+    crosscoders: Optional[Path] = typer.Option(None, help="The crosscoder checkpoints (default: RUN/crosscoders beside "
+                                                          "RUN/experiment, the layout of demo and run)."),
+    organism: Optional[Path] = typer.Option(None, help="The organism (or study pair) holding the test prompts "
+                                                       "(default: the one beside the RL model)."),
+    results: Optional[Path] = typer.Option(None, help="results.json with the findings and the positive-control verdict "
+                                                      "(default: EXPERIMENT/results.json, else computed)."),
+    positive: Optional[Path] = typer.Option(None, help="The positive control's experiment directory (a rank1 study): "
+                                                       "its planted latents get pages too."),
+    device: str = typer.Option("cpu", help="cpu|cuda|cuda:N."),
+) -> None:
+    """Write the feature dashboard: a static site (opens from file://) to browse every latent's evidence."""
+    from tooldiff.report.dashboard import RunPaths, write_dashboard
+
+    made = write_dashboard(RunPaths(experiment, crosscoders, organism, results, positive),
+                           out or experiment / "dashboard", device=device)
+    Console().print(f"dashboard: {made.pages} latent pages, {made.bytes / 1e6:.1f} MB, {made.seconds:.1f} s -> "
+                    f"{made.out / 'index.html'}", highlight=False, soft_wrap=True)
+
+
 # --- serve ------------------------------------------------------------------------------
 def options_of(model_cls) -> inspect.Signature:
     """A command signature with one option per field of the pydantic `model_cls`: its type, its

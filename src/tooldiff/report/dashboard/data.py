@@ -1,0 +1,427 @@
+"""Every read of a run's artifacts the dashboard makes, in one place, as typed records.
+
+The pages never open a file: they render what `load_run` returns. When the run's artifacts get
+typed readers of their own (organism.json, the feature ranking, the experiment summary,
+results.json), this module is the one to change.
+
+What is read, and from where (`RunPaths` says where; `find_paths` fills in the defaults):
+- `EXPERIMENT/experiment.json`: conditions with their effects, verdicts and examples, the
+  crosscoders' training metrics, the positive-control check (a rank1 study's);
+- `EXPERIMENT/features/<crosscoder>.json`: each crosscoder's ranking, through the ranking's own
+  reader (`features.ranking.read_ranking`, which checks it belongs to the checkpoint);
+- `EXPERIMENT/calibration.jsonl` and `EXPERIMENT/calibration_acts/`: the calibration prompts and
+  their decision-position activations (the rows the ranking was computed on);
+- the crosscoder checkpoints (default: the run layout's `RUN/crosscoders/<name>`), whose
+  config records the model pair;
+- the organism's test prompts (default: the organism beside the RL model the crosscoders name);
+- `results.json` (default: `EXPERIMENT/results.json`, where `tooldiff experiment` writes it) for the
+  findings and the positive-control verdict; without it the findings are computed by
+  `report.results.build_results` from the experiment, as results.json's are.
+
+An experiment directory without experiment.json, or one written by an older tooldiff (a field
+the dashboard needs is missing), is a one-line `UserError`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from tooldiff.errors import UserError
+from tooldiff.features.ranking import RUN_CROSSCODERS, ranking_file, read_ranking
+
+SUMMARY_FILE, RESULTS_FILE, RESULTS_JSONL = "experiment.json", "results.json", "results.jsonl"
+CALIBRATION_FILE, CALIBRATION_ACTS = "calibration.jsonl", "calibration_acts"
+SUMMARY_KEYS = ("layer", "n_test", "config", "conditions", "rankings", "crosscoders")
+CONDITION_KEYS = ("key", "model", "intervention", "crosscoder", "features", "alpha", "dose", "role", "controls",
+                  "rivals", "metrics", "per_kind", "examples")
+LATENT_KEYS = ("latent", "group", "rl_dominant", "delta", "rl_norm_share", "strict_d", "strict_auroc", "nu_eps",
+               "nu_r", "firing")
+METRICS = ("strict", "call_rate")
+
+
+# --- where the run's pieces are -------------------------------------------------------------
+@dataclass(frozen=True)
+class RunPaths:
+    """The experiment directory and the pieces it does not hold (None: found by `find_paths`)."""
+
+    experiment: Path
+    crosscoders: Optional[Path] = None  # a directory of checkpoints, or one checkpoint
+    organism: Optional[Path] = None  # for the test prompts
+    results: Optional[Path] = None  # results.json (findings, positive-control verdict)
+    positive: Optional[Path] = None  # the positive control's experiment directory (rank1 study)
+
+
+# --- typed records the pages render ---------------------------------------------------------
+@dataclass(frozen=True)
+class Effect:
+    """A paired difference against `none` of the same model, with its 95 % bootstrap CI."""
+
+    diff: float
+    lo: float
+    hi: float
+    p_value: Optional[float]
+    n: int
+
+
+@dataclass(frozen=True)
+class Example:
+    id: str
+    output: str
+
+
+@dataclass(frozen=True)
+class Condition:
+    key: str
+    model: str
+    intervention: str
+    crosscoder: Optional[str]
+    features: tuple  # latent ids, or labels such as "random:3" / "dom:call_vs_nocall"
+    alpha: Optional[float]
+    dose: Optional[float]
+    role: str
+    controls: tuple[str, ...]
+    rivals: tuple[str, ...]
+    metrics: dict  # M of SPEC section 7
+    per_kind: dict  # kind -> {"n", "strict", "call_rate"}
+    effect: dict[str, Effect]  # strict / call_rate; empty for `none`
+    verdict: dict  # metric -> {"excludes_zero", "beats_controls", ...}; empty without controls
+    examples: tuple[Example, ...]
+
+    @property
+    def label(self) -> str:
+        knob = (f" α={self.alpha:g}" if self.alpha is not None else "") + (f" c={self.dose:g}" if self.dose is not None else "")
+        feats = ",".join(str(f) for f in self.features)
+        return f"{self.model} {self.intervention}{' ' + feats if feats else ''}{knob}"
+
+
+@dataclass(frozen=True)
+class LatentStats:
+    """One row of a crosscoder's feature ranking (features/ranking.py), in ranking order."""
+
+    latent: int
+    rank: int
+    group: str
+    rl_dominant: bool
+    delta: float
+    rl_norm_share: float
+    strict_d: float
+    strict_auroc: float
+    paper_d: Optional[float]
+    paper_auroc: Optional[float]
+    nu_eps: float
+    nu_r: float
+    firing: dict[str, float]
+
+
+@dataclass(frozen=True)
+class Histogram:
+    counts: list[int]
+    edges: list[float]
+
+
+@dataclass(frozen=True)
+class TrainMetrics:
+    """A crosscoder's training metrics (metrics.json), as the experiment summary holds them."""
+
+    fve: dict[str, float]
+    l0: Optional[float]
+    dead_frac: Optional[float]
+    partition: dict[str, int]
+    delta_hist: Optional[Histogram]
+    shared_cosine_hist: Optional[Histogram]
+    history: list[dict]  # {"step", "loss", "mse", ...}
+    step: Optional[int]
+
+
+@dataclass(frozen=True)
+class PlantedCheck:
+    """The positive control on one crosscoder: which latent is the planted direction."""
+
+    best_latent: int
+    best_abs_cosine: float
+    best_group: str
+    top_ranked_latent: Optional[int]
+    top_ranked_abs_cosine: Optional[float]
+    captured_share: Optional[float]
+
+
+@dataclass
+class CrosscoderRun:
+    name: str
+    directory: Path
+    dict_size: int
+    layer: Optional[int]
+    models: tuple[str, str]  # (rl, base) as recorded at harvest
+    train: TrainMetrics
+    latents: list[LatentStats]  # ranking order
+    best: dict  # contrast -> group -> latent
+    least_related: list[int]
+    planted: Optional[PlantedCheck] = None
+
+
+@dataclass(frozen=True)
+class Prompt:
+    id: str
+    kind: str
+    split: str  # calibration | test
+    record: dict  # the prompt record (messages and tools, or text)
+
+    @property
+    def request(self) -> str:
+        """What the user asked (generic text: the text itself)."""
+        if "messages" in self.record:
+            return self.record["messages"][-1].get("content") or ""
+        return self.record.get("text", "")
+
+
+@dataclass(frozen=True)
+class ClaimRow:
+    crosscoder: str
+    intervention: str
+    features: tuple
+    alpha: Optional[float]
+    diff: float
+    lo: float
+    hi: float
+
+
+@dataclass(frozen=True)
+class Findings:
+    """What results.json concludes (report/results.py), as the index shows it."""
+
+    single_latent_holds: bool
+    single_latent_tried: int
+    winners: list[ClaimRow]
+    largest: Optional[ClaimRow]
+    transfer: list[dict]  # dfc_vs_dom rows
+    recon: list[dict]  # recon_artifact rows
+    positive: Optional[dict]  # results.json's positive_control verdict, if the run had one
+    source: str  # the file, or "computed from experiment.json"
+
+
+@dataclass
+class Study:
+    """One experiment directory, read."""
+
+    paths: RunPaths
+    layer: int
+    n_test: int
+    seed: int
+    config: dict
+    conditions: list[Condition]
+    crosscoders: dict[str, CrosscoderRun]
+    rl_path: Path
+    base_path: Path
+    test_ids: list[str]
+    prompts: list[Prompt] = field(default_factory=list)  # calibration, then test (filled by `load_run`)
+
+    def condition(self, key: str) -> Optional[Condition]:
+        return self._by_key.get(key)
+
+    def __post_init__(self) -> None:
+        self._by_key = {c.key: c for c in self.conditions}
+
+    def reference(self, model: str) -> Optional[Condition]:
+        return next((c for c in self.conditions if c.model == model and c.intervention == "none"), None)
+
+
+@dataclass
+class Run:
+    """What the dashboard shows: the study ("main") and its positive control ("positive", a rank1
+    study, if given), the findings, and notes on what could not be found."""
+
+    studies: dict[str, Study]
+    findings: Findings
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def main(self) -> Study:
+        return self.studies["main"]
+
+
+# --- reading --------------------------------------------------------------------------------
+def load_run(paths: RunPaths) -> Run:
+    """Read the experiment (and its positive control) with every default resolved."""
+    paths = find_paths(paths)
+    notes: list[str] = []
+    studies = {"main": load_study(paths)}
+    if paths.positive:
+        studies["positive"] = load_study(find_paths(RunPaths(paths.positive)))
+    for study in studies.values():
+        study.prompts = read_calibration_prompts(study.paths.experiment) + read_test_prompts(study, notes)
+    return Run(studies, read_findings(paths, notes), notes)
+
+
+def find_paths(paths: RunPaths) -> RunPaths:
+    """Check the experiment directory is one, and fill in where the crosscoders and results are."""
+    exp = Path(paths.experiment)
+    if not exp.is_dir():
+        raise UserError(f"experiment directory {exp} does not exist")
+    if not (exp / SUMMARY_FILE).is_file():
+        if (exp / RESULTS_JSONL).is_file():
+            raise UserError(f"the experiment in {exp} did not finish: it has {RESULTS_JSONL} but no {SUMMARY_FILE}; "
+                            "rerun the same `tooldiff experiment` command to finish it")
+        raise UserError(f"{exp} holds no experiment results ({SUMMARY_FILE} is missing): "
+                        "run `tooldiff experiment` (or `tooldiff demo`) first")
+    crosscoders = paths.crosscoders or exp.resolve().parent / RUN_CROSSCODERS
+    results = paths.results or (exp / RESULTS_FILE if (exp / RESULTS_FILE).is_file() else None)
+    return RunPaths(exp, Path(crosscoders), paths.organism, results, paths.positive)
+
+
+def read_json(path: Path, what: str) -> Any:
+    if not path.is_file():
+        raise UserError(f"{what} {path} does not exist")
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise UserError(f"{what} {path} is not readable JSON ({e})") from None
+
+
+def _older(path: Path, what: str) -> UserError:
+    return UserError(f"{path} is of an older format ({what}); rerun `tooldiff experiment` with this version of tooldiff")
+
+
+def load_study(paths: RunPaths) -> Study:
+    path = paths.experiment / SUMMARY_FILE
+    summary = read_json(path, "experiment summary")
+    if not isinstance(summary, dict):
+        raise _older(path, "not a JSON object")
+    missing = [k for k in SUMMARY_KEYS if k not in summary]
+    if missing:
+        raise _older(path, f"no {', '.join(repr(k) for k in missing)}")
+    conditions = [_condition(c, i, path) for i, c in enumerate(summary["conditions"])]
+    names = sorted(summary["rankings"])
+    crosscoders = {n: _crosscoder(paths, n, summary, path) for n in names}
+    if not crosscoders:
+        raise UserError(f"{path} ranks no crosscoder: nothing to show")
+    rl, base = next(iter(crosscoders.values())).models
+    return Study(paths, int(summary["layer"]), int(summary["n_test"]), int(summary["config"].get("seed", 0)),
+                 summary["config"], conditions, crosscoders, Path(rl), Path(base), list(summary.get("test_ids") or []))
+
+
+def _effect(raw: dict) -> Effect:
+    return Effect(raw["diff"], raw["ci95"][0], raw["ci95"][1], raw.get("p_value"), int(raw.get("n", 0)))
+
+
+def _condition(raw: dict, index: int, path: Path) -> Condition:
+    missing = [k for k in CONDITION_KEYS if k not in raw]
+    if missing:
+        raise _older(path, f"condition {index} has no {', '.join(repr(k) for k in missing)}")
+    if raw["intervention"] != "none" and "effect" not in raw:
+        raise _older(path, f"condition {index} ({raw['key']}) has no 'effect'")
+    return Condition(
+        key=raw["key"], model=raw["model"], intervention=raw["intervention"], crosscoder=raw["crosscoder"],
+        features=tuple(raw["features"]), alpha=raw["alpha"], dose=raw["dose"], role=raw["role"],
+        controls=tuple(raw["controls"]), rivals=tuple(raw["rivals"]), metrics=raw["metrics"],
+        per_kind=raw["per_kind"], effect={m: _effect(raw["effect"][m]) for m in METRICS if m in raw.get("effect", {})},
+        verdict=raw.get("verdict") or {}, examples=tuple(Example(e["id"], e["output"]) for e in raw["examples"]))
+
+
+def checkpoint_of(paths: RunPaths, name: str) -> Path:
+    """Crosscoder `name`'s checkpoint: `crosscoders` itself (one checkpoint) or `crosscoders/name`."""
+    from tooldiff.crosscoder.model import CONFIG_FILE
+    from tooldiff.experiment.run import checkpoint_dir
+
+    directory = checkpoint_dir(Path(paths.crosscoders), name)
+    if not (directory / CONFIG_FILE).is_file():
+        raise UserError(f"crosscoder {name!r} of {paths.experiment} is not at {directory}; "
+                        "pass its directory with --crosscoders")
+    return directory
+
+
+def _crosscoder(paths: RunPaths, name: str, summary: dict, summary_path: Path) -> CrosscoderRun:
+    directory = checkpoint_of(paths, name)
+    meta = read_json(directory / "config.json", "crosscoder config")
+    dict_size = int(meta["config"]["dict_size"])
+    ranking = read_ranking(ranking_file(paths.experiment, name), directory, dict_size)
+    rows = []
+    for rank, r in enumerate(ranking["latents"]):
+        missing = [k for k in LATENT_KEYS if k not in r]
+        if missing:
+            raise _older(ranking_file(paths.experiment, name), f"latent {r.get('latent')} has no {', '.join(missing)}")
+        rows.append(LatentStats(r["latent"], rank, r["group"], r["rl_dominant"], r["delta"], r["rl_norm_share"],
+                                r["strict_d"], r["strict_auroc"], r.get("paper_d"), r.get("paper_auroc"), r["nu_eps"],
+                                r["nu_r"], r["firing"]))
+    models = tuple(meta.get("info", {}).get("models") or ())
+    if len(models) != 2:
+        raise UserError(f"crosscoder {directory} records no model pair; retrain it with `tooldiff train`")
+    planted = (summary.get("positive_control") or {}).get(name)
+    return CrosscoderRun(name, directory, dict_size, meta.get("info", {}).get("layer"), models,
+                         _train_metrics(summary["crosscoders"].get(name) or {}), rows, ranking["best"],
+                         ranking["least_related"], _planted(planted) if planted else None)
+
+
+def _hist(raw: Optional[dict]) -> Optional[Histogram]:
+    hist = (raw or {}).get("hist")
+    return Histogram(hist["counts"], hist["edges"]) if hist else None
+
+
+def _train_metrics(m: dict) -> TrainMetrics:
+    return TrainMetrics(fve=m.get("fve") or {}, l0=m.get("l0"), dead_frac=m.get("dead_frac"),
+                        partition=m.get("partition") or {}, delta_hist=_hist(m.get("delta")),
+                        shared_cosine_hist=_hist(m.get("shared_cosine")), history=m.get("history") or [],
+                        step=m.get("step"))
+
+
+def _planted(p: dict) -> PlantedCheck:
+    return PlantedCheck(p["best_latent"], p["best_abs_cosine"], p["best_group"], p.get("top_ranked_latent"),
+                        p.get("top_ranked_abs_cosine"), p.get("captured_share"))
+
+
+def read_calibration_prompts(experiment: Path) -> list[Prompt]:
+    from tooldiff.errors import iter_jsonl
+
+    return [Prompt(r["id"], r.get("kind", "?"), "calibration", r)
+            for _, r in iter_jsonl(experiment / CALIBRATION_FILE, "calibration prompts")]
+
+
+def read_test_prompts(study: Study, notes: list[str]) -> list[Prompt]:
+    """The experiment's test prompts, from the organism (or study pair) that holds them."""
+    from tooldiff.organism import load_organism
+
+    given = study.paths.organism
+    root = Path(given) if given else study.rl_path.parent
+    try:
+        org = load_organism(root, models=False)
+        records = {r["id"]: r for r in org.records("test")} if "test" in org.data else {}
+    except UserError as e:
+        if given:
+            raise
+        notes.append(f"test prompts not shown: {e} (pass --organism)")
+        return []
+    return [Prompt(i, records[i].get("kind", "?"), "test", records[i]) for i in study.test_ids if i in records]
+
+
+def calibration_activations(experiment: Path):
+    """The decision-position activations the ranking was computed on (features.CalibrationActs)."""
+    from tooldiff.experiment.data import calibration_acts
+
+    acts = experiment / CALIBRATION_ACTS
+    if not (acts / "manifest.json").is_file():
+        raise UserError(f"{acts} is missing: the experiment's calibration harvest is gone")
+    return calibration_acts(acts, experiment / CALIBRATION_FILE)
+
+
+def read_findings(paths: RunPaths, notes: list[str]) -> Findings:
+    if paths.results is not None:
+        results, source = read_json(Path(paths.results), "results"), str(paths.results)
+        if "findings" not in results:
+            raise UserError(f"{paths.results} is of an older format (no 'findings'); rerun `tooldiff experiment`")
+    else:
+        from tooldiff.report.results import build_results
+
+        results = build_results(read_json(paths.experiment / SUMMARY_FILE, "experiment summary"))
+        source = f"computed from {paths.experiment / SUMMARY_FILE} (no results.json found)"
+    f = results["findings"]
+    single = f["single_latent"]
+    return Findings(single["holds"], single["n_tried"], [_claim(w) for w in single["winners"]],
+                    _claim(single["largest"]) if single.get("largest") else None, f.get("dfc_vs_dom") or [],
+                    f.get("recon_artifact") or [], results.get("positive_control"), source)
+
+
+def _claim(raw: dict) -> ClaimRow:
+    return ClaimRow(raw["crosscoder"], raw["intervention"], tuple(raw["features"]), raw.get("alpha"), raw["diff"],
+                    raw["ci95"][0], raw["ci95"][1])
