@@ -280,3 +280,49 @@ def test_a_request_is_validated_once_and_bound_once(tiny, served, monkeypatch):
     response = run(app, [body(PROMPTS[1], steering=STEERS[3])])[0]
     assert response.status_code == 200, response.text  # a failure in the worker would be a 500
     assert [spec.op for spec in bound] == ["ablate", "add"]
+
+
+def test_activations_are_read_on_the_worker_thread_at_every_prompt_token(tiny, served, monkeypatch, tmp_path):
+    """`POST /v1/steering/activations`: the latents at every token of the rendered prompt, as
+    `encode_single` reads them, computed where the model lives (the engine's thread); checked
+    like a completion request (range, model name), and no generation batch."""
+    import threading
+
+    import tooldiff.serve.app as app_module
+    from tooldiff.errors import UserError
+    from tooldiff.hf import render_prompt
+    from tooldiff.interventions.tokens import layer_hiddens
+
+    threads = []
+    real = app_module.read_prompt
+    monkeypatch.setattr(app_module, "read_prompt", lambda *a: threads.append(threading.current_thread().name) or real(*a))
+    app, engine = make_app(tiny, served)
+
+    async def scenario():
+        engine.start()
+        try:
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+                ok = await client.post("/v1/steering/activations", json=body(PROMPTS[0], features=[3, 7]))
+                out_of_range = await client.post("/v1/steering/activations", json=body(PROMPTS[0], features=[80]))
+                wrong_model = await client.post("/v1/steering/activations", json={**body(PROMPTS[0], features=[3]),
+                                                                                   "model": "other"})
+                return ok, out_of_range, wrong_model
+        finally:
+            engine.stop()
+
+    ok, out_of_range, wrong_model = asyncio.run(scenario())
+    assert ok.status_code == 200, ok.text
+    data = ok.json()
+    text = render_prompt(served.tokenizer, {"messages": [{"role": "user", "content": PROMPTS[0]}]})
+    ids = served.tokenizer(text, add_special_tokens=False)["input_ids"]
+    assert data["tokens"] == [served.tokenizer.decode([t]) for t in ids]
+    h_TD = layer_hiddens(served.model, tiny.LAYER, [ids], pad_id=0)[0]
+    want_TS = served.crosscoder.encode_single(h_TD, 0)[:, [3, 7]]
+    got_TS = torch.tensor([f["activations"] for f in data["features"]]).T
+    torch.testing.assert_close(got_TS, want_TS, atol=1e-5, rtol=1e-5)
+    assert (got_TS[:, 0] > 0).all()  # latent 3 always fires here (its bias): not a test that zeros pass
+    assert threads == ["tooldiff-engine"] and engine.stats["batches"] == 0
+    assert out_of_range.status_code == 400 and "latent 80 out of range" in out_of_range.json()["error"]["message"]
+    assert wrong_model.status_code == 404
+    with pytest.raises(UserError, match="not a dashboard directory"):
+        make_app(tiny, served, dashboard=str(tmp_path))

@@ -129,7 +129,7 @@ def test_profile_is_the_default_and_a_request_replaces_it(tiny, binder, tmp_path
 def test_features_fall_back_explicitly_and_take_the_ranking_of_this_crosscoder(tiny, binder, tmp_path):
     cc = binder.crosscoder
     cc_dir = cc.save(tmp_path / "run" / "crosscoders" / "dfc")
-    fallback = list_features(cc, load_feature_list(cc, cc_dir, None), 0, limit=5)
+    fallback = list_features(cc, "dfc", load_feature_list(cc, cc_dir, None), 0, limit=5)
     assert fallback["source"] == "decoder_norms" and fallback["note"].startswith("no ranking at") and len(fallback["data"]) == 5
     assert [row["group"] for row in fallback["data"]] == ["a_excl"] * 5  # Δ = 0 first
     assert all(row["delta"] == 0.0 and row["steerable"] for row in fallback["data"])
@@ -137,8 +137,8 @@ def test_features_fall_back_explicitly_and_take_the_ranking_of_this_crosscoder(t
     latents = [{"latent": i, "group": cc.latent_group(i), "strict_auroc": 0.5, "extra": 1} for i in range(cc.dict_size)]
     path = write_ranking(tmp_path / "run" / "experiment", "dfc", {"latents": latents[::-1]}, cc_dir).resolve()
     found = load_feature_list(cc, cc_dir, None)  # the run layout: RUN/crosscoders/dfc -> RUN/experiment/features/dfc.json
-    listing = list_features(cc, found, 0, limit=2)
-    assert listing["source"] == str(path) and "note" not in listing
+    listing = list_features(cc, "dfc", found, 0, limit=2)
+    assert listing["source"] == str(path) and listing["crosscoder"] == "dfc" and "note" not in listing
     assert listing["data"] == [{"latent": 79, "group": "b_excl", "strict_auroc": 0.5, "steerable": False},
                                {"latent": 78, "group": "b_excl", "strict_auroc": 0.5, "steerable": False}]
     for given in (path, tmp_path / "run" / "experiment"):  # --features: the file, or the experiment directory
@@ -303,4 +303,4 @@ def test_the_serve_command_is_built_from_the_settings_model(monkeypatch):
     help_text = CliRunner().invoke(app, ["serve", "--help"], env={"COLUMNS": "200"}).output
     flags = {name: (field.json_schema_extra or {}).get("flag", "--" + name.replace("_", "-"))
              for name, field in ServerSettings.model_fields.items()}
-    assert all(flag in help_text for flag in flags.values()) and len(flags) == 25
+    assert all(flag in help_text for flag in flags.values()) and len(flags) == 26

@@ -52,6 +52,9 @@ def serve(settings: ServerSettings, announce=print) -> None:
              f"model index {served.model_index}, api key {'on' if settings.api_key else 'off'})")
     if served.features is not None:
         announce(f"steering features: {served.features.source}" + (f" ({served.features.note})" if served.features.note else ""))
+    if settings.dashboard is not None:
+        announce(f"dashboard: http://{settings.host}:{settings.port}/dashboard/ "
+                 f"(live panel: http://{settings.host}:{settings.port}/dashboard/live.html)")
     uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning", timeout_graceful_shutdown=5)
 
 

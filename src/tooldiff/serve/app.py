@@ -1,9 +1,14 @@
-"""The FastAPI app: `/health`, `/v1/models`, `/v1/steering/features`, `/v1/chat/completions`.
+"""The FastAPI app: `/health`, `/v1/models`, `/v1/steering/features`, `/v1/steering/activations`,
+`/v1/chat/completions`, and with `--dashboard DIR` the dashboard's pages under `/dashboard/`.
 
 Each request is checked completely before it is queued (body size, JSON, types, model name,
 steering, prompt and output token caps), so malformed input costs a 4xx and nothing else.
 Errors use OpenAI's shape `{"error": {"message", "type", "param", "code"}}`. `/health`
-needs no key (liveness probes); every `/v1` route does when the server has one.
+needs no key (liveness probes), nor do the dashboard's static pages (a browser cannot send the
+key when it opens a page; the live panel sends it with each of its `/v1` calls); every `/v1`
+route does when the server has one. `/v1/steering/activations` reads, it never steers: the
+latents at every token of the prompt a chat request renders to, under the same body, token and
+key checks as a completion.
 """
 
 from __future__ import annotations
@@ -21,13 +26,14 @@ from jinja2 import TemplateError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tooldiff.errors import UserError
+from tooldiff.interventions.tokens import read_prompt
 from tooldiff.serve.config import ServerSettings
-from tooldiff.serve.engine import Engine, Job, JobResult, QueueFull
+from tooldiff.serve.engine import Engine, Job, JobResult, Probe, QueueFull
 from tooldiff.serve.features import by_decoder_norms, list_features
 from tooldiff.serve.output import assemble, OutputAssembler
 from tooldiff.serve.prompting import RenderedPrompt, render_request
 from tooldiff.serve.responses import completion_body, completion_id, error_body
-from tooldiff.serve.schemas import ChatRequest, parse_chat_request
+from tooldiff.serve.schemas import ChatRequest, parse_activations_request, parse_chat_request
 from tooldiff.serve.steering import Steering, SteeringBinder
 from tooldiff.serve.streaming import failure_message, stream_job
 
@@ -91,7 +97,50 @@ def create_app(settings: ServerSettings, engine: Engine) -> FastAPI:
             raise ApiError(404, "no crosscoder is loaded: start the server with --crosscoder to steer by feature id")
         limit = _int_param(request, "limit", default=100, low=1, high=MAX_FEATURES_LISTED)
         features = served.features or by_decoder_norms(served.crosscoder, "no ranking was loaded with the model")
-        return list_features(served.crosscoder, features, served.model_index, limit)
+        name = served.crosscoder_dir.name if served.crosscoder_dir is not None else None
+        return list_features(served.crosscoder, name, features, served.model_index, limit)
+
+    @app.post("/v1/steering/activations")
+    async def activations(request: Request) -> dict:
+        require_key(request)
+        if served.crosscoder is None:
+            raise ApiError(404, "no crosscoder is loaded: start the server with --crosscoder to read features")
+        req = parse_activations_request(await _read_body(request, settings.max_body_bytes))
+        if req.model != served.name:
+            raise ApiError(404, f"model {req.model!r} does not exist; this server serves {served.name!r}", code="model_not_found")
+        if len(req.features) > settings.max_steering_items:
+            raise ApiError(400, f"features: at most {settings.max_steering_items} latents, got {len(req.features)}", param="features")
+        bad = [i for i in req.features if not 0 <= i < served.crosscoder.dict_size]
+        if bad:
+            raise ApiError(400, f"features: latent {bad[0]} out of range 0..{served.crosscoder.dict_size - 1}", param="features")
+        token_ids = served.tokenizer(_render(served.tokenizer, req, settings.prompt_format).text,
+                                     add_special_tokens=False)["input_ids"]
+        if len(token_ids) > settings.max_prompt_tokens:
+            raise ApiError(400, f"the prompt has {len(token_ids)} tokens; this server's cap is {settings.max_prompt_tokens}",
+                           code="context_length_exceeded")
+        f_TS = await _probe(lambda: read_prompt(served.model, served.crosscoder, served.model_index,
+                                                served.crosscoder.info.layer, token_ids, list(req.features)))
+        return {"object": "steering.activations", "model": served.name, "layer": served.crosscoder.info.layer,
+                "model_index": served.model_index, "tokens": [served.tokenizer.decode([t]) for t in token_ids],
+                "features": [{"feature": i, "activations": f_TS[:, s].tolist()} for s, i in enumerate(req.features)]}
+
+    async def _probe(fn):
+        probe = Probe(fn, time.monotonic() + settings.request_timeout_s, asyncio.get_running_loop())
+        try:
+            engine.submit(probe)
+        except QueueFull as e:
+            raise ApiError(503, str(e), kind="server_busy", headers={"Retry-After": "1"}) from None
+        try:
+            kind, payload = await asyncio.wait_for(probe.events.get(), timeout=settings.request_timeout_s)
+        except asyncio.TimeoutError:
+            probe.cancel()
+            raise ApiError(504, f"the request timed out after {settings.request_timeout_s:g}s", kind="timeout") from None
+        if kind == "error":
+            raise payload
+        if isinstance(payload, JobResult):  # dropped before it ran
+            raise ApiError(504 if payload.finish_reason == "timeout" else 500, failure_message(payload, settings.request_timeout_s),
+                           kind="timeout" if payload.finish_reason == "timeout" else "server_error")
+        return payload
 
     @app.post("/v1/chat/completions")
     async def chat(request: Request):
@@ -140,7 +189,25 @@ def create_app(settings: ServerSettings, engine: Engine) -> FastAPI:
             loop=asyncio.get_running_loop(),
         )
 
+    if settings.dashboard is not None:
+        mount_dashboard(app, settings.dashboard)
     return app
+
+
+def mount_dashboard(app: FastAPI, directory: str) -> None:
+    """The pages `tooldiff dashboard` wrote, read-only, under /dashboard/ (a wrong directory stops
+    the server before it binds)."""
+    from pathlib import Path
+
+    from fastapi.staticfiles import StaticFiles
+
+    from tooldiff.report.dashboard.site import INDEX, LIVE
+
+    root = Path(directory)
+    if not (root / INDEX).is_file() or not (root / LIVE).is_file():
+        raise UserError(f"--dashboard {root} is not a dashboard directory (no {INDEX} and {LIVE}); "
+                        "write one with `tooldiff dashboard EXPERIMENT_DIR --out DIR`")
+    app.mount("/dashboard", StaticFiles(directory=root, html=True), name="dashboard")
 
 
 def _render(tokenizer, req: ChatRequest, prompt_format: str) -> RenderedPrompt:

@@ -47,6 +47,8 @@ class ServerSettings(BaseModel):
     device: str = Field("cpu", description="cpu|cuda|cuda:N.")
     dtype: str = Field("float32", description="float32|bfloat16|float16.")
     threads: Optional[int] = Field(None, ge=1, description="Torch CPU threads for generation.")
+    dashboard: Optional[str] = Field(None, description="A directory written by `tooldiff dashboard`: served at "
+                                                       "/dashboard/, its live panel steering this server.")
 
     # Where to listen. Loopback unless told otherwise; the key is optional.
     host: str = Field("127.0.0.1", description="Interface to bind; loopback unless told otherwise.")

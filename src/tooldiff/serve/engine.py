@@ -12,8 +12,10 @@ Per row, through the loop's `on_token` / `adjust_logits` hooks: the job's own ma
 stop strings, deadline and cancellation end its row early, streamed text is pushed to the
 client as it grows, and tool_choice "none" bans the call-opening token.
 
-Only the worker thread touches the model. Results go back to the asyncio side through
-`loop.call_soon_threadsafe`.
+Only the worker thread touches the model (steering hooks live on it while a batch runs), so
+work that reads the model without generating (the live panel's per-token activations) is a
+`Probe`: queued like a job, run alone between batches, its return value handed back.
+Results go back to the asyncio side through `loop.call_soon_threadsafe`.
 """
 
 from __future__ import annotations
@@ -25,10 +27,11 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import torch
 
+from tooldiff.errors import UserError
 from tooldiff.interventions import generate_completions
 from tooldiff.serve.model import ServedModel
 from tooldiff.serve.steering import Steering
@@ -83,6 +86,26 @@ class Job:
             self.loop.call_soon_threadsafe(self.events.put_nowait, (kind, payload))
         except RuntimeError:  # the loop is closed: the client is long gone
             pass
+
+
+@dataclass
+class Probe:
+    """A function that needs the model but is no generation: run alone on the worker thread.
+    Its event is ("done", value), ("error", exception), or ("done", JobResult) when it was
+    dropped (cancelled, timed out, server stopping)."""
+
+    fn: Callable[[], Any]
+    deadline: float
+    loop: asyncio.AbstractEventLoop
+    events: asyncio.Queue = field(default_factory=asyncio.Queue)
+    cancelled: bool = False
+
+    @property
+    def batch_key(self) -> tuple:
+        return ("probe", id(self))  # shares its turn with nothing
+
+    cancel = Job.cancel
+    emit = Job.emit
 
 
 class Engine:
@@ -167,6 +190,9 @@ class Engine:
             return batch
 
     def _run(self, batch: list[Job]) -> None:
+        if isinstance(batch[0], Probe):
+            self._probe(batch[0])
+            return
         self.running_rows = len(batch)
         self.stats["batches"] += 1
         self.stats["rows"] += len(batch)
@@ -188,6 +214,15 @@ class Engine:
                 job.text = self.served.decode(job.token_ids)
             self.stats["tokens"] += len(job.token_ids)
             job.emit("done", JobResult(job.text, len(job.token_ids), job.ended or "stop"))
+
+    def _probe(self, probe: Probe) -> None:
+        try:
+            probe.emit("done", probe.fn())
+        except Exception as e:  # a UserError (bad input found late) or a bug: the request fails, the engine goes on
+            if not isinstance(e, UserError):
+                log.exception("a probe failed")
+                self.stats["errors"] += 1
+            probe.emit("error", e)
 
     def _generate(self, batch: list[Job]) -> list:
         served = self.served

@@ -54,11 +54,11 @@ def by_decoder_norms(crosscoder: Crosscoder, why: str) -> FeatureList:
     return FeatureList(_norm_rows(crosscoder), DECODER_NORMS, why)
 
 
-def list_features(crosscoder: Crosscoder, features: FeatureList, model_index: int, limit: int) -> dict:
+def list_features(crosscoder: Crosscoder, name: Optional[str], features: FeatureList, model_index: int, limit: int) -> dict:
     owned = crosscoder.model_latents(model_index)
     rows = [{**row, "steerable": owned.start <= row["latent"] < owned.stop} for row in features.rows[:limit]]
-    body = {"object": "list", "source": features.source, "layer": crosscoder.info.layer, "model_index": model_index,
-            "dict_size": crosscoder.dict_size, "data": rows}
+    body = {"object": "list", "crosscoder": name, "source": features.source, "layer": crosscoder.info.layer,
+            "model_index": model_index, "dict_size": crosscoder.dict_size, "data": rows}
     return body | ({"note": features.note} if features.note else {})
 
 

@@ -154,6 +154,20 @@ class ChatRequest(BaseModel):
         return self.tool_choice.function.name if isinstance(self.tool_choice, NamedToolChoice) else None
 
 
+class ActivationsRequest(ChatRequest):
+    """`POST /v1/steering/activations`: a chat request (its prompt is rendered as for a completion)
+    and the latents to read at every prompt token."""
+
+    features: list[int] = Field(min_length=1)
+
+
+def parse_activations_request(body: bytes) -> ActivationsRequest:
+    try:
+        return ActivationsRequest.model_validate_json(body, strict=True)
+    except ValidationError as e:
+        raise UserError(describe_error(e)) from None
+
+
 def parse_chat_request(body: bytes, default_layer: Optional[int] = None) -> ChatRequest:
     """A validated request from raw body bytes, its steering items included (a steering item
     without `layer` gets `default_layer`); any problem is a one-line `UserError`."""
