@@ -7,9 +7,16 @@
 - `tiny_organism`: the tiny organism, built once per session.
 - `tiny_study`: crosscoders trained on it and the experiment grid run with them, once per session.
 - `tiny_dashboard`: the dashboard of that study (with a positive-control study), once per session.
+- `serve_cli`: `tooldiff serve` in a subprocess on a free loopback port, as a context manager.
 """
 
 import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -36,6 +43,53 @@ def tiny_organism(tmp_path_factory):
     keep = os.environ.get("TOOLDIFF_TEST_ORGANISM")
     out = Path(keep) if keep else tmp_path_factory.mktemp("organism") / "tiny"
     return build_organism(out, preset="tiny", seed=0)
+
+
+# --- tooldiff serve in a subprocess ------------------------------------------------------------
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def _serve_cli(args: list[str], log_path: Path, timeout: float = 180):
+    """`tooldiff serve ARGS --port P` (one thread), waited until healthy; yields its base URL and
+    stops it (SIGINT) at the end. A server that dies or never gets healthy fails with its log."""
+    import httpx
+
+    port = free_port()
+    cmd = [sys.executable, "-m", "tooldiff.cli", "serve", *map(str, args), "--port", str(port)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"the server exited with {proc.returncode}:\n{log_path.read_text()}")
+            try:
+                if httpx.get(f"{base}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the server was not healthy after {timeout}s:\n{log_path.read_text()}")
+            time.sleep(0.3)
+        yield base
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture(scope="session")
+def serve_cli():
+    return _serve_cli
 
 
 # --- a tiny study on the tiny organism ---------------------------------------------------------

@@ -10,11 +10,6 @@ for the module. Screenshots go to $TOOLDIFF_SCREENSHOTS (default: a temporary di
 
 import json
 import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -133,44 +128,16 @@ def test_a_latent_page_shows_highlighted_tokens_and_its_plots(tiny_dashboard, br
     screenshot(browser, shots / "latent.png")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
-def server(tiny_dashboard, tmp_path_factory):
+def server(tiny_dashboard, serve_cli, tmp_path_factory):
     """`tooldiff serve` on the tiny RL model and the study's dfc crosscoder, with the dashboard."""
     from tooldiff.organism import load_organism
 
     rl = load_organism(tiny_dashboard.study.organism, models=False).rl_path
-    port, log = free_port(), tmp_path_factory.mktemp("serve") / "server.log"
-    cmd = [sys.executable, "-m", "tooldiff.cli", "serve", "--model", str(rl), "--model-name", "rl",
-           "--crosscoder", str(tiny_dashboard.study.crosscoders / "dfc"), "--prompt-format", "organism",
-           "--dashboard", str(tiny_dashboard.dir), "--port", str(port), "--threads", "1"]
-    with open(log, "w") as fh:
-        proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env={**os.environ, "OMP_NUM_THREADS": "1"})
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(base + "/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"the server did not start: {log.read_text()}")
-            time.sleep(0.2)
+    args = ["--model", rl, "--model-name", "rl", "--crosscoder", tiny_dashboard.study.crosscoders / "dfc",
+            "--prompt-format", "organism", "--dashboard", tiny_dashboard.dir, "--threads", "1"]
+    with serve_cli(args, tmp_path_factory.mktemp("serve") / "server.log") as base:
         yield base
-    finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def answer(base: str, tools: list, steering: list) -> str:

@@ -7,12 +7,6 @@ the feature listing, and malformed requests (4xx with a message, the server heal
 """
 
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -41,12 +35,6 @@ def organism(tiny_organism):
     return load_organism(tiny_organism)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def random_crosscoder(directory: Path, d_model: int, layer: int, models: list[str]) -> Path:
     cfg = CrosscoderConfig(d_model=d_model, dict_size=64, excl_a=0.1, excl_b=0.1, k=4, seed=0)
     Crosscoder.initialized(cfg, CheckpointInfo(layer=layer, models=models)).save(directory)
@@ -54,45 +42,16 @@ def random_crosscoder(directory: Path, d_model: int, layer: int, models: list[st
 
 
 @pytest.fixture(scope="module")
-def server(organism, tmp_path_factory):
+def server(organism, serve_cli, tmp_path_factory):
     """`tooldiff serve` in a subprocess; yields its base URL; stopped (SIGINT) at the end."""
     tmp = tmp_path_factory.mktemp("serve")
     width = organism.rl.config.hidden_size
     cc = random_crosscoder(tmp / "cc", width, organism.layer, [str(organism.rl_path), str(organism.base_path)])
-    port = free_port()
-    log = open(tmp / "server.log", "w")
-    cmd = [sys.executable, "-m", "tooldiff.cli", "serve", "--model", str(organism.rl_path), "--model-name", NAME,
-           "--prompt-format", "organism", "--crosscoder", str(cc), "--port", str(port), "--threads", "1",
-           "--max-tokens-cap", str(MAX_TOKENS_CAP), "--default-max-tokens", "40", "--max-body-bytes", str(MAX_BODY),
-           "--batch-wait-ms", "20"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        _wait_healthy(base, proc, tmp / "server.log")
+    args = ["--model", organism.rl_path, "--model-name", NAME, "--prompt-format", "organism", "--crosscoder", cc,
+            "--threads", "1", "--max-tokens-cap", MAX_TOKENS_CAP, "--default-max-tokens", "40", "--max-body-bytes",
+            MAX_BODY, "--batch-wait-ms", "20"]
+    with serve_cli(args, tmp / "server.log") as base:
         yield base
-    finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
-
-
-def _wait_healthy(base: str, proc: subprocess.Popen, log: Path, timeout: float = 180) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"the server exited with {proc.returncode}:\n{log.read_text()}")
-        try:
-            if httpx.get(f"{base}/health", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    raise RuntimeError(f"the server was not healthy after {timeout}s:\n{log.read_text()}")
 
 
 @pytest.fixture(scope="module")

@@ -294,7 +294,7 @@ def load_study(paths: RunPaths) -> Study:
         raise _older(path, f"no {', '.join(repr(k) for k in missing)}")
     conditions = [_condition(c, i, path) for i, c in enumerate(summary["conditions"])]
     names = sorted(summary["rankings"])
-    crosscoders = {n: _crosscoder(paths, n, summary, path) for n in names}
+    crosscoders = {n: _crosscoder(paths, n, summary) for n in names}
     if not crosscoders:
         raise UserError(f"{path} ranks no crosscoder: nothing to show")
     rl, base = next(iter(crosscoders.values())).models
@@ -332,7 +332,7 @@ def checkpoint_of(paths: RunPaths, name: str) -> Path:
     return directory
 
 
-def _crosscoder(paths: RunPaths, name: str, summary: dict, summary_path: Path) -> CrosscoderRun:
+def _crosscoder(paths: RunPaths, name: str, summary: dict) -> CrosscoderRun:
     directory = checkpoint_of(paths, name)
     meta = read_json(directory / "config.json", "crosscoder config")
     dict_size = int(meta["config"]["dict_size"])
