@@ -154,3 +154,20 @@ def test_a_failed_write_keeps_the_dashboard_that_was_there(tiny_dashboard, tiny_
         write_dashboard(tiny_dashboard.paths, out)
     assert (out / "index.html").read_text() == (tiny_dashboard.dir / "index.html").read_text()
     assert [p.name for p in tmp_path.iterdir()] == ["dash"]  # no temporary left behind
+
+
+def test_the_benchmark_script_runs_on_the_tiny_study(tiny_dashboard, tmp_path, capsys):
+    """benchmarks/dashboard_time.py end to end (its timings are printed, not checked: machines are noisy)."""
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    try:
+        import dashboard_time
+    finally:
+        sys.path.pop(0)
+    paths = tiny_dashboard.paths
+    dashboard_time.main(["--experiment", str(paths.experiment), "--results", str(paths.results), "--positive",
+                         str(paths.positive), "--out", str(tmp_path / "d"), "--no-browser"])
+    out = capsys.readouterr().out
+    assert f"{tiny_dashboard.made.pages} latent pages" in out and "of the 30 s target" in out
+    assert (tmp_path / "d" / "index.html").is_file()
