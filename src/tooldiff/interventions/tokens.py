@@ -27,7 +27,7 @@ from tooldiff.interventions.readout import latent_reader
 
 @torch.no_grad()
 def layer_hiddens(model: nn.Module, layer: int, token_ids: list[list[int]], pad_id: int,
-                  batch_size: int = 256) -> list[torch.Tensor]:
+                  batch_size: int = 512) -> list[torch.Tensor]:
     """h_TD per prompt (float32, CPU): decoder layer `layer`'s output at every token."""
     device = next(model.parameters()).device
     order = sorted(range(len(token_ids)), key=lambda i: len(token_ids[i]))  # little padding per batch

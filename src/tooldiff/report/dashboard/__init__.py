@@ -34,7 +34,6 @@ class Dashboard:
 
 def write_dashboard(paths: RunPaths, out: Path, device: str = "cpu") -> Dashboard:
     """Read the run, compute the per-latent views, and write the site to `out` (replaced whole)."""
-    from tooldiff.hf import load_tokenizer
     from tooldiff.progress import new_progress
     from tooldiff.report.dashboard import analysis, pages
     from tooldiff.report.dashboard.site import INDEX, LIVE, SiteWriter, size_bytes
@@ -50,7 +49,7 @@ def write_dashboard(paths: RunPaths, out: Path, device: str = "cpu") -> Dashboar
             written: set[str] = set()
             for s, study in run.studies.items():
                 inputs = analysis.load_inputs(study, device)
-                tokens = pages.Tokens(load_tokenizer(study.rl_path))
+                tokens = pages.Tokens(inputs.tokenizer)
                 bar.advance(task)
                 views[s] = {}
                 for name, cc in study.crosscoders.items():

@@ -28,7 +28,7 @@ A, B = 0, 1  # crosscoder model index: A = RL, B = base
 MODELS = ("rl", "base")
 TOP_FEATURES = 20  # pages for the ranking's first 20 latents of each crosscoder
 TOP_EXAMPLES, INTERVALS, PER_BIN = 6, 4, 3  # max-activating examples: the top, then per quarter of the peak range
-HIST_BINS = 30
+HIST_BINS, LENS_BINS = 30, 40
 KINDS = ("call", "not_offered", "chitchat", "generic")
 
 
@@ -80,12 +80,15 @@ class KindHistogram:
 
 @dataclass
 class Lens:
-    """One model's logit lens of one decoder vector."""
+    """One model's logit lens of one decoder vector: the top and bottom tokens, and the histogram
+    of every logit (LENS_BINS equal bins from the lowest logit to the highest)."""
 
     source: str  # whose decoder vector went through it
     promoted: list[tuple[int, float]]
     suppressed: list[tuple[int, float]]
-    logits_V: torch.Tensor
+    counts: list[int]
+    lo: float
+    hi: float
 
 
 @dataclass
@@ -123,6 +126,7 @@ class Inputs:
     (every prompt's tokens one after the other: prompt p owns rows offsets[p]:offsets[p+1])."""
 
     models: dict[str, torch.nn.Module]
+    tokenizer: object
     token_ids: list[list[int]]
     offsets: list[int]
     h_MND: list[torch.Tensor]
@@ -146,7 +150,7 @@ def load_inputs(study: Study, device: str = "cpu") -> Inputs:
         offsets.append(offsets[-1] + len(ids))
     h_MND = [torch.cat(layer_hiddens(models[m], study.layer, token_ids, pad)) for m in MODELS]
     acts = calibration_activations(study.paths.experiment)
-    return Inputs(models, token_ids, offsets, h_MND, acts.x_NMD, acts.kinds)
+    return Inputs(models, tokenizer, token_ids, offsets, h_MND, acts.x_NMD, acts.kinds)
 
 
 @torch.no_grad()
@@ -223,6 +227,18 @@ def _lenses(cc, latents: list[int], models: dict) -> dict[str, list[Lens]]:
         own_S = vectors[name].abs().sum(1) > 0
         used_SD = torch.where(own_S[:, None], vectors[name], vectors[other])
         lens = logit_lens(models[name], used_SD)
+        counts_SB, lo_S, hi_S = _row_histograms(lens.logits_SV, LENS_BINS)
         out[name] = [Lens(f"{name}'s decoder" if own else f"{other}'s decoder ({name} has none)", lens.promoted[s],
-                          lens.suppressed[s], lens.logits_SV[s]) for s, own in enumerate(own_S.tolist())]
+                          lens.suppressed[s], counts_SB[s].tolist(), float(lo_S[s]), float(hi_S[s]))
+                     for s, own in enumerate(own_S.tolist())]
     return out
+
+
+def _row_histograms(x_SV: torch.Tensor, bins: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per row: counts in `bins` equal bins from the row's minimum to its maximum (the maximum in
+    the last bin), in one pass for every row."""
+    lo_S, hi_S = x_SV.min(1).values, x_SV.max(1).values
+    width_S = ((hi_S - lo_S) / bins).clamp_min(1e-12)
+    index_SV = ((x_SV - lo_S[:, None]) / width_S[:, None]).long().clamp(0, bins - 1)
+    counts_SB = torch.zeros(x_SV.shape[0], bins, dtype=torch.long).scatter_add_(1, index_SV, torch.ones_like(index_SV))
+    return counts_SB, lo_S, hi_S

@@ -10,8 +10,6 @@ from __future__ import annotations
 import re
 from typing import Optional
 
-import torch
-
 from tooldiff.report.dashboard.analysis import KINDS, CrosscoderView, LatentView
 from tooldiff.report.dashboard.data import Condition, CrosscoderRun, Run, Study
 
@@ -139,15 +137,10 @@ def _examples(view: LatentView, study: Study, tokens: Tokens, token_ids: list[li
 
 
 def _lens(view: LatentView, tokens: Tokens) -> dict:
-    out = {}
-    for model, lens in view.lens.items():
-        top, low = float(lens.logits_V.max()), float(lens.logits_V.min())
-        counts = torch.histc(lens.logits_V, bins=40, min=low, max=top).long().tolist()
-        out[model] = {"source": lens.source,
-                      "promoted": [[tokens(t), _sig(v)] for t, v in lens.promoted],
-                      "suppressed": [[tokens(t), _sig(v)] for t, v in lens.suppressed],
-                      "hist": {"counts": counts, "lo": _sig(low), "hi": _sig(top)}}
-    return out
+    return {model: {"source": lens.source, "promoted": [[tokens(t), _sig(v)] for t, v in lens.promoted],
+                    "suppressed": [[tokens(t), _sig(v)] for t, v in lens.suppressed],
+                    "hist": {"counts": lens.counts, "lo": _sig(lens.lo), "hi": _sig(lens.hi)}}
+            for model, lens in view.lens.items()}
 
 
 def latent_page(study: Study, study_name: str, cc: CrosscoderRun, view: CrosscoderView, latent: int,
