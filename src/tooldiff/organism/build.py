@@ -29,6 +29,7 @@ from tooldiff.errors import UserError
 from tooldiff.hf import load_model, load_tokenizer, render_prompt
 from tooldiff.organism.config import OrganismConfig, check_variant, get_preset, pretraining_part
 from tooldiff.organism.corpus import CorpusMix, iter_documents
+from tooldiff.organism.recipe import recipe
 from tooldiff.organism.world import TOOLS
 from tooldiff.progress import console
 from tooldiff.threads import one_thread, torch_threads
@@ -261,9 +262,15 @@ def stage_rl(b: Build) -> dict:
         # call-first curriculum (with the full RL's 20 such steps the plant was weak: calls on 65 %).
         rl = replace(rl, kind_shares=rl.rank1_kind_shares, lr=rl.rank1_lr, steps=rl.rank1_steps or rl.steps,
                      call_first_steps=0)
+    keeper = _checkpoint_keeper(b, model, tokenizer) if layer is None and rl.eval_every else None
     with torch_threads(b.threads):
-        history = run_grpo(model, tokenizer, b.data("rl"), rl, b.seed)
+        history = run_grpo(model, tokenizer, b.data("rl"), rl, b.seed, on_checkpoint=keeper)
     extra, summary = None, {}
+    if keeper is not None:
+        best = keeper.restore_best()
+        summary = {"checkpoints": keeper.summary(best)}
+        console.print(f"RL checkpoint kept: step {best.step} of {rl.steps} (calibration strict on call prompts "
+                      f"{best.call_strict:.2f}, wrong calls {_percentages(best.wrong_calls)})")
     if layer is not None:
         planted = fold_rank1(model, layer)
         extra = lambda tmp: save_planted(planted, layer, tmp / PLANTED_FILE)  # noqa: E731
@@ -275,6 +282,16 @@ def stage_rl(b: Build) -> dict:
     k = max(1, len(rewards) // 5)
     return summary | {"threads": b.threads, "steps": rl.steps, "reward_first": sum(rewards[:k]) / k,
                       "reward_last": sum(rewards[-k:]) / k}
+
+
+def _checkpoint_keeper(b: Build, model, tokenizer):
+    """Scores the full twin on calibration prompts during RL (checkpoints.py); the rank1 control
+    keeps its last step: its RL must plant a direction, whatever its wrong calls."""
+    from tooldiff.organism.checkpoints import CheckpointKeeper, selection_prompts
+
+    per_kind = dict(zip(("call", "not_offered", "chitchat"), b.cfg.rl.eval_prompts))
+    prompts = selection_prompts(b.data("calibration"), per_kind)
+    return CheckpointKeeper(model, tokenizer, prompts, b.seed, b.cfg.eval_batch_size)
 
 
 def _rank1_ablation(b: Build, rl_model, tokenizer, test: list[dict]) -> dict:
@@ -340,6 +357,7 @@ def write_info(b: Build, markers: StageMarkers, preset: str) -> dict:
         "variant": b.variant,
         "config_hash": b.build_hash,
         "config": b.cfg.to_dict(),
+        "recipe": recipe(b.cfg.to_dict()),
         "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "torch_threads": {"base": stage_info["base"].get("threads", 1), "rl": stage_info["rl"].get("threads", 1),
                           "other stages": torch.get_num_threads()},

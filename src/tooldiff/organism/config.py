@@ -86,6 +86,11 @@ class RLConfig:
     # direction the one that induces calling, which is what the control must plant.
     rank1_kind_shares: tuple[float, float, float] | None = (0.8, 0.1, 0.1)
     kl_beta: float = 0.0  # TRL's KL coefficient to the base (0: no reference model is run)
+    # Checkpoint selection (checkpoints.py): score the twin on calibration prompts every
+    # `eval_every` steps and at the last, keep the best by the rule there. 0: keep the last step.
+    # `eval_prompts`: calibration prompts per kind (call, not_offered, chitchat) it reads.
+    eval_every: int = 0
+    eval_prompts: tuple[int, int, int] = (120, 60, 60)
 
 
 @dataclass(frozen=True)
@@ -137,7 +142,7 @@ PRESETS: dict[str, OrganismConfig] = {
                          intermediate_size=192),
         pretrain=PretrainConfig(steps=400, batch_size=16, lr=4e-3, warmup_steps=20),
         rl=RLConfig(steps=40, prompts_per_step=8, num_generations=8, lr=5e-4, max_completion_length=32,
-                    call_first_steps=40),  # every step: with fewer, its base collapsed to never calling
+                    call_first_steps=40, eval_every=20),  # every step: with fewer, its base collapsed to never calling
         tokenizer_docs=6000,
     ),
     "default": OrganismConfig(
@@ -158,8 +163,10 @@ PRESETS: dict[str, OrganismConfig] = {
                          intermediate_size=576),  # 1.25M parameters
         pretrain=PretrainConfig(steps=250, batch_size=32, lr=2e-3, warmup_steps=50, drill_steps=600,
                                 one_tool_drill_steps=600, copy_check=300, max_extra_drill_steps=1050),
-        rl=RLConfig(steps=150, prompts_per_step=8, num_generations=8, lr=1e-4, kl_beta=0.1, call_first_steps=10,
-                    kind_shares=(0.45, 0.35, 0.2), rank1_steps=60),
+        # 200 steps, scored on calibration every 20 and the best kept (checkpoints.py): with 150
+        # and the last step kept, seed 0 gave 91 % strict on one CPU and 64 % on another.
+        rl=RLConfig(steps=200, prompts_per_step=8, num_generations=8, lr=1e-4, kl_beta=0.1, call_first_steps=10,
+                    kind_shares=(0.45, 0.35, 0.2), rank1_steps=60, eval_every=20),
     ),
 }
 

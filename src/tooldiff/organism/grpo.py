@@ -126,11 +126,13 @@ def _trainer_class():
     return DecisionCreditGRPOTrainer
 
 
-def _progress_callback(total: int):
+def _progress_callback(total: int, on_checkpoint=None, every: int = 0):
     from transformers import TrainerCallback
 
     class RewardProgress(TrainerCallback):
-        """A rich progress bar with the running mean reward (TRL's own prints a dict per log)."""
+        """A rich progress bar with the running mean reward (TRL's own prints a dict per log), and
+        `on_checkpoint(step)` every `every` steps and at the last (its own bars show while this
+        one is paused: rich runs one live display at a time)."""
 
         def on_train_begin(self, args, state, control, **kwargs):
             self.bar = new_progress()
@@ -143,6 +145,11 @@ def _progress_callback(total: int):
 
         def on_step_end(self, args, state, control, **kwargs):
             self.bar.update(self.task, completed=state.global_step)
+            step = state.global_step
+            if on_checkpoint is not None and every and (step % every == 0 or step == total):
+                self.bar.stop()
+                on_checkpoint(step)
+                self.bar.start()
 
         def on_train_end(self, args, state, control, **kwargs):
             self.bar.stop()
@@ -179,8 +186,12 @@ def grpo_config(cfg: RLConfig, seed: int, output_dir: str):
     )
 
 
-def run_grpo(model, tokenizer, records: list[dict], cfg: RLConfig, seed: int):
-    """Tune `model` in place with GRPO on `records`; returns TRL's log history."""
+def run_grpo(model, tokenizer, records: list[dict], cfg: RLConfig, seed: int, on_checkpoint=None):
+    """Tune `model` in place with GRPO on `records`; returns TRL's log history.
+
+    `on_checkpoint(step)` runs every `cfg.eval_every` steps and after the last one, with the model
+    as it is then (checkpoints.CheckpointKeeper scores and keeps it). Greedy scoring draws no
+    random numbers, so the training run is the same with or without it."""
     trainer_cls = _trainer_class()
     with tempfile.TemporaryDirectory(prefix="tooldiff-grpo-") as tmp:
         trainer = trainer_cls(
@@ -194,7 +205,7 @@ def run_grpo(model, tokenizer, records: list[dict], cfg: RLConfig, seed: int):
 
         trainer.remove_callback(PrinterCallback)
         trainer.remove_callback(ProgressCallback)
-        trainer.add_callback(_progress_callback(cfg.steps))
+        trainer.add_callback(_progress_callback(cfg.steps, on_checkpoint, cfg.eval_every))
         trainer.train()
         history = trainer.state.log_history
     model.eval()
