@@ -1,7 +1,7 @@
 """Time to write the dashboard and to open its pages, against the targets (not run in CI).
 
     .venv/bin/python benchmarks/dashboard_time.py [RUN_DIR] [--out DIR] [--no-browser]
-        [--experiment DIR --results FILE --positive DIR]
+        [--experiment DIR --results FILE --positive DIR] [--screenshots DIR]
 
 RUN_DIR is a `tooldiff demo` output (default runs/demo): its main study RUN_DIR/full/experiment,
 its results.json and its positive control RUN_DIR/rank1/experiment; or name the pieces.
@@ -11,6 +11,8 @@ a user) and prints its wall and CPU seconds, its size and page count against the
 each page's load time (navigation start to load end, then to the page rendered) against 2 s. The
 machine may be shared: a wall time far above the CPU time, or a load above the core count, means
 other jobs slowed the write down. Exits 1 when a target is missed.
+--screenshots DIR also saves PNGs of the index and of the top feature's page as the browser
+rendered them (1280 px wide; the README's pictures come from here).
 """
 
 from __future__ import annotations
@@ -43,8 +45,9 @@ def write(args: argparse.Namespace, out: Path) -> tuple[float, float]:
     return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
-def open_times(pages: list[Path]) -> dict[str, float]:
-    """Seconds from navigation start to the load event's end, per page (a fresh browser, file://)."""
+def open_times(pages: list[Path], shots: Path | None = None) -> dict[str, float]:
+    """Seconds from navigation start to the load event's end, per page (a fresh browser, file://);
+    with `shots`, a PNG of each page's first screen there too."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -61,9 +64,21 @@ def open_times(pages: list[Path]) -> dict[str, float]:
             timing = driver.execute_script("const t = performance.getEntriesByType('navigation')[0];"
                                            "return [t.loadEventEnd, t.domContentLoadedEventEnd];")
             times[str(page)] = timing[0] / 1000
+            if shots is not None:
+                shots.mkdir(parents=True, exist_ok=True)
+                driver.set_window_size(1280, 900)
+                driver.save_screenshot(str(shots / f"dashboard-{page.stem}.png"))
         return times
     finally:
         driver.quit()
+
+
+def _top_feature_page(out: Path) -> list[Path]:
+    """The page of the first latent the index lists (the top-ranked feature), if it has one."""
+    import re
+
+    found = re.search(r'href="(latents/[^"]+\.html)"', (out / "index.html").read_text())
+    return [out / found.group(1)] if found else []
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -74,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--positive", type=Path)
     parser.add_argument("--out", type=Path)
     parser.add_argument("--no-browser", action="store_true")
+    parser.add_argument("--screenshots", type=Path, help="save a PNG of each opened page here")
     args = parser.parse_args(argv)
     if args.experiment is None:
         args.experiment = args.run / "full" / "experiment"
@@ -91,8 +107,8 @@ def main(argv: list[str] | None = None) -> int:
           f"target); load average before: {loads[0]:.2f} on {os.cpu_count()} cores")
     ok = wall <= WRITE_TARGET_S and size <= SIZE_TARGET_B
     if not args.no_browser:
-        pages = [out / "index.html"] + latents[-1:]
-        for page, seconds in open_times(pages).items():
+        pages = [out / "index.html"] + latents[-1:] + _top_feature_page(out)
+        for page, seconds in open_times(pages, args.screenshots).items():
             print(f"opened {Path(page).relative_to(out)} ({Path(page).stat().st_size / 1e3:.0f} kB) in {seconds:.2f} s "
                   f"({seconds / OPEN_TARGET_S:.2f} of the {OPEN_TARGET_S:.0f} s target)")
             ok = ok and seconds <= OPEN_TARGET_S

@@ -69,6 +69,10 @@ def organism(
                                                 "copied, not rebuilt."),
     threads: int = typer.Option(1, help="Torch threads for pretraining the base and for RL: "
                                          "the cores nothing else uses."),
+    shipped: bool = typer.Option(False, help="Install the shipped default organism (seed 0; --variant full or "
+                                             "rank1) into DIR instead of building it: the same on every machine."),
+    ship: bool = typer.Option(False, help="Refresh the shipped pair: build (or reuse) seed 0 of the default preset "
+                                          "in DIR and its rank1 twin in DIR-rank1, then write them into the package."),
 ) -> None:
     """Build the embedded model organism: tool world, tokenizer, base LM and its GRPO twin.
 
@@ -76,9 +80,18 @@ def organism(
     build in DIR resumes at the first unfinished stage.
     """
     from tooldiff.organism import build_organism
+    from tooldiff.organism.ship import install_shipped, refresh_shipped
 
-    build_organism(out=out, preset=preset, seed=seed, variant=variant, force=force, shared_from=shared_from,
-                   threads=threads)
+    if shipped and ship:
+        raise UserError("--shipped installs the shipped pair and --ship rewrites it: pass one of them")
+    if shipped:
+        Console().print(f"shipped {variant} organism -> {install_shipped(out, variant)}", highlight=False)
+    elif ship:
+        Console().print(f"shipped pair refreshed -> {refresh_shipped(out, force=force, threads=threads)}",
+                        highlight=False)
+    else:
+        build_organism(out=out, preset=preset, seed=seed, variant=variant, force=force, shared_from=shared_from,
+                       threads=threads)
 
 
 # --- activations ------------------------------------------------------------------------
@@ -161,12 +174,14 @@ def demo(
     positive_control: bool = typer.Option(True, help="Also run the rank1 positive-control organism."),
     threads: int = typer.Option(os.cpu_count() or 1, help="Torch threads for the organism's pretraining and RL "
                                                           "(the demo's only stage that runs alone)."),
+    rebuild: bool = typer.Option(False, help="Build the organism from its recipe instead of installing the shipped "
+                                             "pair (only preset default, seed 0 ships)."),
 ) -> None:
     """organism → harvest → sweep → features → experiment → report, on the embedded organism."""
     from tooldiff.demo import run_demo
 
     run_demo(out=out, preset=preset, seed=seed, sweep=sweep, n_per_kind=n_per_kind,
-             positive_control=positive_control, threads=threads)
+             positive_control=positive_control, threads=threads, rebuild=rebuild)
 
 
 # --- dashboard --------------------------------------------------------------------------

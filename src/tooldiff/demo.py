@@ -1,7 +1,8 @@
 """`tooldiff demo`: the whole study on the embedded organism, end to end, with stage timings.
 
-organism (cached) → harvest → crosscoder sweep → features → experiment → report, then the same
-instrument on the rank1 positive-control organism, whose answer is known.
+organism (the shipped pair, or built) → harvest → crosscoder sweep → features → experiment →
+report → dashboard, with the same instrument on the rank1 positive-control organism, whose
+answer is known.
 
 The two studies are independent once the full organism exists, so the positive control (its RL
 stage and its study) runs in a child process beside the full study: two single-threaded
@@ -19,6 +20,7 @@ import sys
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator
 
@@ -86,11 +88,29 @@ def study(org_dir: Path, out: Path, sweep: Path, exp_cfg, clock: Clock, tag: str
         return run_experiment(org_dir, out / "crosscoders", out / "experiment", exp_cfg, planted_D=planted)
 
 
+def organisms(out: Path, preset: str, seed: int, threads: int, rebuild: bool, positive_control: bool) -> str:
+    """Put the full organism in out/organism (and the rank1 one in out/organism-rank1): the shipped
+    pair where it exists (default preset, seed 0) unless `rebuild`; else built from the recipe (the
+    rank1 one then by the positive control's process). Returns where they came from."""
+    from tooldiff.organism import build_organism
+    from tooldiff.organism.ship import install_shipped, is_shipped
+
+    if rebuild or not is_shipped(preset, seed):
+        build_organism(out / "organism", preset=preset, seed=seed, variant="full", threads=threads)
+        return "built from the recipe"
+    install_shipped(out / "organism", "full")
+    if positive_control:
+        install_shipped(out / "organism-rank1", "rank1")
+    return "shipped"
+
+
 def run_demo(out: Path, preset: str = "default", seed: int = 0, sweep: Path | None = None,
-             n_per_kind: int = 60, positive_control: bool = True, device: str = "cpu", threads: int = 1) -> dict:
+             n_per_kind: int = 60, positive_control: bool = True, device: str = "cpu", threads: int = 1,
+             rebuild: bool = False) -> dict:
     from tooldiff.experiment import load_experiment_config
-    from tooldiff.organism import build_organism, load_organism
+    from tooldiff.organism import load_organism
     from tooldiff.report import write_report
+    from tooldiff.report.markdown import machine_description
 
     sweep = sweep or DEMO_SWEEP
     for path in (sweep, POSITIVE_SWEEP):
@@ -101,7 +121,7 @@ def run_demo(out: Path, preset: str = "default", seed: int = 0, sweep: Path | No
     clock = Clock()
     exp_cfg = load_experiment_config({"n_per_kind": n_per_kind, "seed": seed, "device": device})
     with clock.stage("organism (full)"):
-        build_organism(out / "organism", preset=preset, seed=seed, variant="full", threads=threads)
+        source = organisms(out, preset, seed, threads, rebuild, positive_control)
     with one_thread():
         child = PositiveControl(out, preset, seed, exp_cfg.model_dump()) if positive_control else None
         try:
@@ -112,12 +132,26 @@ def run_demo(out: Path, preset: str = "default", seed: int = 0, sweep: Path | No
                 child.stop()
     with clock.stage("report"):
         info = load_organism(out / "organism", models=False).info
-        results = write_report(experiment, out, organism_info=info, positive=positive)
+        results = write_report(experiment, out, organism_info=info, positive=positive, machine=machine_description())
+    with clock.stage("dashboard"):
+        dashboard(out, positive is not None, exp_cfg.device)
+    results["organism_source"], results["machine"] = source, machine_description()
+    results["finished_at"] = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     results["timings_s"], results["cpu_s"] = clock.wall, clock.cpu
     results["wall_s"] = round(time.perf_counter() - started, 1)  # the rank1 stages overlap the full study
     (out / "results.json").write_text(json.dumps(results, indent=1))
     console.print(f"[bold green]demo done[/] in {results['wall_s']:.0f} s: {out / 'report.md'}")
     return results
+
+
+def dashboard(out: Path, with_positive: bool, device: str) -> Path:
+    """out/dashboard: the feature dashboard of the full study, with the positive control's planted
+    latents when it ran (open out/dashboard/index.html, or serve it with `tooldiff serve --dashboard`)."""
+    from tooldiff.report.dashboard import RunPaths, write_dashboard
+
+    paths = RunPaths(out / "full" / "experiment", out / "full" / "crosscoders", out / "organism", out / "results.json",
+                     out / "rank1" / "experiment" if with_positive else None)
+    return write_dashboard(paths, out / "dashboard", device=device).out
 
 
 def run_positive_control(out: Path, preset: str, seed: int, exp_cfg: dict) -> tuple[dict, Clock]:

@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 
 from tooldiff.errors import UserError
-from tooldiff.hf import load_model, load_tokenizer, render_prompt
+from tooldiff.hf import load_model, load_tokenizer, render_prompt, save_model
 from tooldiff.organism.config import OrganismConfig, check_variant, get_preset, pretraining_part
 from tooldiff.organism.corpus import CorpusMix, iter_documents
 from tooldiff.organism.recipe import recipe
@@ -157,7 +157,7 @@ def _save_model(model, tokenizer_dir: Path, final: Path, extra=None) -> None:
     from tooldiff.organism.tokenizer import save_tokenizer
 
     with atomic_dir(final) as tmp:
-        model.save_pretrained(str(tmp), safe_serialization=True)
+        save_model(model, tmp)
         save_tokenizer(load_tokenizer(tokenizer_dir), tmp)
         if extra:
             extra(tmp)

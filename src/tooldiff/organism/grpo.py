@@ -37,8 +37,8 @@ import torch
 from tooldiff.hf import render_prompt
 from tooldiff.organism.chat import CALL_OPEN
 from tooldiff.organism.config import RLConfig
-from tooldiff.progress import new_progress
 from tooldiff.organism.reward import organism_reward
+from tooldiff.progress import library_quiet, new_progress
 
 
 def curriculum(records: list[dict], cfg: RLConfig, seed: int) -> list[dict]:
@@ -176,7 +176,7 @@ def grpo_config(cfg: RLConfig, seed: int, output_dir: str):
         data_seed=seed,
         use_cpu=True,
         bf16=False,
-        gradient_checkpointing=False,
+        gradient_checkpointing=False,  # TRL's default is True: recomputing costs time and changes nothing here
         save_strategy="no",
         report_to="none",
         logging_steps=1,
@@ -186,6 +186,10 @@ def grpo_config(cfg: RLConfig, seed: int, output_dir: str):
     )
 
 
+# TRL 1.x names transformers 5's activation checkpointing by its deprecated names: not the user's doing.
+TRL_DEPRECATIONS = ((FutureWarning, r"`(is_)?gradient_checkpointing\w*` is deprecated"),)
+
+
 def run_grpo(model, tokenizer, records: list[dict], cfg: RLConfig, seed: int, on_checkpoint=None):
     """Tune `model` in place with GRPO on `records`; returns TRL's log history.
 
@@ -193,11 +197,11 @@ def run_grpo(model, tokenizer, records: list[dict], cfg: RLConfig, seed: int, on
     as it is then (checkpoints.CheckpointKeeper scores and keeps it). Greedy scoring draws no
     random numbers, so the training run is the same with or without it."""
     trainer_cls = _trainer_class()
-    with tempfile.TemporaryDirectory(prefix="tooldiff-grpo-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="tooldiff-grpo-") as tmp, library_quiet(*TRL_DEPRECATIONS):
         trainer = trainer_cls(
             model=model,
             reward_funcs=reward_function,
-            args=grpo_config(cfg, seed, str(Path(tmp))),
+            args=grpo_config(cfg, seed, str(Path(tmp))),  # quiet too: its own field warns
             train_dataset=rl_dataset(curriculum(records, cfg, seed), tokenizer),
             processing_class=tokenizer,
         )

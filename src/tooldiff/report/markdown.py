@@ -142,9 +142,24 @@ def _positive(results: dict) -> list[str]:
     return lines
 
 
+def machine_description() -> str:
+    """The CPU, its cores, Python and torch: what a reader needs to compare a run with theirs."""
+    import os
+
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return (f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.machine()}, "
+            f"Python {platform.python_version()}, torch {torch.__version__}")
+
+
 def render_report(results: dict, plots: dict[str, str], machine: str | None = None) -> str:
     now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    machine = machine or f"{platform.machine()}, {platform.system()}, Python {platform.python_version()}"
+    machine = machine or machine_description()
     parts = [
         "# tooldiff report", "",
         f"Generated {now} on {machine}. Layer {results['layer']}, n = {results['n_test']} test prompts per "
