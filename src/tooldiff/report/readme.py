@@ -18,7 +18,7 @@ import re
 import sys
 from pathlib import Path
 
-from tooldiff.report.markdown import _findings, _models_table, _paper_table, _pct
+from tooldiff.report.markdown import _models_table, _paper_table, _pct
 
 REPO = Path(__file__).resolve().parents[3]
 README = REPO / "README.md"
@@ -92,8 +92,24 @@ def tool_world_block(shipped: Path) -> list[str]:
     ]
 
 
+def _single_latent_line(results: dict) -> str:
+    single = results["findings"]["single_latent"]
+    winners = single["winners"]
+    up = sum(w["diff"] > 0 for w in winners)
+    line = (f"- **Single latents:** {len(winners)} of {single['n_tried']} steer/ablate conditions moved strict "
+            f"correctness with a 95 % CI excluding 0 and beyond their control panels; {up} raised it, "
+            f"{len(winners) - up} lowered it.")
+    validated = results["findings"].get("single_latent_validated")
+    if validated:
+        held = validated["winners"]
+        line += (f" On the validated kinds ({', '.join(validated['kinds'])}): {len(held)} of "
+                 f"{validated['n_tried']} held, {sum(w['diff'] > 0 for w in held)} raised it.")
+    return line
+
+
 def results_block(results: dict) -> list[str]:
-    """The committed demo run: when and where, the models, the positive control, the findings."""
+    """The committed demo run: when and where, the models, the positive control, the paper's
+    table beside ours (report.md holds every condition and control)."""
     pc = results.get("positive_control") or {}
     timings = results.get("timings_s", {})
     stages = ", ".join(f"{name} {seconds:.0f}" for name, seconds in timings.items())
@@ -101,12 +117,13 @@ def results_block(results: dict) -> list[str]:
         f"The committed `tooldiff demo` run (`docs/results/demo/`: results.json, report.md and plots): "
         f"**{results.get('finished_at', 'n/a')}**, {results.get('machine', 'n/a')}, organism "
         f"{results.get('organism_source', 'n/a')}; layer {results['layer']}, n = {results['n_test']} test prompts "
-        f"per condition, seed {results['seed']}.", "",
+        f"per condition (a third of each kind), seed {results['seed']}; 4 crosscoders ({', '.join(results['crosscoders'])}).",
+        "",
         *_models_table(results), "",
         f"- **Positive control (rank1): {'PASSED' if pc.get('passed') else 'NOT PASSED'}**, "
-        f"{len(pc.get('passed_by', []))} of {len(pc.get('verdicts', {}))} crosscoders"
-        f" (validated kinds: {', '.join(pc.get('validated_kinds') or []) or 'none'}).",
-        *_findings(results), "",
+        f"{len(pc.get('passed_by', []))} of {len(pc.get('verdicts', {}))} crosscoders "
+        f"(validated kinds: {', '.join(pc.get('validated_kinds') or []) or 'none'}).",
+        _single_latent_line(results), "",
         "The paper's table, our numbers beside it:", "", *_paper_table(results), "",
         f"Time: {results.get('wall_s', 0):.0f} s wall ({stages}).",
     ]
