@@ -45,9 +45,9 @@ def write(args: argparse.Namespace, out: Path) -> tuple[float, float]:
     return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
-def open_times(pages: list[Path], shots: Path | None = None) -> dict[str, float]:
+def open_times(pages: dict[str, Path], shots: Path | None = None) -> dict[str, float]:
     """Seconds from navigation start to the load event's end, per page (a fresh browser, file://);
-    with `shots`, a PNG of each page's first screen there too."""
+    with `shots`, a PNG of each page's first screen there too, named dashboard-<label>.png."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -59,7 +59,7 @@ def open_times(pages: list[Path], shots: Path | None = None) -> dict[str, float]
     driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
     try:
         times = {}
-        for page in pages:
+        for label, page in pages.items():
             driver.get(page.as_uri())
             timing = driver.execute_script("const t = performance.getEntriesByType('navigation')[0];"
                                            "return [t.loadEventEnd, t.domContentLoadedEventEnd];")
@@ -67,18 +67,18 @@ def open_times(pages: list[Path], shots: Path | None = None) -> dict[str, float]
             if shots is not None:
                 shots.mkdir(parents=True, exist_ok=True)
                 driver.set_window_size(1280, 900)
-                driver.save_screenshot(str(shots / f"dashboard-{page.stem}.png"))
+                driver.save_screenshot(str(shots / f"dashboard-{label}.png"))
         return times
     finally:
         driver.quit()
 
 
-def _top_feature_page(out: Path) -> list[Path]:
+def _top_feature_page(out: Path) -> dict[str, Path]:
     """The page of the first latent the index lists (the top-ranked feature), if it has one."""
     import re
 
     found = re.search(r'href="(latents/[^"]+\.html)"', (out / "index.html").read_text())
-    return [out / found.group(1)] if found else []
+    return {"top-latent": out / found.group(1)} if found else {}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
           f"target); load average before: {loads[0]:.2f} on {os.cpu_count()} cores")
     ok = wall <= WRITE_TARGET_S and size <= SIZE_TARGET_B
     if not args.no_browser:
-        pages = [out / "index.html"] + latents[-1:] + _top_feature_page(out)
+        pages = {"index": out / "index.html", "largest-latent": latents[-1], **_top_feature_page(out)}
         for page, seconds in open_times(pages, args.screenshots).items():
             print(f"opened {Path(page).relative_to(out)} ({Path(page).stat().st_size / 1e3:.0f} kB) in {seconds:.2f} s "
                   f"({seconds / OPEN_TARGET_S:.2f} of the {OPEN_TARGET_S:.0f} s target)")
