@@ -4,7 +4,7 @@
 
 Every figure is measured side by side in one run and written to DIR/gpu_paper_scale.json and
 DIR/gpu_paper_scale.md (also printed). `--scale paper` is the paper's study on an H200: a pair
-built from configs/models/qwen2.5-3b (random init, bf16, no download), layer 13, 512 prompts of
+built from the shipped configs/models/qwen2.5-3b (random init, bf16, no download), layer 13, 512 prompts of
 about 512 tokens; crosscoders at 2 x 2048 -> D = 16384, k = 160 and D = 8192, k = 45, batch
 1024; generation of 64 prompts x 128 new tokens. `--scale cpu` runs the same code on tiny shapes
 in seconds (tests/test_benchmarks.py runs it, so the script cannot rot).
@@ -43,6 +43,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 import torch
+
+from tooldiff import configs
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -176,10 +178,10 @@ def build_tokenizer(directory: Path):
 
 
 def build_model(sc: Scale, dev: Device, seed: int):
-    """configs/models/qwen2.5-3b at random init, built directly on the device in bf16."""
+    """tooldiff's shipped configs/models/qwen2.5-3b at random init, built directly on the device in bf16."""
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    cfg = AutoConfig.from_pretrained(str(REPO / "configs" / "models" / "qwen2.5-3b"))
+    cfg = AutoConfig.from_pretrained(str(configs.HOME / "models" / "qwen2.5-3b"))
     for key, value in sc.model_overrides.items():
         setattr(cfg, key, value)
     torch.manual_seed(seed)

@@ -307,11 +307,14 @@ def test_tied_dfc_puts_a_gated_shift_into_an_exclusive_latent_that_untied_shared
 
 
 def test_shipped_sweeps_parse_and_the_positive_control_tests_every_dfc_kind_of_the_demo():
-    from tooldiff.demo import CONFIGS, DEMO_SWEEP, POSITIVE_SWEEP
-    from tooldiff.report.results import crosscoder_kind
+    from tooldiff import configs
+    from tooldiff.demo import DEMO_SWEEP, POSITIVE_SWEEP
+    from tooldiff.experiment.positive import crosscoder_kind
 
-    for path in CONFIGS.glob("sweep-*.toml"):
-        load_sweep(path)
+    names = [n for n in configs.shipped_names() if n.startswith("sweep-")]
+    assert "sweep-demo" in names and "sweep-paper" in names
+    for name in names:
+        assert load_sweep(name) == load_sweep(configs.shipped(name))
     kinds = lambda path: {crosscoder_kind(c.display_name()) for c in load_sweep(path).crosscoder if c.n_excl_a}  # noqa: E731
     assert kinds(DEMO_SWEEP) <= kinds(POSITIVE_SWEEP)
 

@@ -65,7 +65,7 @@ def _positive_control_run(cosine: float, ablation_diff: float, beats: bool, dire
 
 
 def test_the_positive_control_passes_only_on_all_three_criteria():
-    from tooldiff.demo import positive_summary
+    from tooldiff.experiment.positive import positive_summary
 
     assert positive_summary(_positive_control_run(0.95, -0.6, True))["passed"]
     assert not positive_summary(_positive_control_run(0.85, -0.6, True))["passed"]  # direction not recovered
@@ -79,8 +79,8 @@ def test_the_positive_control_passes_only_on_all_three_criteria():
 
 
 def test_the_positive_control_validates_only_the_kinds_that_passed():
-    from tooldiff.demo import positive_summary
-    from tooldiff.report.results import crosscoder_kind
+    from tooldiff.experiment.positive import positive_summary
+    from tooldiff.experiment.positive import crosscoder_kind
 
     untied = _positive_control_run(0.97, -0.01, False, direction_diff=-0.6, name="dfc-k8-s0")
     tied = _positive_control_run(0.99, -0.7, True, name="dfc-tied-k8-s0")

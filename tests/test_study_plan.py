@@ -5,13 +5,15 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from tooldiff import configs
 from tooldiff.cli import app
 from tooldiff.crosscoder.config import load_sweep
 from tooldiff.errors import UserError
 from tooldiff.study import load_study, plan_study
 from tooldiff.study.run import study_sweep
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+REPO = Path(__file__).resolve().parents[1]
+CONFIGS = configs.HOME
 REAL = CONFIGS / "qwen2.5-3b-toolrl.toml"
 
 
@@ -56,7 +58,7 @@ def test_plan_of_the_real_config_has_sane_numbers(no_weights):
 
 
 def test_plan_command_prints_the_table_without_weights(no_weights):
-    result = CliRunner().invoke(app, ["run", str(REAL), "--plan"], env={"COLUMNS": "200"})
+    result = CliRunner().invoke(app, ["run", "qwen2.5-3b-toolrl", "--plan"], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     for needle in ("3.09 B params", "d=2048", "harvest (train)", "train", "experiment", "total", "1.3 GB"):
         assert needle in result.output
@@ -67,6 +69,19 @@ def test_plan_rejects_a_layer_outside_the_model(no_weights):
     bad = cfg.model_copy(update={"pair": cfg.pair.model_copy(update={"layer": 36})})
     with pytest.raises(UserError, match="layer 36 is out of range"):
         plan_study(bad, study_sweep(bad))
+
+
+def test_a_shipped_study_writes_and_reads_data_in_the_working_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    cfg = load_study("qwen2.5-3b-toolrl")
+    assert cfg.root == configs.HOME and cfg.work_path(cfg.out) == tmp_path / "runs" / "qwen2.5-3b-toolrl"
+    assert cfg.path(cfg.pair.base_config).is_dir() and cfg.path(cfg.sweep.file).is_file()
+    copy = tmp_path / "mine" / "s.toml"
+    copy.parent.mkdir()
+    copy.write_text(REAL.read_text())
+    assert load_study(copy).work_path("runs") == copy.parent / "runs"  # a user's file: its own directory
+    with pytest.raises(UserError, match="neither a file nor a shipped config"):
+        load_study("no-such-study")
 
 
 def test_unknown_study_key_is_a_user_error(tmp_path):
@@ -85,8 +100,8 @@ def test_measured_rates_are_the_committed_benchmark_results():
     from tooldiff.study.rates import RATES, rates_from_results
 
     h200 = RATES["h200"]
-    results = CONFIGS.parent / "benchmarks" / "results" / "gpu-paper-scale"
-    main = json.loads((CONFIGS.parent / h200.source).read_text())
+    results = REPO / "benchmarks" / "results" / "gpu-paper-scale"
+    main = json.loads((REPO / h200.source).read_text())
     steering = json.loads((results / "20261204-1649-h200-4652bc0.json").read_text())["sections"]["steering"]
     shape = model_shape(load_config(CONFIGS / "models" / "qwen2.5-3b"))
     derived = rates_from_results(main["sections"]["harvest"], main["sections"]["crosscoder"], steering,

@@ -125,7 +125,8 @@ def harvest(
 @app.command()
 def train(
     acts: Path = typer.Option(..., help="Harvest directory."),
-    config: Path = typer.Option(..., help="Sweep TOML: one or many crosscoder configs."),
+    config: str = typer.Option(..., help="Sweep TOML (one or many crosscoder configs), or a shipped sweep's name "
+                                         "such as sweep-demo."),
     out: Path = typer.Option(..., help="Output directory, one subdirectory per config."),
     device: str = typer.Option("cpu", help="cpu|cuda|cuda:N."),
 ) -> None:
@@ -169,7 +170,7 @@ def demo(
     out: Path = typer.Option(Path("runs/demo"), help="Output directory."),
     preset: str = typer.Option("default", help="Organism preset: tiny|default."),
     seed: int = typer.Option(0, help="Seed of every stage."),
-    sweep: Optional[Path] = typer.Option(None, help="Sweep TOML (default: configs/sweep-demo.toml)."),
+    sweep: Optional[str] = typer.Option(None, help="Sweep TOML, or a shipped sweep's name (default: sweep-demo)."),
     n_per_kind: int = typer.Option(60, help="Test prompts per request kind in the experiment."),
     positive_control: bool = typer.Option(True, help="Also run the rank1 positive-control organism."),
     threads: int = typer.Option(os.cpu_count() or 1, help="Torch threads for the organism's pretraining and RL "
@@ -237,7 +238,7 @@ app.command()(serve)
 # --- study (real model pairs) -----------------------------------------------------------
 @app.command()
 def run(
-    config: Path = typer.Argument(..., help="Study TOML, e.g. configs/qwen2.5-3b-toolrl.toml."),
+    config: str = typer.Argument(..., help="Study TOML, or a shipped study's name, e.g. qwen2.5-3b-toolrl."),
     plan: bool = typer.Option(False, "--plan", help="Only print the work (tokens, disk, memory, time); loads no weights."),
     out: Optional[Path] = typer.Option(None, help="Output directory (default: the config's 'out')."),
     device: Optional[str] = typer.Option(None, help="Override runtime.device: cpu|cuda|cuda:N."),

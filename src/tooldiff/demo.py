@@ -26,12 +26,13 @@ from typing import Iterator
 
 import torch
 
+from tooldiff import configs
 from tooldiff.errors import UserError
+from tooldiff.experiment.positive import positive_summary
 from tooldiff.progress import console, say, stage
 from tooldiff.threads import one_thread
 
-CONFIGS = Path(__file__).resolve().parents[2] / "configs"  # the repository's configs/ (editable install)
-DEMO_SWEEP, POSITIVE_SWEEP = CONFIGS / "sweep-demo.toml", CONFIGS / "sweep-positive.toml"
+DEMO_SWEEP, POSITIVE_SWEEP = configs.shipped("sweep-demo"), configs.shipped("sweep-positive")
 
 
 def training_data(org, out: Path) -> Path:
@@ -104,7 +105,7 @@ def organisms(out: Path, preset: str, seed: int, threads: int, rebuild: bool, po
     return "shipped"
 
 
-def run_demo(out: Path, preset: str = "default", seed: int = 0, sweep: Path | None = None,
+def run_demo(out: Path, preset: str = "default", seed: int = 0, sweep: str | Path | None = None,
              n_per_kind: int = 60, positive_control: bool = True, device: str = "cpu", threads: int = 1,
              rebuild: bool = False) -> dict:
     from tooldiff.experiment import load_experiment_config
@@ -112,10 +113,7 @@ def run_demo(out: Path, preset: str = "default", seed: int = 0, sweep: Path | No
     from tooldiff.report import write_report
     from tooldiff.report.markdown import machine_description
 
-    sweep = sweep or DEMO_SWEEP
-    for path in (sweep, POSITIVE_SWEEP):
-        if not path.is_file():
-            raise UserError(f"sweep config {path} does not exist (the demo runs from a checkout of the repository)")
+    sweep = configs.resolve(sweep) if sweep is not None else DEMO_SWEEP
     torch.manual_seed(seed)
     started = time.perf_counter()
     clock = Clock()
@@ -222,46 +220,3 @@ class PositiveControl:
         if self.process.is_alive():
             self.process.terminate()
         self.process.join()
-
-
-PLANTED_COSINE = 0.9  # issue 5: the top RL-side latent must be this close to the planted direction
-MOST_CALLS = 0.5  # ... and ablating it must remove more than this share of the RL model's calls
-ABLATIONS = {"ablate": "latent_ablation", "ablate_direction": "direction_ablation"}
-
-
-def positive_summary(pc: dict) -> dict:
-    """The positive control's verdict, per crosscoder: is the top-ranked latent the planted
-    direction (|cos| > 0.9), and does ablating it in RL remove most calls, beyond its controls?
-    A crosscoder `passed` when "ablation" is the latent's own (remove f·d); projecting its decoder
-    direction out is reported beside it. The control passes for the crosscoder KINDS (name without
-    its seed) whose every crosscoder here passed: only those are validated for the main study."""
-    from tooldiff.report.results import crosscoder_kind
-
-    rl_none = next(c for c in pc["conditions"] if c["intervention"] == "none" and c["model"] == "rl")
-    rl_call_rate = sum(rl_none["made_call"]) / len(rl_none["made_call"])
-    verdicts: dict[str, dict] = {}
-    lines = []
-    for c in pc["conditions"]:
-        if c["intervention"] in ABLATIONS and c["role"] == "effect" and len(c["features"]) == 1:
-            effect, beats = c["effect"]["call_rate"], c["verdict"]["call_rate"]["beats_controls"]
-            found = pc["positive_control"][c["crosscoder"]]
-            v = verdicts.setdefault(c["crosscoder"], {"recovered": (found["top_ranked_abs_cosine"] or 0.0) > PLANTED_COSINE})
-            v[ABLATIONS[c["intervention"]]] = {"removes_most_calls": -effect["diff"] > MOST_CALLS * rl_call_rate,
-                                               "beats_controls": beats, "call_rate_diff": effect["diff"]}
-            lines.append(f"{c['crosscoder']}: {ABLATIONS[c['intervention']].replace('_', ' ')} of latent {c['features'][0]} "
-                         f"in RL changes the call rate by {100 * effect['diff']:+.1f} pp (CI {100 * effect['ci95'][0]:+.1f}, "
-                         f"{100 * effect['ci95'][1]:+.1f}) from {100 * rl_call_rate:.1f} %; beyond controls: {beats}")
-    for v in verdicts.values():
-        for kind in ABLATIONS.values():
-            a = v.get(kind, {})
-            v[f"passed_by_{kind}"] = v["recovered"] and a.get("removes_most_calls", False) and a.get("beats_controls", False)
-    passed_by = sorted(n for n, v in verdicts.items() if v["passed_by_latent_ablation"])
-    kinds = {crosscoder_kind(n) for n in verdicts}
-    validated = sorted(k for k in kinds if all(verdicts[n]["passed_by_latent_ablation"]
-                                               for n in verdicts if crosscoder_kind(n) == k))
-    return {"crosscoders": pc["positive_control"], "ablation": lines, "verdicts": verdicts,
-            "passed": bool(validated), "passed_by": passed_by, "validated_kinds": validated,
-            "passed_by_direction": any(v["passed_by_direction_ablation"] for v in verdicts.values()),
-            "criterion": f"top-ranked latent |cos| > {PLANTED_COSINE} with the planted direction, and its ablation "
-                         f"removes more than {MOST_CALLS:.0%} of the RL model's calls, beyond its control panel",
-            "models": {c["model"]: c["metrics"] for c in pc["conditions"] if c["intervention"] == "none"}}

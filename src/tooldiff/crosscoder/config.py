@@ -15,6 +15,7 @@ from typing import Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from tooldiff import configs
 from tooldiff.errors import UserError, describe_validation, read_toml
 
 Sparsity = Literal["topk", "batchtopk", "l1"]
@@ -188,7 +189,8 @@ def parse_sweep(raw: dict[str, Any], source: str = "sweep") -> SweepConfig:
 
 
 def load_sweep(path: str | Path) -> SweepConfig:
-    """Read a sweep TOML; every mistake becomes a one-line UserError naming the file and key."""
-    path = Path(path)
+    """Read a sweep TOML (a file, or the name of a shipped one such as `sweep-demo`); every
+    mistake becomes a one-line UserError naming the file and key."""
+    path = configs.resolve(path)
     raw = read_toml(path, "sweep file")
     return parse_sweep(raw, source=str(path))

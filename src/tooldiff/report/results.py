@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import re
+from tooldiff.experiment.positive import crosscoder_kind  # noqa: F401 - the report's name for it
 
 CONDITION_KEYS = ("model", "intervention", "crosscoder", "features", "alpha", "dose", "positions", "role",
                   "controls", "rivals", "key", "metrics", "per_kind", "effect", "verdict")
 SINGLE_LATENT_OPS = ("steer", "ablate", "ablate_direction", "negative_steer")
-
-
-def crosscoder_kind(name: str) -> str:
-    """A crosscoder's configuration without its seed: `dfc-tied-excl10-topk-k8-s2` -> `...-k8`."""
-    return re.sub(r"-s\d+$", "", name)
 
 
 def _condition(entry: dict) -> dict:

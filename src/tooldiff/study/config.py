@@ -2,7 +2,10 @@
 experiment grid, so that `tooldiff run CONFIG` can run every stage.
 
 Relative paths in the file are resolved against the file's own directory, so a config and the
-data it names can move together. Unknown keys are errors that name the key.
+data it names can move together — except in a config shipped inside the package (tooldiff.configs),
+whose `out` and local data sources resolve against the working directory (the package is no place
+to write runs or keep data); its sweep file and model config.json files sit beside it.
+Unknown keys are errors that name the key.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from typing import Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from tooldiff import configs
 from tooldiff.errors import read_toml, validated
 from tooldiff.prompts import PromptFormat
 
@@ -93,10 +97,17 @@ class StudyConfig(_Strict):
     sweep: SweepRef
     experiment: dict[str, Any] = Field(default_factory=dict, description="ExperimentConfig fields.")
     root: Path = Field(Path("."), exclude=True, description="Directory relative paths resolve against.")
+    work_root: Optional[Path] = Field(None, exclude=True,
+                                      description="Directory `out` and local data resolve against (default: root).")
 
     def path(self, value: str) -> Path:
         p = Path(value).expanduser()
         return p if p.is_absolute() else self.root / p
+
+    def work_path(self, value: str) -> Path:
+        """A path the study writes or reads data at: `out` and local data sources."""
+        p = Path(value).expanduser()
+        return p if p.is_absolute() else (self.work_root or self.root) / p
 
     def local_or_id(self, value: str) -> str:
         """A model reference: a local path if it exists relative to the config, else the HF id."""
@@ -105,7 +116,9 @@ class StudyConfig(_Strict):
 
 
 def load_study(path: str | Path) -> StudyConfig:
-    """Read and validate a study TOML; every mistake is a one-line UserError."""
-    path = Path(path)
+    """Read and validate a study TOML (a file, or the name of a shipped one); every mistake is a
+    one-line UserError."""
+    path = configs.resolve(path)
     raw = read_toml(path, "study config")
-    return validated(StudyConfig, {**raw, "root": path.resolve().parent}, str(path))
+    work_root = Path.cwd() if configs.is_shipped(path) else None
+    return validated(StudyConfig, {**raw, "root": path.resolve().parent, "work_root": work_root}, str(path))

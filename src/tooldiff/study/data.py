@@ -41,6 +41,7 @@ def _hub_rows(src: DataSource) -> Iterator[dict]:
 
 
 def source_rows(src: DataSource, root: Path) -> Iterable[dict]:
+    """The rows of one source; a local file's relative path resolves against `root`."""
     local = Path(src.source).expanduser()
     local = local if local.is_absolute() else root / local
     if local.suffix in (".jsonl", ".parquet"):
@@ -83,7 +84,7 @@ def write_split(cfg: StudyConfig, split: str, out: Path) -> Path:
     n = 0
     with open(out, "w", encoding="utf-8") as fh:
         for s, src in enumerate(sources):
-            for i, row in enumerate(source_rows(src, cfg.root)):
+            for i, row in enumerate(source_rows(src, cfg.work_path("."))):
                 fh.write(json.dumps(to_record(row, src, i, f"{split}{s}")) + "\n")
                 n += 1
     if n == 0:

@@ -104,7 +104,7 @@ def run_study(cfg: StudyConfig, plan: bool = False, out: Optional[Path] = None) 
     from tooldiff.experiment import load_experiment_config, run_experiment
     from tooldiff.report import write_report
 
-    out = Path(out) if out is not None else cfg.path(cfg.out)
+    out = Path(out) if out is not None else cfg.work_path(cfg.out)
     rt, timings = cfg.runtime, {}
     from tooldiff.prompts import PARSE_FORMAT
 
