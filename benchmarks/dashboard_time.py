@@ -11,7 +11,7 @@ a user) and prints its wall and CPU seconds, its size and page count against the
 each page's load time (navigation start to load end, then to the page rendered) against 2 s. The
 machine may be shared: a wall time far above the CPU time, or a load above the core count, means
 other jobs slowed the write down. Exits 1 when a target is missed.
---screenshots DIR also saves PNGs of the index and of the top feature's page as the browser
+--screenshots DIR also saves PNGs of the index and of the largest latent page as the browser
 rendered them (1280 px wide; the README's pictures come from here).
 """
 
@@ -73,14 +73,6 @@ def open_times(pages: dict[str, Path], shots: Path | None = None) -> dict[str, f
         driver.quit()
 
 
-def _top_feature_page(out: Path) -> dict[str, Path]:
-    """The page of the first latent the index lists (the top-ranked feature), if it has one."""
-    import re
-
-    found = re.search(r'href="(latents/[^"]+\.html)"', (out / "index.html").read_text())
-    return {"top-latent": out / found.group(1)} if found else {}
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run", nargs="?", type=Path, default=Path("runs/demo"))
@@ -107,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
           f"target); load average before: {loads[0]:.2f} on {os.cpu_count()} cores")
     ok = wall <= WRITE_TARGET_S and size <= SIZE_TARGET_B
     if not args.no_browser:
-        pages = {"index": out / "index.html", "largest-latent": latents[-1], **_top_feature_page(out)}
+        pages = {"index": out / "index.html", "largest-latent": latents[-1]}
         for page, seconds in open_times(pages, args.screenshots).items():
             print(f"opened {Path(page).relative_to(out)} ({Path(page).stat().st_size / 1e3:.0f} kB) in {seconds:.2f} s "
                   f"({seconds / OPEN_TARGET_S:.2f} of the {OPEN_TARGET_S:.0f} s target)")
