@@ -130,10 +130,11 @@ def run_demo(out: Path, preset: str = "default", seed: int = 0, sweep: str | Pat
                 child.stop()
     with clock.stage("report"):
         info = load_organism(out / "organism", models=False).info
-        results = write_report(experiment, out, organism_info=info, positive=positive, machine=machine_description())
+        machine = machine_description()
+        results = write_report(experiment, out, organism_info=info, positive=positive, machine=machine)
     with clock.stage("dashboard"):
         dashboard(out, positive is not None, exp_cfg.device)
-    results["organism_source"], results["machine"] = source, machine_description()
+    results["organism_source"], results["machine"] = source, machine
     results["finished_at"] = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     results["timings_s"], results["cpu_s"] = clock.wall, clock.cpu
     results["wall_s"] = round(time.perf_counter() - started, 1)  # the rank1 stages overlap the full study
