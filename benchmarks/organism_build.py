@@ -5,7 +5,7 @@
 
 Builds from scratch into DIR/<preset> (a temporary directory unless --out is given; an existing
 build there is replaced), then prints the time of each stage from organism.json, the targets
-(tiny <= 120 s, default <= 480 s), and the load average before and after: the machine is shared,
+(tiny <= 120 s, default <= 720 s), and the load average before and after: the machine is shared,
 and a load above the core count means other jobs slowed the build down.
 """
 
@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-TARGET_SECONDS = {"tiny": 120, "default": 480}
+TARGET_SECONDS = {"tiny": 120, "default": 720}  # issue 20: <= 12 min on 2 cores
 
 
 def _metrics_line(name: str, m: dict) -> str:
