@@ -96,3 +96,14 @@ def test_the_line_check_catches_a_library_warning_and_a_tqdm_bar():
     assert _foreign("/x/trl/trainer.py:12: UserWarning: something") != []
     assert _foreign("Map: 100%|██████████| 80/80 [00:00<00:00, 999.0 examples/s]") != []
     assert _foreign("loading weights 3/4") != []  # no tooldiff shape
+
+
+def test_the_wheel_carries_the_shipped_organism_and_it_installs(installed, tmp_path):
+    """The shipped pair is package data: every file of its manifest is in the wheel, sha256-checked."""
+    env, work = installed
+    code = ("from pathlib import Path; from tooldiff.organism.ship import SHIPPED_DIR, install_shipped; "
+            "print(SHIPPED_DIR); install_shipped(Path('org'), 'rank1')")
+    done = _run(env, work, "-c", code)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert Path(done.stdout.strip()).is_relative_to(Path(env["PYTHONPATH"]))
+    assert (work / "org" / "rl" / "model.safetensors").is_file()
