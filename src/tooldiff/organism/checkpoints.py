@@ -1,7 +1,7 @@
 """RL checkpoints scored on the calibration split, and the rule that keeps one.
 
-The RL stage sits on a knife edge: the same recipe, seed and command gave a twin right on 91 %
-of call prompts on one CPU and on 64 % on another, because float sums in another order send
+The RL stage sits on a knife edge: the same recipe, seed and command gave twins tens of points
+apart on two CPUs (docs/notes/2026-12-05-organism.md), because float sums in another order send
 sampling down another path. Where the last step lands is luck; what the run passes through on
 the way is not. So the RL stage scores the twin on calibration prompts every `eval_every` steps
 (and at the last step) and keeps the best checkpoint by a fixed rule. This is the RL analogue of

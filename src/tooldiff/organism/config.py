@@ -164,7 +164,8 @@ PRESETS: dict[str, OrganismConfig] = {
         pretrain=PretrainConfig(steps=250, batch_size=32, lr=2e-3, warmup_steps=50, drill_steps=600,
                                 one_tool_drill_steps=600, copy_check=300, max_extra_drill_steps=1050),
         # 200 steps, scored on calibration every 20 and the best kept (checkpoints.py): with 150
-        # and the last step kept, seed 0 gave 91 % strict on one CPU and 64 % on another.
+        # and the last step kept, seed 0's twin differed by tens of points between two CPUs
+        # (docs/notes/2026-12-05-organism.md).
         rl=RLConfig(steps=200, prompts_per_step=8, num_generations=8, lr=1e-4, kl_beta=0.1, call_first_steps=10,
                     kind_shares=(0.45, 0.35, 0.2), rank1_steps=60, eval_every=20),
     ),

@@ -1,10 +1,10 @@
 """The shipped organism: the default pair as package data, the same on every machine.
 
 Float sums run in another order on another CPU, and the organism's build amplifies that: the
-same seed and command built a twin right on 91 % of call prompts on one machine and on 64 % on
-another. So the default organism (preset default, seed 0, the full twin) and its rank1
-positive-control twin ship inside the package, built once, and `tooldiff demo` installs them
-instead of building. `tooldiff organism --out DIR --ship` builds them (or reuses a finished
+same seed and command built twins tens of points apart on two machines
+(docs/notes/2026-12-05-organism.md). So the default organism (preset default, seed 0, the full
+twin) and its rank1 positive-control twin ship inside the package, built once, and `tooldiff
+demo` installs them instead of building. `tooldiff organism --out DIR --ship` builds them (or reuses a finished
 build in DIR and DIR-rank1) and writes this folder again; tests/test_shipped.py fails when the
 recipe's code has changed since, so a recipe change lands only with a refreshed pair.
 
