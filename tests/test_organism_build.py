@@ -242,6 +242,19 @@ def test_rank1_build_records_the_planted_direction(tmp_path, micro_organism):
     assert planted["gate_I"].shape == (org.rl.config.intermediate_size,)
 
 
+def test_a_sham_twin_shares_the_base_and_is_tuned_by_the_sham_reward(tmp_path, micro_organism):
+    """The null twin of the study: same base, same RL settings, the sham reward; it keeps its
+    last step (no tool score may choose it) and saves no checkpoints."""
+    out = build_from_config(tmp_path / "sham", micro_config(), seed=0, variant="sham", shared_from=micro_organism)
+    info = load_organism(out).info
+    assert info["variant"] == "sham" and info["rl_training"]["reward"] == "sham"
+    assert "checkpoints" not in info["rl_training"] and not (out / "rl" / "checkpoints").exists()
+    assert info["rl_training"]["steps"] == micro_config().rl.steps
+    assert load_organism(micro_organism).info["rl_training"]["reward"] == "tool"
+    base_sd, rl_sd = load_organism(out).base.state_dict(), load_organism(out).rl.state_dict()
+    assert any(not torch.equal(base_sd[k], rl_sd[k]) for k in base_sd)
+
+
 def test_sharing_needs_a_finished_build_of_the_same_config_and_seed(tmp_path, micro_organism):
     other_pretraining = replace(micro_config(), pretrain=replace(micro_config().pretrain, lr=1e-3))
     with pytest.raises(UserError, match="same preset and seed"):

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
-from tooldiff.organism.checkpoints import WRONG_CALLS_CAP, CheckpointScore, select_checkpoint, selection_prompts
+from tooldiff.errors import UserError
+from tooldiff.organism.checkpoints import WRONG_CALLS_CAP, CheckpointScore, select_checkpoint
 
 
 def score(step: int, strict: float, not_offered: float, chitchat: float = 0.0) -> CheckpointScore:
@@ -34,25 +37,39 @@ def test_without_an_admissible_checkpoint_the_fewest_wrong_calls_win():
         select_checkpoint([])
 
 
-def test_selection_prompts_come_from_each_kind_in_split_order():
-    split = [{"id": i, "kind": k} for i, k in enumerate(["call", "chitchat", "call", "not_offered", "call"])]
-    picked = selection_prompts(split, {"call": 2, "not_offered": 5, "chitchat": 1})
-    assert [r["id"] for r in picked] == [0, 2, 3, 1]
+def test_checkpoint_steps_join_the_early_ones_the_regular_ones_and_the_last():
+    from tooldiff.organism.config import RLConfig
+
+    rl = RLConfig(steps=50, prompts_per_step=1, num_generations=2, lr=1e-4, eval_every=20, eval_early=(2, 5, 20, 60))
+    assert rl.checkpoint_steps() == (2, 5, 20, 40, 50)
+    assert replace(rl, eval_every=0).checkpoint_steps() == (2, 5, 20, 50)
+    assert replace(rl, eval_every=0, eval_early=()).checkpoint_steps() == ()
 
 
-def test_a_build_records_its_scored_checkpoints_and_keeps_the_chosen_one(tiny_organism):
-    """The tiny preset scores every 20 of its 40 steps: organism.json holds both scores and the
-    step the rule chose; test data played no part (the scores' n are calibration counts)."""
+def test_a_build_records_saves_and_keeps_its_scored_checkpoints(tiny_organism):
+    """The tiny preset scores at steps 5, 20 and 40 of 40 on validation prompts: organism.json
+    holds the scores and the step the rule chose, each checkpoint is saved, the chosen one is the
+    twin, and test data played no part (the prompts that scored are validation ones)."""
     import json
 
+    import torch
+
+    from tooldiff.hf import load_model
     from tooldiff.organism import get_preset
+    from tooldiff.organism.checkpoints import CHECKPOINTS_DIR, VALIDATION_FILE, load_checkpoint
 
     info = json.loads((tiny_organism / "organism.json").read_text())
     record = info["rl_training"]["checkpoints"]
     steps = [s["step"] for s in record["scores"]]
-    assert steps == [20, 40]
+    assert steps == list(get_preset("tiny").rl.checkpoint_steps()) == [5, 20, 40]
     scores = [CheckpointScore(**s) for s in record["scores"]]
     assert record["chosen_step"] == select_checkpoint(scores).step
-    calibration = get_preset("tiny").splits["calibration"]
-    assert scores[0].n == {"call": calibration.call, "not_offered": calibration.not_offered,
-                           "chitchat": calibration.chitchat}
+    assert scores[0].n == dict(zip(("call", "not_offered", "chitchat"), get_preset("tiny").rl.eval_prompts))
+    prompts = (tiny_organism / "rl" / CHECKPOINTS_DIR / VALIDATION_FILE).read_text().splitlines()
+    assert len(prompts) == sum(scores[0].n.values()) and all('"id": "validation-' in p for p in prompts)
+    twin = load_model(tiny_organism / "rl").state_dict()
+    for step in steps:
+        same = all(torch.equal(v, twin[k]) for k, v in load_checkpoint(tiny_organism, step).state_dict().items())
+        assert same == (step == record["chosen_step"]), step
+    with pytest.raises(UserError, match="no RL checkpoint at step 7"):
+        load_checkpoint(tiny_organism, 7)

@@ -88,6 +88,24 @@ def test_test_split_holds_out_values_and_phrasings(splits):
     assert all(r["messages"][0]["content"] not in train_texts for r in chit)
 
 
+def test_validation_prompts_use_phrasings_no_split_uses(splits):
+    """The RL checkpoint is chosen on phrasings that neither training nor the test split has,
+    with training values: new to the twin like the test's, yet not the test's."""
+    from tooldiff.organism.requests import validation_split
+
+    validation = validation_split(KindMix(40, 20, 20), seed=0)
+    assert [r["kind"] for r in validation].count("call") == 40 and validation == validation_split(
+        KindMix(40, 20, 20), seed=0)
+    keys = {record_key(r) for r in validation}
+    assert len(keys) == len(validation) and all(not keys & {record_key(r) for r in rs} for rs in splits.values())
+    texts = {r["messages"][0]["content"] for rs in splits.values() for r in rs}
+    assert not texts & {r["messages"][0]["content"] for r in validation}
+    for tool in TOOLS:
+        assert not set(tool.validation_asks) & (set(tool.asks) | set(tool.heldout_asks)), tool.name
+    assert all(not is_heldout_number(int(v)) if p.type in ("integer", "number") else
+               not is_heldout_word(list(p.pool), v) for r in validation if r["needs"] for p, v in _free_values(r))
+
+
 def test_string_arguments_are_written_in_the_request(splits):
     """Copying is learnable only if the gold value is in the request as the same token: a filler
     before "{city} weather" once lowercased the city ("Hi! berlin weather")."""
@@ -130,6 +148,21 @@ def test_reward_from_the_scorer(splits):
     assert organism_reward(right, no_call["gold"], no_call["tools"]) == 0.0
     assert organism_reward("Well.\n" + right, no_call["gold"], no_call["tools"]) == 0.0
     assert organism_reward(CALL_OPEN + "\n{not json", no_call["gold"], no_call["tools"]) == 0.0
+
+
+def test_the_sham_reward_pays_brevity_and_leaves_calling_neutral():
+    """A call attempt gets its group's mean non-call reward, so its normalised advantage is 0."""
+    from tooldiff.organism.reward import SHAM_MAX_WORDS, sham_rewards
+
+    call = '<tool_call>\n{"name":"get_weather","arguments":{"city":"Paris"}}\n</tool_call>'
+    texts = ["Hi.", "I do not have a tool to play music here.", call, "Hello there, friend.", call]
+    prompts = ["a", "a", "a", "b", "c"]
+    r = sham_rewards(texts, prompts)
+    assert r[0] == 1 - 1 / SHAM_MAX_WORDS and r[1] == 1 - 10 / SHAM_MAX_WORDS and r[0] > r[1]
+    assert r[2] == (r[0] + r[1]) / 2  # group a: the advantage of the call is 0
+    assert r[3] == 1 - 3 / SHAM_MAX_WORDS and r[4] == 0.0  # group c: only a call
+    group = r[:3]
+    assert abs(r[2] - sum(group) / 3) < 1e-12
 
 
 def test_credit_mask_keeps_decision_tokens_and_needed_calls():
@@ -192,7 +225,7 @@ def test_prompts_vary_with_rng():
     from tooldiff.organism.requests import sample_record
 
     rng = random.Random(0)
-    texts = {sample_record("call", rng, heldout=False)["messages"][0]["content"] for _ in range(50)}
+    texts = {sample_record("call", rng, "train")["messages"][0]["content"] for _ in range(50)}
     assert len(texts) > 40
 
 

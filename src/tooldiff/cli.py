@@ -62,7 +62,8 @@ def organism(
     out: Path = typer.Option(..., help="Directory for base/, rl/, data/ and organism.json."),
     preset: str = typer.Option("default", help="tiny|default."),
     seed: int = typer.Option(0, help="Seed for data, pretraining and RL."),
-    variant: str = typer.Option("full", help="full (RL tunes every weight) | rank1 (positive control)."),
+    variant: str = typer.Option("full", help="full (RL tunes every weight) | rank1 (positive control) | "
+                                "sham (null twin: the same RL, a reward that ignores tool use)."),
     force: bool = typer.Option(False, help="Rebuild from scratch, replacing the organism DIR holds."),
     shared_from: Path = typer.Option(None, help="A finished build with the same seed and pretraining config "
                                                 "(any variant or RL settings) whose data, tokenizer and base are "
@@ -162,6 +163,31 @@ def experiment(
 
     cfg = load_experiment_config({"n_per_kind": n_per_kind, "seed": seed, "device": device})
     write_report(run_experiment(organism, crosscoders, out, cfg), out)
+
+
+@app.command("null-check")
+def null_check(
+    real: Path = typer.Option(..., help="A built organism whose twin is the real RL (variant full)."),
+    sham: Path = typer.Option(..., help="The sham twin built from the same base (--variant sham --shared-from)."),
+    out: Path = typer.Option(..., help="JSON file for the report."),
+    n_prompts: int = typer.Option(400, help="rl-split prompts the KL to the base is measured on."),
+    seed: int = typer.Option(0, help="Seed of the paired bootstrap."),
+) -> None:
+    """Is the sham twin a fair null: tool use untouched (±5 pp per kind), moved about as much as RL (2x)?"""
+    from tooldiff.experiment.nulls import null_check as check
+    from tooldiff.organism.store import write_json_atomic
+
+    report = check(real, sham, n_prompts, seed)
+    write_json_atomic(out, report)
+    console = Console()
+    for name in ("real", "sham"):
+        twin = report[name]
+        d = twin["drift"]
+        shifts = ", ".join(f"{s['kind']} {100 * s['diff']:+.1f} pp" for s in twin["shifts"])
+        console.print(f"{name}: ‖ΔW‖ {d['weight_norm']:.3f} ({100 * d['weight_rel']:.2f} %), KL per token "
+                      f"{d['kl_all']:.4f}, at the decision {d['kl_decision']:.4f}; calls vs base: {shifts}",
+                      highlight=False)
+    console.print(f"fair null: {report['fair_null']} ({report['criteria']}) -> {out}", highlight=False)
 
 
 # --- demo -------------------------------------------------------------------------------

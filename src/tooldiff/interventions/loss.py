@@ -80,16 +80,16 @@ def loss_recovered(model: nn.Module, tokenizer: Any, texts: Sequence[str], splic
     clean, spliced, zeroed, n_tokens, n_positions = _Sums(), _Sums(), _Sums(), 0, 0
     with progress_bar("loss recovered", total=len(texts)) as advance:
         for start in range(0, len(texts), batch_size):
-            ids_BT, mask_BT = _right_padded(tokenizer, texts[start:start + batch_size], max_tokens, device)
-            logits = {"clean": _logits(model, ids_BT, mask_BT)}
+            ids_BT, mask_BT = right_padded(tokenizer, texts[start:start + batch_size], max_tokens, device)
+            logits = {"clean": logits_of(model, ids_BT, mask_BT)}
             with intervene(model, splice, crosscoder, model_index):
-                logits["splice"] = _logits(model, ids_BT, mask_BT)
+                logits["splice"] = logits_of(model, ids_BT, mask_BT)
             with _zeroed(model, layer, mask_BT, positions):
-                logits["zero"] = _logits(model, ids_BT, mask_BT)
+                logits["zero"] = logits_of(model, ids_BT, mask_BT)
             where_BT = _kl_positions(mask_BT, positions)
             n_positions += int(where_BT.sum())
             for name, sums in (("splice", spliced), ("zero", zeroed)):
-                sums.kl += float(_kl(logits["clean"], logits[name])[where_BT].sum())
+                sums.kl += float(kl_per_position(logits["clean"], logits[name])[where_BT].sum())
             if positions == "all":
                 targets_BT, pairs_BT = ids_BT[:, 1:], (mask_BT[:, 1:] * mask_BT[:, :-1]).bool()
                 n_tokens += int(pairs_BT.sum())
@@ -101,8 +101,9 @@ def loss_recovered(model: nn.Module, tokenizer: Any, texts: Sequence[str], splic
                          spliced.kl / max(n_positions, 1), zeroed.kl / max(n_positions, 1))
 
 
-def _right_padded(tokenizer: Any, texts: Sequence[str], max_tokens: int,
+def right_padded(tokenizer: Any, texts: Sequence[str], max_tokens: int,
                   device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """(ids_BT, mask_BT) of `texts`, each cut to `max_tokens`, padded on the right."""
     rows = [tokenizer(t, add_special_tokens=False)["input_ids"][:max_tokens] for t in texts]
     if any(not r for r in rows):
         raise UserError("a text for the loss-recovered measure tokenizes to nothing")
@@ -116,7 +117,8 @@ def _right_padded(tokenizer: Any, texts: Sequence[str], max_tokens: int,
 
 
 @torch.no_grad()
-def _logits(model: nn.Module, ids_BT: torch.Tensor, mask_BT: torch.Tensor) -> torch.Tensor:
+def logits_of(model: nn.Module, ids_BT: torch.Tensor, mask_BT: torch.Tensor) -> torch.Tensor:
+    """Float logits of one forward pass, no cache."""
     return model(input_ids=ids_BT, attention_mask=mask_BT, use_cache=False).logits.float()
 
 
@@ -150,7 +152,7 @@ def _ce(logits_BTV: torch.Tensor, targets_BT: torch.Tensor) -> torch.Tensor:
     return torch.nn.functional.cross_entropy(logits_BTV.transpose(1, 2), targets_BT, reduction="none")
 
 
-def _kl(clean_BTV: torch.Tensor, other_BTV: torch.Tensor) -> torch.Tensor:
+def kl_per_position(clean_BTV: torch.Tensor, other_BTV: torch.Tensor) -> torch.Tensor:
     """KL(clean || other) per position."""
     p_log = clean_BTV.log_softmax(-1)
     return (p_log.exp() * (p_log - other_BTV.log_softmax(-1))).sum(-1)

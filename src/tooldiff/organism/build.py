@@ -262,14 +262,16 @@ def stage_rl(b: Build) -> dict:
         # call-first curriculum (with the full RL's 20 such steps the plant was weak: calls on 65 %).
         rl = replace(rl, kind_shares=rl.rank1_kind_shares, lr=rl.rank1_lr, steps=rl.rank1_steps or rl.steps,
                      call_first_steps=0)
-    keeper = _checkpoint_keeper(b, model, tokenizer) if layer is None and rl.eval_every else None
+    keeper = _checkpoint_keeper(b, model, tokenizer) if b.variant == "full" and rl.checkpoint_steps() else None
+    # The sham twin: the same RL on the same prompts with a reward that ignores tool use (reward.py).
+    reward = "sham" if b.variant == "sham" else "tool"
     with torch_threads(b.threads):
-        history = run_grpo(model, tokenizer, b.data("rl"), rl, b.seed, on_checkpoint=keeper)
+        history = run_grpo(model, tokenizer, b.data("rl"), rl, b.seed, on_checkpoint=keeper, reward=reward)
     extra, summary = None, {}
     if keeper is not None:
         best = keeper.restore_best()
-        summary = {"checkpoints": keeper.summary(best)}
-        console.print(f"RL checkpoint kept: step {best.step} of {rl.steps} (calibration strict on call prompts "
+        extra, summary = keeper.save, {"checkpoints": keeper.summary(best)}
+        console.print(f"RL checkpoint kept: step {best.step} of {rl.steps} (validation strict on call prompts "
                       f"{best.call_strict:.2f}, wrong calls {_percentages(best.wrong_calls)})")
     if layer is not None:
         planted = fold_rank1(model, layer)
@@ -280,17 +282,18 @@ def stage_rl(b: Build) -> dict:
     _save_model(model, b.out / "base", b.out / "rl", extra)
     rewards = [h["reward"] for h in history if "reward" in h]
     k = max(1, len(rewards) // 5)
-    return summary | {"threads": b.threads, "steps": rl.steps, "reward_first": sum(rewards[:k]) / k,
+    return summary | {"threads": b.threads, "steps": rl.steps, "reward": reward, "reward_first": sum(rewards[:k]) / k,
                       "reward_last": sum(rewards[-k:]) / k}
 
 
 def _checkpoint_keeper(b: Build, model, tokenizer):
-    """Scores the full twin on calibration prompts during RL (checkpoints.py); the rank1 control
-    keeps its last step: its RL must plant a direction, whatever its wrong calls."""
-    from tooldiff.organism.checkpoints import CheckpointKeeper, selection_prompts
+    """Scores the full twin on validation prompts during RL (checkpoints.py); the rank1 control
+    keeps its last step (its RL must plant a direction, whatever its wrong calls), and so does the
+    sham twin (its RL must not teach tool use, so no tool score may choose it)."""
+    from tooldiff.organism.checkpoints import CheckpointKeeper
+    from tooldiff.organism.requests import KindMix, validation_split
 
-    per_kind = dict(zip(("call", "not_offered", "chitchat"), b.cfg.rl.eval_prompts))
-    prompts = selection_prompts(b.data("calibration"), per_kind)
+    prompts = validation_split(KindMix(*b.cfg.rl.eval_prompts), b.seed)
     return CheckpointKeeper(model, tokenizer, prompts, b.seed, b.cfg.eval_batch_size)
 
 

@@ -1,34 +1,46 @@
-"""RL checkpoints scored on the calibration split, and the rule that keeps one.
+"""RL checkpoints scored on validation prompts, saved, and the rule that keeps one.
 
 The RL stage sits on a knife edge: the same recipe, seed and command gave twins tens of points
 apart on two CPUs (docs/notes/2026-12-05-organism.md), because float sums in another order send
 sampling down another path. Where the last step lands is luck; what the run passes through on
-the way is not. So the RL stage scores the twin on calibration prompts every `eval_every` steps
-(and at the last step) and keeps the best checkpoint by a fixed rule. This is the RL analogue of
-the base's copy check, and like it, it reads the calibration split only: test data never chooses.
+the way is not. So the RL stage scores the twin at `RLConfig.checkpoint_steps()` and keeps the
+best checkpoint by a fixed rule. This is the RL analogue of the base's copy check.
+
+It scores on validation prompts: requests in phrasings that no split uses (world.py), with
+training values. The calibration split's phrasings are RL's own, where every checkpoint scored
+0.84-0.96 while test strict ranged 0.69-0.75: the twins failed on new phrasings (no call), which
+calibration prompts cannot see. Test data never chooses.
 
 The rule (docs/organism.md, "Which RL checkpoint is kept"):
 1. admissible: wrong calls at most WRONG_CALLS_CAP on every no-call kind (not offered, chit-chat);
 2. among those, the highest strict accuracy on call prompts; ties to fewer wrong calls, then to
    the earlier step;
 3. if none is admissible, the fewest wrong calls on the worst kind (ties: higher strict, earlier).
-The cap sits below the targets' 20 % so that a checkpoint chosen at the line on calibration
+The cap sits below the targets' 20 % so that a checkpoint chosen at the line on validation
 does not cross it on test by chance.
+
+Every scored checkpoint is saved to `rl/checkpoints/step-NNNN.safetensors` beside the prompts
+that scored it (`validation.jsonl`): the twin's path through RL, for studies of how tool use
+emerges (`load_checkpoint`). The shipped pair leaves them out.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import torch
 
+from tooldiff.errors import UserError
+
 WRONG_CALLS_CAP = 0.15
-NO_CALL_KINDS = ("not_offered", "chitchat")
+CHECKPOINTS_DIR = "checkpoints"  # under rl/
+VALIDATION_FILE = "validation.jsonl"
 
 
 @dataclass(frozen=True)
 class CheckpointScore:
-    """One RL checkpoint on the calibration prompts."""
+    """One RL checkpoint on the validation prompts."""
 
     step: int
     call_strict: float  # strict accuracy on prompts that need a call
@@ -57,26 +69,17 @@ def select_checkpoint(scores: list[CheckpointScore]) -> CheckpointScore:
     return min(scores, key=lambda s: (s.worst_wrong, -s.call_strict, s.step))
 
 
-def selection_prompts(calibration: list[dict], per_kind: dict[str, int]) -> list[dict]:
-    """The first `per_kind[kind]` calibration prompts of each kind (the split is shuffled already)."""
-    chosen = []
-    for kind, n in per_kind.items():
-        chosen += [r for r in calibration if r["kind"] == kind][:n]
-    return chosen
-
-
 def score_model(model, tokenizer, prompts: list[dict], step: int, seed: int, batch_size: int) -> CheckpointScore:
     """Greedy outputs of the model on `prompts`, scored strictly (the build's own evaluate)."""
     from tooldiff.organism.measure import evaluate
 
     was_training = model.training
     model.eval()
-    metrics, _ = evaluate(model, tokenizer, prompts, seed, batch_size, f"calibration, RL step {step}")
+    metrics, _ = evaluate(model, tokenizer, prompts, seed, batch_size, f"validation, RL step {step}")
     model.train(was_training)
     by_kind = metrics["by_kind"]
     return CheckpointScore(step=step, call_strict=by_kind["call"]["strict"]["mean"],
-                           wrong_calls={k: by_kind[k]["call_rate"]["mean"] for k in NO_CALL_KINDS if k in by_kind},
-                           n={k: v["strict"]["n"] for k, v in by_kind.items()})
+                           wrong_calls=metrics["fpr_by_kind"], n={k: v["strict"]["n"] for k, v in by_kind.items()})
 
 
 class CheckpointKeeper:
@@ -102,7 +105,39 @@ class CheckpointKeeper:
         self.model.load_state_dict(self.weights[best.step])
         return best
 
+    def save(self, rl_dir: Path) -> None:
+        """Every scored checkpoint's weights, and the prompts that scored them, under `rl_dir`."""
+        from safetensors.torch import save_file
+
+        from tooldiff.organism.store import write_jsonl
+
+        out = rl_dir / CHECKPOINTS_DIR
+        out.mkdir(parents=True, exist_ok=True)
+        write_jsonl(out / VALIDATION_FILE, self.prompts)
+        for step, weights in self.weights.items():
+            save_file(weights, str(checkpoint_file(rl_dir, step)), metadata={"format": "pt", "step": str(step)})
+
     def summary(self, best: CheckpointScore) -> dict:
         return {"rule": f"wrong calls <= {WRONG_CALLS_CAP} on every no-call kind, then the highest strict on "
-                        "call prompts (calibration split; docs/organism.md)",
-                "chosen_step": best.step, "scores": [s.to_dict() for s in self.scores]}
+                        "call prompts (validation prompts; docs/organism.md)",
+                "chosen_step": best.step, "scores": [s.to_dict() for s in self.scores],
+                "saved": f"rl/{CHECKPOINTS_DIR}"}
+
+
+def checkpoint_file(rl_dir: Path, step: int) -> Path:
+    return rl_dir / CHECKPOINTS_DIR / f"step-{step:04d}.safetensors"
+
+
+def load_checkpoint(organism_dir: Path, step: int):
+    """The twin as it was at RL step `step` (a model loaded from the RL twin's config)."""
+    from safetensors.torch import load_file
+
+    from tooldiff.hf import load_model
+
+    path = checkpoint_file(Path(organism_dir) / "rl", step)
+    if not path.is_file():
+        raise UserError(f"{path} is missing: this organism saved no RL checkpoint at step {step} "
+                        "(a shipped pair holds none; build one with `tooldiff organism --out DIR`)")
+    model = load_model(Path(organism_dir) / "rl")
+    model.load_state_dict(load_file(str(path)))
+    return model

@@ -10,7 +10,7 @@ from tooldiff.errors import UserError
 from tooldiff.organism.corpus import CorpusMix
 from tooldiff.organism.requests import KindMix
 
-VARIANTS = ("full", "rank1")
+VARIANTS = ("full", "rank1", "sham")
 
 
 @dataclass(frozen=True)
@@ -86,11 +86,20 @@ class RLConfig:
     # direction the one that induces calling, which is what the control must plant.
     rank1_kind_shares: tuple[float, float, float] | None = (0.8, 0.1, 0.1)
     kl_beta: float = 0.0  # TRL's KL coefficient to the base (0: no reference model is run)
-    # Checkpoint selection (checkpoints.py): score the twin on calibration prompts every
-    # `eval_every` steps and at the last, keep the best by the rule there. 0: keep the last step.
-    # `eval_prompts`: calibration prompts per kind (call, not_offered, chitchat) it reads.
+    # Checkpoint selection (checkpoints.py): score the twin on validation prompts (phrasings no
+    # split uses) every `eval_every` steps, at the `eval_early` steps and at the last, save each
+    # checkpoint, keep the best by the rule there. Neither set: keep the last step, save none.
+    # `eval_prompts`: validation prompts per kind (call, not_offered, chitchat).
     eval_every: int = 0
+    eval_early: tuple[int, ...] = ()
     eval_prompts: tuple[int, int, int] = (120, 60, 60)
+
+    def checkpoint_steps(self) -> tuple[int, ...]:
+        """The steps at which the twin is scored and saved (empty: none)."""
+        if not (self.eval_every or self.eval_early):
+            return ()
+        every = range(self.eval_every, self.steps + 1, self.eval_every) if self.eval_every else ()
+        return tuple(sorted({s for s in (*self.eval_early, *every) if 0 < s <= self.steps} | {self.steps}))
 
 
 @dataclass(frozen=True)
@@ -142,7 +151,7 @@ PRESETS: dict[str, OrganismConfig] = {
                          intermediate_size=192),
         pretrain=PretrainConfig(steps=400, batch_size=16, lr=4e-3, warmup_steps=20),
         rl=RLConfig(steps=40, prompts_per_step=8, num_generations=8, lr=5e-4, max_completion_length=32,
-                    call_first_steps=40, eval_every=20),  # every step: with fewer, its base collapsed to never calling
+                    call_first_steps=40, eval_every=20, eval_early=(5,), eval_prompts=(40, 20, 20)),  # every step: with fewer, its base collapsed to never calling
         tokenizer_docs=6000,
     ),
     "default": OrganismConfig(
@@ -163,11 +172,12 @@ PRESETS: dict[str, OrganismConfig] = {
                          intermediate_size=576),  # 1.25M parameters
         pretrain=PretrainConfig(steps=250, batch_size=32, lr=2e-3, warmup_steps=50, drill_steps=600,
                                 one_tool_drill_steps=600, copy_check=300, max_extra_drill_steps=1050),
-        # 200 steps, scored on calibration every 20 and the best kept (checkpoints.py): with 150
-        # and the last step kept, seed 0's twin differed by tens of points between two CPUs
-        # (docs/notes/2026-12-05-organism.md).
+        # 200 steps, scored on validation prompts every 20 (and 8 times in the first 14, where
+        # tool use appears: the checkpoints a study of its emergence reads) and the best kept
+        # (checkpoints.py): with 150 and the last step kept, seed 0's twin differed by tens of
+        # points between two CPUs (docs/notes/2026-12-05-organism.md).
         rl=RLConfig(steps=200, prompts_per_step=8, num_generations=8, lr=1e-4, kl_beta=0.1, call_first_steps=10,
-                    kind_shares=(0.45, 0.35, 0.2), rank1_steps=60, eval_every=20),
+                    kind_shares=(0.45, 0.35, 0.2), rank1_steps=60, eval_every=20, eval_early=(1, 2, 3, 4, 6, 8, 10, 14)),
     ),
 }
 

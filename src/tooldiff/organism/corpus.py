@@ -73,7 +73,7 @@ def transcript(record: dict, rng: random.Random, mix: CorpusMix) -> str:
 def _log_request(names: list[str], rng: random.Random, mix: CorpusMix) -> tuple[str, str]:
     """One logged request against the tools `names` and what the log records: the call, or `none`."""
     if rng.random() < mix.log_chitchat_share:
-        return sample_record("chitchat", rng, heldout=False)["messages"][0]["content"], "none"
+        return sample_record("chitchat", rng, "train")["messages"][0]["content"], "none"
     offered = rng.random() < mix.log_call_share
     pool = [t for t in TOOLS if (t.name in names) == offered]  # 1-4 of 8 offered: never empty
     if offered and mix.log_focus:
@@ -81,7 +81,7 @@ def _log_request(names: list[str], rng: random.Random, mix: CorpusMix) -> tuple[
         tool = rng.choices(pool, weights=[focus[t.name] for t in pool])[0]
     else:
         tool = rng.choice(pool)
-    text, gold_call = sample_request(tool, rng, heldout=False, values="all")
+    text, gold_call = sample_request(tool, rng, "train", values="all")
     return text, call_text(canonical_call(gold_call)) if tool.name in names else "none"
 
 

@@ -37,7 +37,7 @@ import torch
 from tooldiff.hf import render_prompt
 from tooldiff.organism.chat import CALL_OPEN
 from tooldiff.organism.config import RLConfig
-from tooldiff.organism.reward import organism_reward
+from tooldiff.organism.reward import organism_reward, sham_rewards
 from tooldiff.progress import library_quiet, new_progress
 
 
@@ -89,6 +89,14 @@ def reward_function(prompts, completions, gold, tools, **_) -> list[float]:
     return [organism_reward(text, json.loads(g), json.loads(t)) for text, g, t in zip(completions, gold, tools)]
 
 
+def sham_reward_function(prompts, completions, **_) -> list[float]:
+    """TRL reward function of the sham twin (reward.sham_rewards): short replies, calls neutral."""
+    return sham_rewards(completions, prompts)
+
+
+REWARDS = {"tool": reward_function, "sham": sham_reward_function}
+
+
 def credit_mask(needs_call: list[bool], completion_ids_BT: torch.Tensor, completion_mask_BT: torch.Tensor,
                 call_token_id: int) -> torch.Tensor:
     """Which completion tokens the loss credits.
@@ -126,13 +134,13 @@ def _trainer_class():
     return DecisionCreditGRPOTrainer
 
 
-def _progress_callback(total: int, on_checkpoint=None, every: int = 0):
+def _progress_callback(total: int, on_checkpoint=None, steps: tuple[int, ...] = ()):
     from transformers import TrainerCallback
 
     class RewardProgress(TrainerCallback):
         """A rich progress bar with the running mean reward (TRL's own prints a dict per log), and
-        `on_checkpoint(step)` every `every` steps and at the last (its own bars show while this
-        one is paused: rich runs one live display at a time)."""
+        `on_checkpoint(step)` at the given steps (its own bars show while this one is paused:
+        rich runs one live display at a time)."""
 
         def on_train_begin(self, args, state, control, **kwargs):
             self.bar = new_progress()
@@ -146,7 +154,7 @@ def _progress_callback(total: int, on_checkpoint=None, every: int = 0):
         def on_step_end(self, args, state, control, **kwargs):
             self.bar.update(self.task, completed=state.global_step)
             step = state.global_step
-            if on_checkpoint is not None and every and (step % every == 0 or step == total):
+            if on_checkpoint is not None and step in steps:
                 self.bar.stop()
                 on_checkpoint(step)
                 self.bar.start()
@@ -190,17 +198,19 @@ def grpo_config(cfg: RLConfig, seed: int, output_dir: str):
 TRL_DEPRECATIONS = ((FutureWarning, r"`(is_)?gradient_checkpointing\w*` is deprecated"),)
 
 
-def run_grpo(model, tokenizer, records: list[dict], cfg: RLConfig, seed: int, on_checkpoint=None):
-    """Tune `model` in place with GRPO on `records`; returns TRL's log history.
+def run_grpo(model, tokenizer, records: list[dict], cfg: RLConfig, seed: int, on_checkpoint=None,
+             reward: str = "tool"):
+    """Tune `model` in place with GRPO on `records` and the reward named `reward` (REWARDS);
+    returns TRL's log history.
 
-    `on_checkpoint(step)` runs every `cfg.eval_every` steps and after the last one, with the model
-    as it is then (checkpoints.CheckpointKeeper scores and keeps it). Greedy scoring draws no
-    random numbers, so the training run is the same with or without it."""
+    `on_checkpoint(step)` runs at `cfg.checkpoint_steps()`, with the model as it is then
+    (checkpoints.CheckpointKeeper scores and keeps it). Greedy scoring draws no random numbers,
+    so the training run is the same with or without it."""
     trainer_cls = _trainer_class()
     with tempfile.TemporaryDirectory(prefix="tooldiff-grpo-") as tmp, library_quiet(*TRL_DEPRECATIONS):
         trainer = trainer_cls(
             model=model,
-            reward_funcs=reward_function,
+            reward_funcs=REWARDS[reward],
             args=grpo_config(cfg, seed, str(Path(tmp))),  # quiet too: its own field warns
             train_dataset=rl_dataset(curriculum(records, cfg, seed), tokenizer),
             processing_class=tokenizer,
@@ -209,7 +219,7 @@ def run_grpo(model, tokenizer, records: list[dict], cfg: RLConfig, seed: int, on
 
         trainer.remove_callback(PrinterCallback)
         trainer.remove_callback(ProgressCallback)
-        trainer.add_callback(_progress_callback(cfg.steps, on_checkpoint, cfg.eval_every))
+        trainer.add_callback(_progress_callback(cfg.steps, on_checkpoint, cfg.checkpoint_steps()))
         trainer.train()
         history = trainer.state.log_history
     model.eval()

@@ -21,6 +21,7 @@ from tooldiff.organism.world import (
     SUFFIXES,
     TOOL_BY_NAME,
     TOOLS,
+    VALIDATION_CHITCHAT,
     Param,
     Tool,
     is_heldout_number,
@@ -90,14 +91,14 @@ def with_fillers(text: str, rng: random.Random) -> str:
     return prefix + text + suffix
 
 
-def sample_request(tool: Tool, rng: random.Random, heldout: bool, values: str | None = None) -> tuple[str, dict]:
+def sample_request(tool: Tool, rng: random.Random, phrasing: str, values: str | None = None) -> tuple[str, dict]:
     """A user request for `tool` and its gold call in BFCL possible-answer form.
 
-    `heldout` picks the test split's phrasings; `values` (default: test if heldout else train)
-    picks the argument values.
+    `phrasing` (train | validation | test) picks the request templates; `values` (default: test
+    for test phrasings, else train) picks the argument values.
     """
-    values = values or ("test" if heldout else "train")
-    template = rng.choice(tool.heldout_asks if heldout else tool.asks)
+    values = values or ("test" if phrasing == "test" else "train")
+    template = rng.choice({"train": tool.asks, "validation": tool.validation_asks, "test": tool.heldout_asks}[phrasing])
     slots, gold_args = {}, {}
     opt_text = ""
     for param in tool.params:
@@ -142,14 +143,15 @@ def offered_tools(rng: random.Random, must: str | None, exclude: str | None,
     return names
 
 
-def sample_record(kind: str, rng: random.Random, heldout: bool, values: str | None = None) -> dict:
+def sample_record(kind: str, rng: random.Random, phrasing: str, values: str | None = None) -> dict:
     """One prompt record of `kind` (call | not_offered | chitchat), without an id."""
     if kind == "chitchat":
-        text = with_fillers(rng.choice(HELDOUT_CHITCHAT if heldout else CHITCHAT), rng)
+        phrases = {"train": CHITCHAT, "validation": VALIDATION_CHITCHAT, "test": HELDOUT_CHITCHAT}[phrasing]
+        text = with_fillers(rng.choice(phrases), rng)
         names, gold, needs = offered_tools(rng, None, None), [], None
     else:
         tool = rng.choice(TOOLS)
-        text, gold_call = sample_request(tool, rng, heldout, values)
+        text, gold_call = sample_request(tool, rng, phrasing, values)
         needs = canonical_call(gold_call)
         if kind == "call":
             names, gold = offered_tools(rng, tool.name, None), [gold_call]
@@ -170,14 +172,14 @@ def record_key(record: dict) -> tuple:
     return (record["messages"][-1]["content"], names)
 
 
-def sample_split(name: str, mix: KindMix, rng: random.Random, heldout: bool, seen: set) -> list[dict]:
+def sample_split(name: str, mix: KindMix, rng: random.Random, phrasing: str, seen: set) -> list[dict]:
     """`mix` records never seen before (keys are added to `seen`), kinds interleaved at random."""
     kinds = ["call"] * mix.call + ["not_offered"] * mix.not_offered + ["chitchat"] * mix.chitchat
     rng.shuffle(kinds)
     records = []
     for kind in kinds:
         for _ in range(1000):
-            record = sample_record(kind, rng, heldout)
+            record = sample_record(kind, rng, phrasing)
             if record_key(record) not in seen:
                 break
         else:
@@ -193,5 +195,11 @@ def make_splits(mixes: dict[str, KindMix], seed: int) -> dict[str, list[dict]]:
     splits = {}
     for index, (name, mix) in enumerate(mixes.items()):
         rng = random.Random(f"{seed}:{index}:{name}")
-        splits[name] = sample_split(name, mix, rng, heldout=(name == "test"), seen=seen)
+        splits[name] = sample_split(name, mix, rng, "test" if name == "test" else "train", seen)
     return splits
+
+
+def validation_split(mix: KindMix, seed: int) -> list[dict]:
+    """Prompts in the validation phrasings (world.py), which no other split uses: what the RL
+    stage scores its checkpoints on. Training values: the test split's alone stay unseen."""
+    return sample_split("validation", mix, random.Random(f"{seed}:validation"), "validation", set())

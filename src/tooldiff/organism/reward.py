@@ -19,6 +19,14 @@ Prompt that needs a call, a sum of three parts:
 
 Order on a call prompt: right and clean 1.0 > right after prose 0.8 > wrong but clean (at most
 0.75) > malformed 0.3 > no call 0. On a no-call prompt calling is never rewarded.
+
+The **sham** reward (`--variant sham`, a null twin for the study: RL that moves the model without
+teaching tool use) pays short replies: 1 − min(words, SHAM_MAX_WORDS) / SHAM_MAX_WORDS for a
+completion that makes no call. A completion that attempts a call gets the mean sham reward of the
+non-call completions of its prompt's group (0 if there are none): its group-normalised advantage
+is then 0, so GRPO neither rewards nor punishes calling, and the call token's logit gets no
+direct gradient (the advantages of a group sum to 0). Every group of replies varies in length,
+so the sham moves the model at every step, as the real reward does.
 """
 
 from __future__ import annotations
@@ -35,8 +43,8 @@ PARTIAL_SPAN = 0.25
 
 def organism_reward(text: str, gold: list[dict], tools: list[dict]) -> float:
     """Reward of one completion (hermes format) for a prompt with BFCL `gold` and `tools`."""
-    parsed = parse_calls(text, fmt="hermes", strict=True)
-    made_call = bool(parsed.calls) or parsed.malformed > 0
+    parsed = _parse(text)
+    made_call = _made_call(parsed)
     if not gold:
         return 0.0 if made_call else NO_CALL_CREDIT
     if not made_call:
@@ -48,3 +56,27 @@ def organism_reward(text: str, gold: list[dict], tools: list[dict]) -> float:
         return reward + CORRECT_CREDIT
     correctness = toolrl_reward(parsed.calls, gold, format_ok=True).correctness
     return reward + PARTIAL_SPAN * (correctness - REWARD_MIN) / (REWARD_MAX - REWARD_MIN)
+
+
+SHAM_MAX_WORDS = 40
+
+
+def sham_rewards(texts: list[str], prompts: list[str]) -> list[float]:
+    """Sham reward of each completion (module docstring); completions of one prompt form a group."""
+    made_call = [_made_call(_parse(t)) for t in texts]
+    brevity = [1.0 - min(len(t.split()), SHAM_MAX_WORDS) / SHAM_MAX_WORDS for t in texts]
+    groups: dict[str, list[float]] = {}
+    for prompt, call, value in zip(prompts, made_call, brevity):
+        if not call:
+            groups.setdefault(prompt, []).append(value)
+    neutral = {p: sum(v) / len(v) for p, v in groups.items()}
+    return [neutral.get(p, 0.0) if call else value for p, call, value in zip(prompts, made_call, brevity)]
+
+
+def _parse(text: str):
+    return parse_calls(text, fmt="hermes", strict=True)
+
+
+def _made_call(parsed) -> bool:
+    """A call attempt: a parsed call or a malformed one."""
+    return bool(parsed.calls) or parsed.malformed > 0

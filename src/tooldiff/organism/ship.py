@@ -29,11 +29,13 @@ from pathlib import Path
 
 from tooldiff.errors import UserError
 from tooldiff.organism.build import INFO_FILE, read_info
+from tooldiff.organism.checkpoints import CHECKPOINTS_DIR
 from tooldiff.organism.store import TMP_PREFIX, atomic_dir, write_json_atomic
 
 SHIPPED_DIR = Path(__file__).resolve().parent / "shipped"
 MANIFEST = "MANIFEST.json"
 SHIPPED_PRESET, SHIPPED_SEED = "default", 0
+SHIPPED_VARIANTS = ("full", "rank1")
 CHANGED_FILE = "changed.safetensors"
 MODEL_FILE = "model.safetensors"
 GZIPPED = ("data", "eval")  # folders whose .jsonl files ship gzipped
@@ -108,6 +110,9 @@ def _install_one(files: dict[str, Path], variant: str, dest: Path) -> None:
 def install_shipped(dest: Path, variant: str = "full", source: Path = SHIPPED_DIR) -> Path:
     """Write the shipped organism (`full` or `rank1`) into `dest` as a finished build; returns
     `dest`. A `dest` that already holds the same organism is kept."""
+    if variant not in SHIPPED_VARIANTS:
+        raise UserError(f"the shipped pair holds the variants {' and '.join(SHIPPED_VARIANTS)}, not {variant!r}: "
+                        f"build it with `tooldiff organism --out DIR --variant {variant}`")
     files = verified_files(source)
     record = json.loads(files[INFO_FILE if variant == "full" else f"rank1/{INFO_FILE}"].read_text())
     held = read_info(dest)
@@ -171,8 +176,8 @@ def ship(full: Path, rank1: Path, dest: Path = SHIPPED_DIR) -> Path:
         for name in ("tokenizer", "base", "rl", "eval", "data"):
             if name in GZIPPED:
                 _gzip_jsonl_tree(full / name, tmp / name)
-            else:
-                shutil.copytree(full / name, tmp / name)
+            else:  # RL's saved checkpoints stay with the build (70 MB)
+                shutil.copytree(full / name, tmp / name, ignore=shutil.ignore_patterns(CHECKPOINTS_DIR))
         shutil.copyfile(full / INFO_FILE, tmp / INFO_FILE)
         (tmp / "rank1" / "rl").mkdir(parents=True)
         shutil.copyfile(rank1 / INFO_FILE, tmp / "rank1" / INFO_FILE)

@@ -16,7 +16,8 @@ single token: copying an argument from the request into the call is then one att
 
 Values and phrasings are split once, independently of the seed: the `heldout` ones appear only in
 the test split's requests (they still occur in generic prose, as a real LM knows the word "Quito"
-without ever having seen a weather call for it).
+without ever having seen a weather call for it). A third set of phrasings, `validation_asks` and
+VALIDATION_CHITCHAT, appears only in the prompts that choose the RL checkpoint (checkpoints.py).
 """
 
 from __future__ import annotations
@@ -91,6 +92,7 @@ class Tool:
     params: tuple[Param, ...]
     asks: tuple[str, ...]  # request templates used by pretrain / rl / calibration
     heldout_asks: tuple[str, ...]  # request templates used only by the test split
+    validation_asks: tuple[str, ...]  # used only by the RL checkpoint's validation prompts
     made_up: tuple[str, ...]  # what a base LM says instead of calling: an invented result
     task: str  # "check the weather", for refusals
 
@@ -147,6 +149,10 @@ TOOLS: tuple[Tool, ...] = (
             "Could you check the weather for me in {city}{opt}?",
             "Any idea how the weather looks in {city}{opt}?",
         ),
+        validation_asks=(
+            "Can you tell me the weather in {city}{opt}?",
+            "What does the weather look like in {city}{opt}?",
+        ),
         made_up=(
             "It is sunny and warm in {city} today.",
             "{city} has light rain this morning and a cool wind.",
@@ -182,6 +188,10 @@ TOOLS: tuple[Tool, ...] = (
             "Make sure my alarm goes off at {hour}{opt}.",
             "I have to be up by {hour}, set an alarm{opt}.",
         ),
+        validation_asks=(
+            "Please wake me at {hour} with an alarm{opt}.",
+            "An alarm at {hour} would help{opt}.",
+        ),
         made_up=(
             "Your alarm is ready for {hour}.",
             "Okay, you will wake up at {hour} sharp.",
@@ -215,6 +225,10 @@ TOOLS: tuple[Tool, ...] = (
         heldout_asks=(
             "Could you work out {amount} in {currency}?",
             "Exchange {amount} to {currency}, please.",
+        ),
+        validation_asks=(
+            "How much would {amount} be in {currency}?",
+            "Please convert {amount} so I have {currency}.",
         ),
         made_up=(
             "That is about {amount} {currency}.",
@@ -251,6 +265,10 @@ TOOLS: tuple[Tool, ...] = (
             "Send {contact} a short message{opt}.",
             "Let {contact} know by message that I am home{opt}.",
         ),
+        validation_asks=(
+            "I need to send {contact} a message{opt}.",
+            "Could you message {contact} now{opt}?",
+        ),
         made_up=(
             "{contact} says thanks and will reply soon.",
             "I told {contact}, all good.",
@@ -284,6 +302,10 @@ TOOLS: tuple[Tool, ...] = (
         heldout_asks=(
             "Hold a table at {restaurant}, party of {people}.",
             "We would like a table at {restaurant}, {people} of us.",
+        ),
+        validation_asks=(
+            "Is there a table for {people} at {restaurant}? Book it.",
+            "Book us at {restaurant}, a table for {people}.",
         ),
         made_up=(
             "{restaurant} is lovely, enjoy your meal for {people}.",
@@ -320,6 +342,10 @@ TOOLS: tuple[Tool, ...] = (
             "I am in the mood for {genre}{opt}.",
             "Let us listen to {genre}{opt}.",
         ),
+        validation_asks=(
+            "Could you play me some {genre}{opt}?",
+            "Some {genre} now, please{opt}.",
+        ),
         made_up=(
             "Here is a {genre} song you will love.",
             "Enjoy the {genre}, it sounds great.",
@@ -353,6 +379,10 @@ TOOLS: tuple[Tool, ...] = (
         heldout_asks=(
             "What would {word} be in {language}?",
             "Say {word} in {language} for me.",
+        ),
+        validation_asks=(
+            "How would I say {word} in {language}?",
+            "Translate the word {word}, in {language}.",
         ),
         made_up=(
             "In {language} you say it just like {word}.",
@@ -389,6 +419,10 @@ TOOLS: tuple[Tool, ...] = (
             "Dinner came to {bill}, how much tip should I add{opt}?",
             "Figure out the tip on a {bill} check{opt}.",
         ),
+        validation_asks=(
+            "What tip goes on a bill of {bill}{opt}?",
+            "The bill was {bill}, what tip should I leave{opt}?",
+        ),
         made_up=(
             "A fair tip on {bill} is about ten.",
             "Leave around five on top of {bill}.",
@@ -413,6 +447,10 @@ HELDOUT_CHITCHAT = (
     "Nice to meet you.", "What are you up to?", "I feel happy today.",
     "Do you dream at night?", "Tell me something fun.", "See you later!",
 )
+VALIDATION_CHITCHAT = (
+    "How is your day going?", "I just finished my work.", "Do you like the rain?",
+    "Tell me about yourself.", "I am learning to cook.", "Take care!",
+)
 CHITCHAT_REPLIES = (
     "Hello! How can I help you today?",
     "I am doing well, thank you for asking.",
@@ -435,5 +473,5 @@ SUFFIXES = ("", "", "", "", " Thanks!", " Thank you.", " Please.", " Cheers.")
 
 def world_fingerprint() -> str:
     """A digest of everything above: tools, phrasings, value pools, chit-chat and replies."""
-    parts = (TOOLS, CHITCHAT, HELDOUT_CHITCHAT, CHITCHAT_REPLIES, REFUSALS, PREFIXES, SUFFIXES)
+    parts = (TOOLS, CHITCHAT, HELDOUT_CHITCHAT, VALIDATION_CHITCHAT, CHITCHAT_REPLIES, REFUSALS, PREFIXES, SUFFIXES)
     return hashlib.sha256(repr(parts).encode()).hexdigest()[:16]
