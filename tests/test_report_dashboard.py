@@ -1,7 +1,7 @@
 """The dashboard's files on the tiny study: its numbers are the results files' numbers, every latent
 has a row, the latents worth a look have pages, the site needs no network, bad input is one line.
 
-The browser's view of the same dashboard is tests/test_dashboard_browser.py.
+The browser's view of the same dashboard is tests/test_report_dashboard_browser.py.
 """
 
 import json
