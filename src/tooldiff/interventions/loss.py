@@ -24,9 +24,9 @@ from typing import Any, Iterator, Optional, Sequence
 import torch
 from torch import nn
 
+from tooldiff.activations.harvest import pad_token_ids
 from tooldiff.errors import UserError
 from tooldiff.hf import decoder_layers, layer_hidden, with_layer_hidden
-from tooldiff.activations.harvest import pad_token_ids
 from tooldiff.interventions.hooks import intervene
 from tooldiff.progress import progress_bar
 
