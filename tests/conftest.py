@@ -8,6 +8,8 @@
 - `tiny_study`: crosscoders trained on it and the experiment grid run with them, once per session.
 - `tiny_dashboard`: the dashboard of that study (with a positive-control study), once per session.
 - `serve_cli`: `tooldiff serve` in a subprocess on a free loopback port, as a context manager.
+- `run_cli`: `python -m tooldiff.cli ARGS` in a subprocess (text output captured); `free_port`: a
+  loopback TCP port nothing listens on.
 """
 
 import os
@@ -45,11 +47,30 @@ def tiny_organism(tmp_path_factory):
     return build_organism(out, preset="tiny", seed=0)
 
 
-# --- tooldiff serve in a subprocess ------------------------------------------------------------
-def free_port() -> int:
+# --- the command line in a subprocess ----------------------------------------------------------
+def _run_cli(*args, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "tooldiff.cli", *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def run_cli():
+    """`run_cli(*args)`: the finished `python -m tooldiff.cli ARGS` (stdout and stderr as text)."""
+    return _run_cli
+
+
+def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@pytest.fixture
+def free_port() -> int:
+    return _free_port()
+
+
+# --- tooldiff serve in a subprocess ------------------------------------------------------------
 
 
 @contextmanager
@@ -58,7 +79,7 @@ def _serve_cli(args: list[str], log_path: Path, timeout: float = 180):
     stops it (SIGINT) at the end. A server that dies or never gets healthy fails with its log."""
     import httpx
 
-    port = free_port()
+    port = _free_port()
     cmd = [sys.executable, "-m", "tooldiff.cli", "serve", *map(str, args), "--port", str(port)]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
     with open(log_path, "w") as log:

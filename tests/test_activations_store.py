@@ -73,7 +73,7 @@ def test_incomplete_or_invalid_manifest(tmp_path):
     with pytest.raises(UserError, match="incomplete"):
         load_activations(h)
     edit_manifest(h, lambda m: m.update(complete=True, layer="three"))
-    with pytest.raises(UserError, match="invalid manifest field 'layer'"):
+    with pytest.raises(UserError, match="invalid manifest: layer: "):
         load_activations(h)
     with pytest.raises(UserError, match="manifest.json is missing"):
         load_activations(tmp_path / "nowhere")

@@ -1,8 +1,5 @@
 """The CLI contract: every command documents itself; user errors are one line, exit 2."""
 
-import subprocess
-import sys
-
 import pytest
 from typer.main import get_command
 
@@ -11,13 +8,7 @@ from tooldiff.cli import app
 COMMANDS = sorted(get_command(app).commands)
 
 
-def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "tooldiff.cli", *args], capture_output=True, text=True, timeout=120
-    )
-
-
-def test_top_level_help_lists_every_command():
+def test_top_level_help_lists_every_command(run_cli):
     result = run_cli("--help")
     assert result.returncode == 0
     for name in COMMANDS:
@@ -25,24 +16,23 @@ def test_top_level_help_lists_every_command():
 
 
 @pytest.mark.parametrize("command", COMMANDS)
-def test_every_command_has_help(command):
+def test_every_command_has_help(command, run_cli):
     result = run_cli(command, "--help")
     assert result.returncode == 0, result.stderr
     assert "Usage" in result.stdout
 
 
-def test_missing_option_is_a_usage_error_not_a_traceback():
+def test_missing_option_is_a_usage_error_not_a_traceback(run_cli):
     result = run_cli("score")
     assert result.returncode != 0
     assert "Traceback" not in result.stderr
 
 
-def test_user_error_is_one_line_and_exit_2(tmp_path):
-    from tooldiff.errors import UserError
-    from tooldiff.hf import parse_dtype
-
-    with pytest.raises(UserError, match="unknown dtype"):
-        parse_dtype("float7")
+def test_user_error_is_one_line_and_exit_2(tmp_path, run_cli):
+    result = run_cli("run", tmp_path / "nothing.toml", "--plan")
+    assert result.returncode == 2
+    assert "nothing.toml" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in result.stderr
 
 
 def test_verbose_is_a_global_option_that_reaches_the_command(monkeypatch):

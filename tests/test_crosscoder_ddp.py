@@ -8,7 +8,6 @@ differences are ~1e-7. The test allows 1e-4 on metrics and weights.
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -47,20 +46,14 @@ lr = 2e-3
 """
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def test_torchrun_two_processes_match_single_process(tmp_path):
+def test_torchrun_two_processes_match_single_process(tmp_path, free_port):
     write_harvest(tmp_path / "acts", planted_activations(2000, 16, n_shared=24, n_excl=4, seed=7))
     sweep = tmp_path / "sweep.toml"
     sweep.write_text(SWEEP)
     args = ["-m", "tooldiff.cli", "train", "--acts", str(tmp_path / "acts"), "--config", str(sweep)]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent)) or "torchrun"
-    ddp = subprocess.run([torchrun, "--nproc_per_node=2", f"--master_port={free_port()}", *args, "--out",
+    ddp = subprocess.run([torchrun, "--nproc_per_node=2", f"--master_port={free_port}", *args, "--out",
                           str(tmp_path / "ddp")], env=env, capture_output=True, text=True, timeout=300)
     assert ddp.returncode == 0, ddp.stderr[-3000:]
     train_sweep(tmp_path / "acts", sweep, tmp_path / "single")  # the same sweep in this one process

@@ -123,3 +123,15 @@ def test_planted_check_measures_the_share_of_the_planted_shift_a_latent_carries(
     assert found["planted_shift"] == pytest.approx(2.0)
     assert found["captured_share"] == pytest.approx(0.6)
     assert found["captured_n"] == 10
+
+
+@pytest.mark.parametrize("override, message", [
+    ({"alphas": []}, "alphas: List should have at least 1 item"),
+    ({"doses": [float("nan")]}, r"doses\[0\]: Input should be a finite number"),
+    ({"contrast": "loose"}, "contrast: Input should be 'paper' or 'strict'"),
+    ({"positions": "first"}, "positions: Input should be"),
+    ({"top_k": 3}, "unknown key 'top_k'"),
+])
+def test_a_bad_experiment_config_is_one_line(override, message):
+    with pytest.raises(UserError, match=message):
+        load_experiment_config(override)

@@ -7,10 +7,11 @@ condition's entry (rows, metrics, examples) must equal the unpacked one.
 
 import torch
 
+from tooldiff.activations.harvest import last_token_outputs
 from tooldiff.experiment import load_experiment_config
 from tooldiff.experiment import runner
 from tooldiff.experiment.conditions import MODEL_INDEX, Candidates, crosscoder_conditions, none_conditions
-from tooldiff.experiment.silent import last_prompt_hidden, skippable, surely_silent
+from tooldiff.experiment.silent import skippable, surely_silent
 from tooldiff.interventions.generate import generate_completions
 
 # The machine is shared: one thread avoids OpenMP spin-contention on tiny matrices.
@@ -75,7 +76,7 @@ def test_silent_latents_really_are_zero_and_most_are_found(tiny):
     tok = tiny.tokenizer()
     model, cc = tiny.model("qwen2", len(tok), seed=0), tiny.crosscoder(seed=0)
     ids = [tok(t, add_special_tokens=False)["input_ids"] for t in TEXTS * 4]
-    h_ND = last_prompt_hidden(model, ids, tiny.LAYER, tok.pad_token_id, batch_size=5)
+    h_ND = last_token_outputs(model, tiny.LAYER, ids, tok.pad_token_id, batch_size=5)
     latents = list(range(cc.model_latents(0).stop))
     silent_NS = surely_silent(cc, h_ND, 0, latents)
     f_NS = cc.encode_single(h_ND, 0)[:, latents]

@@ -37,3 +37,9 @@ def test_template_formats_use_the_chat_template_and_unknown_is_an_error(tiny):
     assert "Weather in Paris?" in render_record(tok, RECORD, "chat-template")
     with pytest.raises(UserError, match="unknown prompt format"):
         render_record(tok, RECORD, "xml")
+
+
+def test_every_prompt_format_has_its_parser_and_forced_call_start():
+    from tooldiff.prompts import FORCED_CALL_START, PARSE_FORMAT, PROMPT_FORMATS
+
+    assert set(PARSE_FORMAT) == set(FORCED_CALL_START) == set(PROMPT_FORMATS)

@@ -95,7 +95,7 @@ def test_measured_rates_are_the_committed_benchmark_results():
     """tooldiff.study.rates holds what benchmarks/gpu_paper_scale.py measured, not a guess."""
     import json
 
-    from tooldiff.study.pair import load_config
+    from tooldiff.hf import load_config
     from tooldiff.study.plan import model_shape
     from tooldiff.study.rates import RATES, rates_from_results
 

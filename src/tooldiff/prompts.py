@@ -27,6 +27,12 @@ from tooldiff.evaluation.parsing import CALL_CLOSE, CALL_OPEN
 PROMPT_FORMATS: tuple[str, ...] = ("chat-template", "toolrl", "organism")
 # Which `evaluation.parse_calls` format reads the output of each prompt format.
 PARSE_FORMAT: dict[str, str] = {"chat-template": "hermes", "organism": "hermes", "toolrl": "toolrl"}
+# How a call to a named function starts inside <tool_call> in each format (a forced `tool_choice`).
+FORCED_CALL_START: dict[str, str] = {
+    "chat-template": '{{"name": {name}, "arguments": ',
+    "organism": '{{"name":{name},"arguments":',
+    "toolrl": '{{"name": {name}, "parameters": ',
+}
 
 # The instructions ToolRL models were trained with; the model expects them verbatim.
 TOOLRL_SYSTEM = """You are a helpful multi-turn dialogue assistant capable of leveraging tool calls to solve user tasks and provide structured chat responses.

@@ -22,7 +22,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Iterator, Optional, Sequence
 
 import torch
 from torch import nn
@@ -75,12 +75,33 @@ def layer_output(model: nn.Module, layer: int, input_ids: torch.Tensor, attentio
 
 
 def pad_right(prompts: list[Prompt], pad_id: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    lengths = torch.tensor([len(p.token_ids) for p in prompts])
-    ids = torch.full((len(prompts), int(lengths.max())), pad_id, dtype=torch.long)
-    for i, p in enumerate(prompts):
-        ids[i, : len(p.token_ids)] = torch.tensor(p.token_ids)
+    return pad_token_ids([p.token_ids for p in prompts], pad_id, device)
+
+
+def pad_token_ids(token_ids: Sequence[Sequence[int]], pad_id: int,
+                  device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(ids_BT, mask_BT) on `device` and the lengths, right-padded: the one way prompts are
+    batched for a layer read (a causal model's real tokens never see the pads after them)."""
+    lengths = torch.tensor([len(ids) for ids in token_ids])
+    ids = torch.full((len(token_ids), int(lengths.max())), pad_id, dtype=torch.long)
+    for i, row in enumerate(token_ids):
+        ids[i, : len(row)] = torch.tensor(row, dtype=torch.long)
     mask = (torch.arange(ids.shape[1])[None, :] < lengths[:, None]).long()
     return ids.to(device), mask.to(device), lengths
+
+
+@torch.no_grad()
+def last_token_outputs(model: nn.Module, layer: int, token_ids: Sequence[Sequence[int]], pad_id: int,
+                       batch_size: int = 64) -> torch.Tensor:
+    """h_ND, float32 on the CPU: decoder layer `layer`'s output at each prompt's last token (the
+    harvest's `decision` position), `batch_size` prompts per forward pass."""
+    device = next(model.parameters()).device
+    rows = []
+    for start in range(0, len(token_ids), batch_size):
+        ids, mask, lengths = pad_token_ids(token_ids[start:start + batch_size], pad_id, device)
+        row_N, token_N = select_rows(lengths, "decision")
+        rows.append(layer_output(model, layer, ids, mask)[row_N.to(device), token_N.to(device)].float().cpu())
+    return torch.cat(rows)
 
 
 def select_rows(lengths: torch.Tensor, positions: str) -> tuple[torch.Tensor, torch.Tensor]:

@@ -13,7 +13,7 @@ from typing import Optional
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from tooldiff.errors import UserError
+from tooldiff.errors import UserError, describe_validation
 
 MANIFEST_FILE = "manifest.json"
 STATS_FILE = "stats.safetensors"
@@ -87,6 +87,4 @@ def read_manifest(directory: Path) -> Manifest:
     try:
         return Manifest.model_validate_json(path.read_text())
     except ValidationError as e:
-        first = e.errors()[0]
-        field = ".".join(str(p) for p in first["loc"]) or "manifest"
-        raise UserError(f"{path}: invalid manifest field {field!r} ({first['msg']})") from None
+        raise UserError(f"{path}: invalid manifest: {describe_validation(e)}") from None

@@ -8,11 +8,10 @@ is non-empty (a tool call is needed), else 0.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from tooldiff.errors import UserError
+from tooldiff.errors import UserError, iter_jsonl
 from tooldiff.hf import render_prompt
 
 
@@ -26,20 +25,12 @@ class Prompt:
 
 
 def read_records(path: Path) -> list[dict]:
-    if not path.is_file():
-        raise UserError(f"data file {path} does not exist")
+    """The prompt records of a JSONL file; a missing file, a bad line or no record is a UserError."""
     records = []
-    with open(path) as fh:
-        for line_no, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise UserError(f"{path}:{line_no}: not valid JSON ({e.msg})") from None
-            if not isinstance(rec, dict):
-                raise UserError(f"{path}:{line_no}: a prompt record must be a JSON object")
-            records.append(rec)
+    for line_no, rec in iter_jsonl(path, "data file"):
+        if not isinstance(rec, dict):
+            raise UserError(f"{path}:{line_no}: a prompt record must be a JSON object")
+        records.append(rec)
     if not records:
         raise UserError(f"data file {path} holds no records")
     return records

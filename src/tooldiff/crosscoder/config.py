@@ -13,10 +13,10 @@ import re
 from pathlib import Path
 from typing import Any, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from tooldiff import configs
-from tooldiff.errors import UserError, describe_validation, read_toml
+from tooldiff.errors import UserError, read_toml, validated
 
 Sparsity = Literal["topk", "batchtopk", "l1"]
 # How the step computes (crosscoder/precision.py); "auto" resolves per device.
@@ -182,10 +182,7 @@ class SweepConfig(BaseModel):
 
 
 def parse_sweep(raw: dict[str, Any], source: str = "sweep") -> SweepConfig:
-    try:
-        return SweepConfig.model_validate(raw)
-    except ValidationError as e:
-        raise UserError(f"{source}: {describe_validation(e)}") from None
+    return validated(SweepConfig, raw, source)
 
 
 def load_sweep(path: str | Path) -> SweepConfig:

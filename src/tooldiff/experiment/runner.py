@@ -24,10 +24,11 @@ from pathlib import Path
 
 import torch
 
+from tooldiff.activations.harvest import last_token_outputs
 from tooldiff.evaluation import score_outputs
 from tooldiff.experiment.conditions import MODEL_INDEX, Condition
 from tooldiff.experiment.config import ExperimentConfig
-from tooldiff.experiment.silent import last_prompt_hidden, silent_rows, skippable
+from tooldiff.experiment.silent import silent_rows, skippable
 from tooldiff.hf import render_prompt
 from tooldiff.interventions.generate import generate_completions
 from tooldiff.progress import new_progress, say
@@ -111,7 +112,7 @@ class Generator:
     def last_hidden(self, model: str, layer: int) -> torch.Tensor:
         if (model, layer) not in self.hidden:
             pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
-            self.hidden[model, layer] = last_prompt_hidden(self.models[model], self.token_ids, layer, pad)
+            self.hidden[model, layer] = last_token_outputs(self.models[model], layer, self.token_ids, pad)
         return self.hidden[model, layer]
 
     def run(self, pending: dict[Signature, dict[int, None]], advance) -> None:

@@ -15,34 +15,13 @@ pre-activation under TopK, or θ under BatchTopK). A latent near its threshold i
 from __future__ import annotations
 
 import torch
-from torch import nn
 
-from tooldiff.activations.harvest import layer_output
 from tooldiff.crosscoder import Crosscoder
 from tooldiff.experiment.conditions import Condition
 
 # Margin, relative to the row's pre-activation scale, far above float32 rounding between batchings.
 MARGIN = 1e-3
 SKIPPABLE_OPS = ("steer", "ablate")  # ops whose edit is exactly 0 where the latents are silent
-
-
-@torch.no_grad()
-def last_prompt_hidden(model: nn.Module, token_ids: list[list[int]], layer: int, pad_id: int,
-                       batch_size: int = 64) -> torch.Tensor:
-    """h_ND: the output of decoder layer `layer` at each prompt's last token (right padding:
-    a causal model's real tokens never see the pads after them)."""
-    device = next(model.parameters()).device
-    rows = []
-    for start in range(0, len(token_ids), batch_size):
-        chunk = token_ids[start:start + batch_size]
-        lengths = torch.tensor([len(ids) for ids in chunk])
-        ids_BT = torch.full((len(chunk), int(lengths.max())), pad_id, dtype=torch.long)
-        for r, ids in enumerate(chunk):
-            ids_BT[r, :len(ids)] = torch.tensor(ids)
-        mask_BT = (torch.arange(ids_BT.shape[1])[None] < lengths[:, None]).long()
-        h_BTD = layer_output(model, layer, ids_BT.to(device), mask_BT.to(device))
-        rows.append(h_BTD[torch.arange(len(chunk)), (lengths - 1).to(device)].float().cpu())
-    return torch.cat(rows)
 
 
 @torch.no_grad()

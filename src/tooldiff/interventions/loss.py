@@ -24,6 +24,7 @@ from typing import Any, Iterator, Optional, Sequence
 import torch
 from torch import nn
 
+from tooldiff.activations.harvest import pad_token_ids
 from tooldiff.errors import UserError
 from tooldiff.hf import decoder_layers, layer_hidden, with_layer_hidden
 from tooldiff.interventions.hooks import intervene
@@ -108,12 +109,8 @@ def right_padded(tokenizer: Any, texts: Sequence[str], max_tokens: int,
     if any(not r for r in rows):
         raise UserError("a text for the loss-recovered measure tokenizes to nothing")
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    ids_BT = torch.full((len(rows), max(map(len, rows))), pad, dtype=torch.long)
-    mask_BT = torch.zeros_like(ids_BT)
-    for r, row in enumerate(rows):
-        ids_BT[r, :len(row)] = torch.tensor(row)
-        mask_BT[r, :len(row)] = 1
-    return ids_BT.to(device), mask_BT.to(device)
+    ids_BT, mask_BT, _ = pad_token_ids(rows, pad, device)
+    return ids_BT, mask_BT
 
 
 @torch.no_grad()

@@ -166,10 +166,7 @@ def parse_intervention(obj: Any) -> Intervention:
     if isinstance(obj, Intervention):
         return obj
     if isinstance(obj, str):
-        try:
-            obj = json.loads(obj)
-        except json.JSONDecodeError as e:
-            raise UserError(f"bad intervention JSON: {e}") from None
+        obj = _json(obj, "intervention")
     if not isinstance(obj, dict):
         raise UserError(f"an intervention must be a JSON object, got {type(obj).__name__}")
     return validated(Intervention, obj, "bad intervention")
@@ -178,15 +175,19 @@ def parse_intervention(obj: Any) -> Intervention:
 def parse_interventions(obj: Any) -> list[Intervention]:
     """A list of interventions from a list of dicts/Interventions or a JSON array string."""
     if isinstance(obj, str):
-        try:
-            obj = json.loads(obj)
-        except json.JSONDecodeError as e:
-            raise UserError(f"bad steering JSON: {e}") from None
+        obj = _json(obj, "steering")
     if isinstance(obj, (dict, Intervention)):
         obj = [obj]
     if not isinstance(obj, (list, tuple)):
         raise UserError(f"interventions must be a list, got {type(obj).__name__}")
     return [parse_intervention(item) for item in obj]
+
+
+def _json(text: str, what: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise UserError(f"bad {what} JSON: {e}") from None
 
 
 class _SteeringList(BaseModel):

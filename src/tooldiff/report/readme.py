@@ -4,7 +4,7 @@ A README whose numbers were typed by hand drifts from what a user gets. Its two 
 numbers are therefore rendered from files in the repository: the tool-world examples from the
 shipped organism (its stored greedy test outputs and organism.json), and the results from the
 committed demo run (docs/results/demo/results.json, made by `tooldiff demo` on the shipped
-pair). tests/test_readme.py fails when the README differs from what this module renders.
+pair). tests/test_report_readme.py fails when the README differs from what this module renders.
 
     python -m tooldiff.report.readme            # rewrite the blocks in README.md
     python -m tooldiff.report.readme --check    # exit 1 if they are stale

@@ -23,13 +23,8 @@ from typing import Any
 
 from tooldiff.evaluation.parsing import CALL_OPEN
 from tooldiff.hf import render_prompt
-from tooldiff.prompts import PARSE_FORMAT, render_toolrl
+from tooldiff.prompts import FORCED_CALL_START, PARSE_FORMAT, render_toolrl
 from tooldiff.serve.schemas import ChatRequest, Message, Tool
-_FORCED_CALL_START = {
-    "chat-template": '{{"name": {name}, "arguments": ',
-    "organism": '{{"name":{name},"arguments":',
-    "toolrl": '{{"name": {name}, "parameters": ',
-}
 
 
 @dataclass(frozen=True)
@@ -56,7 +51,7 @@ def render_request(tokenizer: Any, request: ChatRequest, prompt_format: str) -> 
 def _forced_prefix(request: ChatRequest, prompt_format: str) -> str:
     name = request.forced_function
     if name is not None:
-        return f"{CALL_OPEN}\n" + _FORCED_CALL_START[prompt_format].format(name=json.dumps(name))
+        return f"{CALL_OPEN}\n" + FORCED_CALL_START[prompt_format].format(name=json.dumps(name))
     return f"{CALL_OPEN}\n" if request.tool_choice == "required" else ""
 
 

@@ -162,17 +162,18 @@ class ActivationsRequest(ChatRequest):
 
 
 def parse_activations_request(body: bytes) -> ActivationsRequest:
-    try:
-        return ActivationsRequest.model_validate_json(body, strict=True)
-    except ValidationError as e:
-        raise UserError(describe_error(e)) from None
+    return _parsed(ActivationsRequest, body)
 
 
 def parse_chat_request(body: bytes, default_layer: Optional[int] = None) -> ChatRequest:
     """A validated request from raw body bytes, its steering items included (a steering item
     without `layer` gets `default_layer`); any problem is a one-line `UserError`."""
+    return _parsed(ChatRequest, body, default_layer)
+
+
+def _parsed(request_cls: type[ChatRequest], body: bytes, default_layer: Optional[int] = None) -> Any:
     try:
-        return ChatRequest.model_validate_json(body, strict=True, context={"default_layer": default_layer})
+        return request_cls.model_validate_json(body, strict=True, context={"default_layer": default_layer})
     except ValidationError as e:
         raise UserError(describe_error(e)) from None
 

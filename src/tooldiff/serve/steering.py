@@ -45,9 +45,9 @@ class SteeringBinder:
 
     def load_profile(self, path: Path) -> Steering:
         """A profile file: a JSON list of interventions, or {"steering": [...]}."""
-        specs = read_steering_file(path, self.policy, self.default_layer)
+        specs = read_steering_file(path, self.policy, self.default_layer)  # validated and admitted there
         try:
-            return self.admit(specs, "steering")
+            return tuple(self._bind(spec, f"steering[{i}]") for i, spec in enumerate(specs))
         except UserError as e:
             raise UserError(f"steering file {path}: {e}") from None
 

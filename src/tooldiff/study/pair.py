@@ -8,8 +8,6 @@ from typing import Optional
 
 from tooldiff import hf
 from tooldiff.errors import UserError
-# study/plan.py checks configs through these names; their one home is tooldiff.hf.
-from tooldiff.hf import check_config_pair as check_pair_configs, config_dims, load_config  # noqa: F401
 
 # What a model directory needs: configs, tokenizer files and safetensors weights (never pickles).
 MODEL_FILES = ["*.json", "*.safetensors", "*.txt", "*.model", "*.jinja"]

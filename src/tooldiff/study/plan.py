@@ -18,8 +18,8 @@ from tooldiff.crosscoder.config import SweepConfig
 from tooldiff.errors import UserError
 from tooldiff.experiment import ExperimentConfig, load_experiment_config
 from tooldiff.experiment.conditions import CONTROL_DOSES
+from tooldiff.hf import check_config_pair, config_dims, load_config
 from tooldiff.study.config import DataSource, StudyConfig
-from tooldiff.study.pair import check_pair_configs, config_dims, load_config
 from tooldiff.study.rates import GpuRates, get_rates, harvest_flops_per_token, train_flops_per_step
 
 DTYPE_BYTES = {"float32": 4, "fp32": 4, "bfloat16": 2, "bf16": 2, "float16": 2, "fp16": 2}
@@ -158,7 +158,7 @@ def plan_study(cfg: StudyConfig, sweep: SweepConfig) -> Plan:
     """Estimate every stage from the two model configs; also checks the pair and the layer."""
     cfg_a = load_config(cfg.path(cfg.pair.rl_config) if cfg.pair.rl_config else cfg.local_or_id(cfg.pair.rl))
     cfg_b = load_config(cfg.path(cfg.pair.base_config) if cfg.pair.base_config else cfg.local_or_id(cfg.pair.base))
-    check_pair_configs(cfg_a, cfg_b, cfg.pair.layer)
+    check_config_pair(cfg_a, cfg_b, cfg.pair.layer)
     shape = model_shape(cfg_a)
     exp = load_experiment_config({"seed": cfg.seed, "device": cfg.runtime.device, **cfg.experiment})
     rates = get_rates(cfg.runtime.gpu)

@@ -1,14 +1,13 @@
 """The dashboard's files on the tiny study: its numbers are the results files' numbers, every latent
 has a row, the latents worth a look have pages, the site needs no network, bad input is one line.
 
-The browser's view of the same dashboard is tests/test_dashboard_browser.py.
+The browser's view of the same dashboard is tests/test_report_dashboard_browser.py.
 """
 
 import json
 import math
 import re
 import shutil
-import subprocess
 import sys
 
 import pytest
@@ -110,13 +109,8 @@ def test_the_site_is_self_contained_and_small(tiny_dashboard):
     assert tiny_dashboard.made.bytes < 20e6
 
 
-def run_cli(*args) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "tooldiff.cli", "dashboard", *map(str, args)], capture_output=True,
-                          text=True, timeout=120)
-
-
-def test_bad_input_is_one_line(tiny_study, tmp_path):
-    result = run_cli(tmp_path / "nothing")
+def test_bad_input_is_one_line(tiny_study, tmp_path, run_cli):
+    result = run_cli("dashboard", tmp_path / "nothing")
     assert result.returncode == 2 and "does not exist" in result.stderr and len(result.stderr.strip().splitlines()) == 1
 
     unfinished = tmp_path / "unfinished"
@@ -134,7 +128,7 @@ def test_bad_input_is_one_line(tiny_study, tmp_path):
     for c in summary["conditions"]:
         c.pop("role")
     (older / "experiment.json").write_text(json.dumps(summary))
-    result = run_cli(older, "--crosscoders", tiny_study.crosscoders, "--out", tmp_path / "out")
+    result = run_cli("dashboard", older, "--crosscoders", tiny_study.crosscoders, "--out", tmp_path / "out")
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
     assert "older format" in result.stderr and "no 'role'" in result.stderr
     del summary["rankings"]
