@@ -100,3 +100,51 @@ def test_the_sample_keeps_at_most_the_cap_of_each_kind():
     assert sample == calibration_sample(records, (6, 3, 20), seed=0)
     with pytest.raises(UserError, match="chitchat"):
         calibration_sample(records[:20], (6, 3, 3), seed=0)
+
+
+def test_auto_picks_first_middle_last_and_kept_and_a_list_must_name_saved_steps():
+    from tooldiff.experiment.emergence_retrain import pick_steps
+
+    saved = [1, 2, 3, 4, 6, 8, 10, 14, 20, 40]
+    assert pick_steps("auto", saved, kept=20) == [1, 8, 20, 40]
+    assert pick_steps("auto", saved, kept=None) == [1, 8, 40]
+    assert pick_steps("auto", [5, 20, 40], kept=5) == [5, 20, 40]
+    assert pick_steps("", saved, kept=8) == []
+    assert pick_steps("4, 20", saved, kept=None) == [4, 20]
+    with pytest.raises(UserError, match=r"no saved RL checkpoint at step\(s\) \[5\]"):
+        pick_steps("4,5", saved, kept=None)
+    with pytest.raises(UserError, match="comma list"):
+        pick_steps("early", saved, kept=None)
+
+
+def test_first_passing_is_the_earliest_step_whose_latent_passes():
+    from tooldiff.experiment.emergence_retrain import Retrained, first_passing
+
+    def row(step, passes):
+        return Retrained(step, "cc", 1, "a_excl", 0.8, 1.0, 0.5, 0.9, passes)
+
+    assert first_passing([row(40, True), row(5, False), row(20, True)]) == 20
+    assert first_passing([row(5, False)]) is None and first_passing([]) is None
+
+
+def test_a_crosscoder_trained_at_the_kept_step_is_ranked_and_judged(tiny_study, tiny_organism, tmp_path):
+    """`train_at`: harvest, train and rank on (checkpoint, base); with a bar of 0 an RL-exclusive
+    top latent passes, so the first passing step is the one trained."""
+    from tooldiff.crosscoder import Crosscoder
+    from tooldiff.organism.checkpoints import checkpoint_file
+
+    kept = load_organism(tiny_organism, models=False).info["rl_training"]["checkpoints"]["chosen_step"]
+    result = run_emergence(tiny_organism, tiny_study.experiment, tmp_path,
+                           EmergenceConfig(caps=(8, 4, 4), train_at=str(kept), min_auroc=0.0))
+    [trained] = result.retrained
+    assert trained.step == kept and trained.group == "a_excl" and trained.passes
+    assert result.first_passing_step == kept and ">= 0" in result.selection
+    cc = Crosscoder.load(trained.crosscoder)
+    assert cc.info.models[0] == str(checkpoint_file(tiny_organism / "rl", kept))
+    assert cc.cfg.model_dump(exclude={"d_model"}) == Crosscoder.load(
+        tiny_study.crosscoders / result.crosscoder).cfg.model_dump(exclude={"d_model"})
+    ranking = json.loads((tmp_path / "retrained" / f"step-{kept:04d}" / "features" / f"{result.crosscoder}.json")
+                         .read_text())
+    stats = next(r for r in ranking["latents"] if r["latent"] == trained.latent)
+    assert trained.strict_auroc == stats["strict_auroc"] and -1 <= trained.cos_final <= 1
+    assert "Crosscoders trained at single checkpoints" in (tmp_path / TABLE_FILE).read_text()

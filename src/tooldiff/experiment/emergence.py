@@ -19,8 +19,8 @@ If the latent is RL's tool feature, its AUROC and share should rise with the str
 that only exists at the kept step would show a jump there. Calibration prompts only: the test
 split stays unseen. `tooldiff emergence` writes emergence.json, emergence.png and emergence.md.
 
-Not done here (issue 23, part 3): training a crosscoder at several checkpoints to see when an
-RL-exclusive tool latent first passes the selection.
+With `train_at`, crosscoders of their own are also trained at a few checkpoints, to see when an
+RL-exclusive tool latent first passes the selection (emergence_retrain.py).
 """
 
 from __future__ import annotations
@@ -35,6 +35,9 @@ from typing import Optional
 import torch
 
 from tooldiff.errors import UserError
+from tooldiff.experiment.emergence_retrain import (
+    DEFAULT_MIN_AUROC, Retrained, first_passing, pick_steps, selection_rule, train_at,
+)
 
 FORMAT = "tooldiff-emergence/1"
 KINDS = ("call", "not_offered", "chitchat")
@@ -53,6 +56,8 @@ class EmergenceConfig:
     seed: int = 0
     batch_size: int = 64
     device: str = "cpu"
+    train_at: str = ""  # steps to train a crosscoder at: "auto" (first, middle, last, kept), "5,20,40", "" (none)
+    min_auroc: float = DEFAULT_MIN_AUROC  # the selection bar of emergence_retrain.py
 
 
 @dataclass(frozen=True)
@@ -105,6 +110,9 @@ class Emergence:
     kept_step: Optional[int]
     n: dict[str, int]  # calibration prompts per kind
     rows: list[StepRow]
+    retrained: list[Retrained]  # crosscoders trained at single checkpoints (empty unless asked)
+    selection: Optional[str]  # the rule a retrained latent passes by
+    first_passing_step: Optional[int]  # the first retrained step whose RL-exclusive latent passes
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -164,6 +172,9 @@ class Instrument:
     latent: int
     group: str
     layer: int
+    directory: Path
+    contrast: str
+    pool: str
 
 
 def load_instrument(org, experiment: Path, crosscoders: Optional[Path], requested: Optional[str]) -> Instrument:
@@ -180,10 +191,11 @@ def load_instrument(org, experiment: Path, crosscoders: Optional[Path], requeste
     cc = load_crosscoders(directory, org)[directory.name]
     ranking = read_ranking(ranking_file(paths.experiment, name), directory, cc.dict_size)
     config = summary.get("config") or {}
-    top = top_latents(cc, ranking, config.get("contrast", "paper"), 1, config.get("pool", "a_excl"))
+    contrast, pool = config.get("contrast", "paper"), config.get("pool", "a_excl")
+    top = top_latents(cc, ranking, contrast, 1, pool)
     if not top:
         raise UserError(f"crosscoder {name} has no RL-side latent to follow")
-    return Instrument(name, cc, top[0], cc.latent_group(top[0]), int(cc.info.layer))
+    return Instrument(name, cc, top[0], cc.latent_group(top[0]), int(cc.info.layer), directory, contrast, pool)
 
 
 # --- one step -------------------------------------------------------------------------------
@@ -238,44 +250,74 @@ def shift_share(cc, latent: int, x_NMD: torch.Tensor, kinds: list[str]) -> Shift
     return ShiftShare(norm=norm, projection=projection, cos=projection / norm, share=(projection / norm) ** 2)
 
 
-def step_row(step: int, model, org, instrument: Instrument, sample: list[dict], sample_file: Path,
-             validation: dict[int, Rates], kept: Optional[int], config: EmergenceConfig) -> StepRow:
+@dataclass
+class Walk:
+    """What every step is read with: the organism, the instrument, the prompts, RL's own scores."""
+
+    org: object
+    instrument: Instrument
+    sample: list[dict]
+    sample_file: Path
+    validation: dict[int, Rates]
+    kept: Optional[int]
+    config: EmergenceConfig
+
+
+def step_row(step: int, model, walk: Walk) -> StepRow:
     """Every number of one checkpoint (`model`; the base at step 0)."""
-    rates = behaviour(model, org.tokenizer, sample, config.seed, config.batch_size, step)
-    acts = pair_activations((model, org.base), org.tokenizer, sample_file, instrument.layer, step,
+    org, config, instrument = walk.org, walk.config, walk.instrument
+    rates = behaviour(model, org.tokenizer, walk.sample, config.seed, config.batch_size, step)
+    acts = pair_activations((model, org.base), org.tokenizer, walk.sample_file, instrument.layer, step,
                             config.batch_size, config.device)
     cc, latent = instrument.crosscoder, instrument.latent
-    return StepRow(step=step, kept=step == kept, calibration=rates, validation=validation.get(step),
+    return StepRow(step=step, kept=step == walk.kept, calibration=rates, validation=walk.validation.get(step),
                    latent=latent_readout(cc, latent, acts.x_NMD, acts.kinds),
                    shift=shift_share(cc, latent, acts.x_NMD, acts.kinds))
 
 
 # --- the run --------------------------------------------------------------------------------
+def open_walk(org, experiment: Path, crosscoders: Optional[Path], out: Path, config: EmergenceConfig) -> Walk:
+    """The instrument, RL's recorded scores, and the calibration sample (written to out/calibration.jsonl)."""
+    instrument = load_instrument(org, Path(experiment), crosscoders, config.crosscoder)
+    validation, kept = validation_scores(org.info)
+    out.mkdir(parents=True, exist_ok=True)
+    sample = calibration_sample(org.records("calibration"), config.caps, config.seed)
+    (out / SAMPLE_FILE).write_text("".join(json.dumps(r) + "\n" for r in sample))
+    return Walk(org, instrument, sample, out / SAMPLE_FILE, validation, kept, config)
+
+
 def run_emergence(organism: Path, experiment: Path, out: Path, config: EmergenceConfig = EmergenceConfig(),
                   crosscoders: Optional[Path] = None) -> Emergence:
     """A row per saved RL checkpoint (and the base); writes emergence.json, .png and .md to `out`."""
     from tooldiff.organism import load_organism
     from tooldiff.organism.checkpoints import load_checkpoint
 
+    load_organism(organism, models=False)  # a directory that is no organism says so first
     steps = saved_steps(organism)
     org = load_organism(organism, models=True, device=config.device)
-    instrument = load_instrument(org, Path(experiment), crosscoders, config.crosscoder)
-    validation, kept = validation_scores(org.info)
-    out.mkdir(parents=True, exist_ok=True)
-    sample = calibration_sample(org.records("calibration"), config.caps, config.seed)
-    sample_file = out / SAMPLE_FILE
-    sample_file.write_text("".join(json.dumps(r) + "\n" for r in sample))
-    rows = [step_row(0, org.base, org, instrument, sample, sample_file, validation, kept, config)]
+    walk = open_walk(org, experiment, crosscoders, out, config)
+    trained_steps = pick_steps(config.train_at, steps, walk.kept)
+    rows, retrained = [step_row(0, org.base, walk)], []
     for step in steps:
         model = load_checkpoint(organism, step).to(org.base.device)
-        rows.append(step_row(step, model, org, instrument, sample, sample_file, validation, kept, config))
+        rows.append(step_row(step, model, walk))
+        if step in trained_steps:
+            retrained.append(train_at(step, model, org, walk.instrument, out, config.device, config.min_auroc))
         del model
-    result = Emergence(format=FORMAT, organism=str(Path(organism).resolve()), experiment=str(Path(experiment).resolve()),
-                       crosscoder=instrument.name, latent=instrument.latent, group=instrument.group,
-                       layer=instrument.layer, kept_step=kept, n={k: sum(r["kind"] == k for r in sample) for k in KINDS},
-                       rows=rows)
+    result = summarize(walk, organism, experiment, rows, retrained, trained_steps)
     write_outputs(result, out)
     return result
+
+
+def summarize(walk: Walk, organism: Path, experiment: Path, rows: list[StepRow], retrained: list[Retrained],
+              trained_steps: list[int]) -> Emergence:
+    ins = walk.instrument
+    return Emergence(format=FORMAT, organism=str(Path(organism).resolve()),
+                     experiment=str(Path(experiment).resolve()), crosscoder=ins.name, latent=ins.latent,
+                     group=ins.group, layer=ins.layer, kept_step=walk.kept,
+                     n={k: sum(r["kind"] == k for r in walk.sample) for k in KINDS}, rows=rows, retrained=retrained,
+                     selection=selection_rule(walk.config.min_auroc) if trained_steps else None,
+                     first_passing_step=first_passing(retrained))
 
 
 def write_outputs(result: Emergence, out: Path) -> None:
@@ -312,7 +354,22 @@ def markdown_table(result: Emergence) -> str:
             "| wrong calls (val) | latent AUROC | mean activation, call / not-offered / chit-chat | ‖shift‖ "
             "| cos(shift, d) | share of shift² |",
             "|---|---|---|---|---|---|---|---|---|---|"]
-    return "\n".join(head + [_table_line(r) for r in result.rows]) + "\n"
+    return "\n".join(head + [_table_line(r) for r in result.rows] + _retrained_table(result)) + "\n"
+
+
+def _retrained_table(result: Emergence) -> list[str]:
+    if not result.retrained:
+        return []
+    first = result.first_passing_step
+    lines = ["", f"Crosscoders trained at single checkpoints ({result.crosscoder}'s configuration). Selection: "
+             f"{result.selection}. First step that passes: {first if first is not None else 'none'}.", "",
+             "| RL step | top latent | group | strict AUROC | strict d | fires on call (%) "
+             "| cos with the final latent | passes |", "|---|---|---|---|---|---|---|---|"]
+    for r in result.retrained:
+        lines.append(f"| {r.step} | {r.latent if r.latent is not None else '–'} | {r.group or '–'} "
+                     f"| {_num(r.strict_auroc)} | {_num(r.strict_d, 2)} | {_pct(r.firing_call)} "
+                     f"| {_num(r.cos_final)} | {'yes' if r.passes else 'no'} |")
+    return lines
 
 
 def plot_emergence(result: Emergence, path: Path) -> Path:
@@ -334,6 +391,10 @@ def plot_emergence(result: Emergence, path: Path) -> Path:
                label="share of RL shift² along d")
     right.plot(steps, [r.shift.cos if r.shift.cos is not None else float("nan") for r in result.rows], "^--",
                label="cos(shift, d)")
+    if result.retrained:
+        right.plot([r.step for r in result.retrained],
+                   [r.strict_auroc if r.strict_auroc is not None else float("nan") for r in result.retrained],
+                   "D", color="black", mfc="none", label="own crosscoder's top latent, AUROC")
     for ax, title in ((left, "tool behaviour"), (right, f"latent {result.latent} of {result.crosscoder}")):
         ax.set_xscale("symlog", linthresh=1)
         ax.set_xlabel("RL step (0 = base)")
