@@ -190,6 +190,33 @@ def null_check(
     console.print(f"fair null: {report['fair_null']} ({report['criteria']}) -> {out}", highlight=False)
 
 
+@app.command()
+def emergence(
+    organism: Path = typer.Option(..., help="A built organism directory with RL checkpoints (rl/checkpoints)."),
+    experiment: Path = typer.Option(..., help="The experiment directory of its final twin (features/<name>.json)."),
+    out: Path = typer.Option(..., help="Writes emergence.json, emergence.png and emergence.md here."),
+    crosscoders: Optional[Path] = typer.Option(None, help="Crosscoder checkpoints (default: "
+                                                          "EXPERIMENT/../crosscoders)."),
+    crosscoder: Optional[str] = typer.Option(None, help="Which ranked crosscoder (default: the first with "
+                                                         "RL-exclusive latents)."),
+    calls: int = typer.Option(60, help="Calibration call prompts at most."),
+    not_offered: int = typer.Option(30, help="Calibration not-offered prompts at most."),
+    chitchat: int = typer.Option(30, help="Calibration chit-chat prompts at most."),
+    train_at: str = typer.Option("", help="Also train a crosscoder at these RL steps: 'auto' (first, middle, "
+                                          "last, kept) or a comma list."),
+    min_auroc: Optional[float] = typer.Option(None, help="Selection bar (strict AUROC) for those crosscoders' "
+                                                         "RL-exclusive latent (default: emergence_retrain's)."),
+    seed: int = typer.Option(0, help="Seed of the prompt sample and the bootstrap."),
+    device: str = typer.Option("cpu", help="cpu|cuda|cuda:N."),
+) -> None:
+    """Follow the final twin's top tool latent through every saved RL checkpoint (calibration split)."""
+    from tooldiff.experiment.emergence import EmergenceConfig, run_emergence
+
+    cfg = EmergenceConfig(crosscoder=crosscoder, caps=(calls, not_offered, chitchat), seed=seed, device=device,
+                          train_at=train_at, **({"min_auroc": min_auroc} if min_auroc is not None else {}))
+    run_emergence(organism, experiment, out, cfg, crosscoders)
+
+
 # --- demo -------------------------------------------------------------------------------
 @app.command()
 def demo(
