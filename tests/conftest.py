@@ -124,11 +124,13 @@ lr = 1e-3
 
     def __init__(self, organism: Path, root: Path):
         from tooldiff.experiment import load_experiment_config, run_experiment
+        from tooldiff.organism import load_organism
 
         self.organism, self.root = organism, root
+        self.pair = load_organism(organism, models=False).as_pair()
         self.crosscoders, self.experiment = root / "crosscoders", root / "experiment"
         self.config = load_experiment_config(self.GRID)
-        self.summary = run_experiment(organism, self.crosscoders, self.experiment, self.config)
+        self.summary = run_experiment(self.pair, self.crosscoders, self.experiment, self.config)
 
 
 @pytest.fixture(scope="session")
@@ -156,6 +158,8 @@ class TinyDashboard:
                      "n_boot": 50, "max_new_tokens": 8}
 
     def __init__(self, study: TinyStudy, out: Path):
+        from dataclasses import replace
+
         import torch
 
         from tooldiff.experiment import load_experiment_config, run_experiment
@@ -168,8 +172,8 @@ class TinyDashboard:
         acts = calibration_acts(study.experiment / "calibration_acts", study.experiment / "calibration.jsonl")
         planted_D = model_shift(acts.x_NMD, torch.tensor([k in TOOL_KINDS for k in acts.kinds]))
         self.positive = study.root / "experiment-positive"
-        self.positive_summary = run_experiment(study.organism, study.crosscoders / "dfc", self.positive,
-                                               load_experiment_config(self.POSITIVE_GRID), planted_D=planted_D)
+        self.positive_summary = run_experiment(replace(study.pair, planted_D=planted_D), study.crosscoders / "dfc",
+                                               self.positive, load_experiment_config(self.POSITIVE_GRID))
         self.study, self.results = study, write_report(study.summary, out / "report")
         self.paths = RunPaths(study.experiment, results=out / "report" / "results.json", positive=self.positive)
         self.made = write_dashboard(self.paths, out / "dashboard")

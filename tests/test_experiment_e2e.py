@@ -2,6 +2,7 @@
 
 import json
 import shutil
+from dataclasses import replace
 
 import pytest
 
@@ -26,7 +27,7 @@ def grid(tiny_study):
     return tiny_study.config
 
 
-def test_experiment_writes_every_condition_and_resumes_without_regenerating(tiny_organism, crosscoders, experiment,
+def test_experiment_writes_every_condition_and_resumes_without_regenerating(tiny_study, crosscoders, experiment,
                                                                           grid, tmp_path, monkeypatch):
     cfg = grid
     summary = experiment[0]
@@ -41,14 +42,14 @@ def test_experiment_writes_every_condition_and_resumes_without_regenerating(tiny
     # a crash mid-write: drop the last half and tear the final line; the rerun redoes only those
     keep = len(lines) // 2
     (tmp_path / "results.jsonl").write_text("\n".join(lines[:keep]) + "\n" + lines[keep][:40])
-    again = run_experiment(tiny_organism, crosscoders, tmp_path, cfg)
+    again = run_experiment(tiny_study.pair, crosscoders, tmp_path, cfg)
     assert {c["key"] for c in again["conditions"]} == {c["key"] for c in summary["conditions"]}
 
     # a finished run regenerates nothing at all
     import tooldiff.experiment.runner as runner
 
     monkeypatch.setattr(runner, "generate_completions", lambda *a, **k: pytest.fail("regenerated a finished condition"))
-    run_experiment(tiny_organism, crosscoders, tmp_path, cfg)
+    run_experiment(tiny_study.pair, crosscoders, tmp_path, cfg)
 
     results = write_report(summary, tmp_path / "report")
     assert set(results) >= {"models", "conditions", "features", "crosscoders"}
@@ -56,28 +57,27 @@ def test_experiment_writes_every_condition_and_resumes_without_regenerating(tiny
     assert (tmp_path / "report" / "dose_response.png").stat().st_size > 1000
 
 
-def test_crosscoder_from_another_pair_is_refused(tiny_organism, crosscoders, grid, tmp_path):
+def test_crosscoder_from_another_pair_is_refused(tiny_study, crosscoders, grid, tmp_path):
     cc = tmp_path / "cc" / "dfc"
     shutil.copytree(crosscoders / "dfc", cc)
     meta = json.loads((cc / "config.json").read_text())
     meta["info"]["models"] = ["/somewhere/else/rl", "/somewhere/else/base"]
     (cc / "config.json").write_text(json.dumps(meta))
     with pytest.raises(UserError, match="trained on models"):
-        run_experiment(tiny_organism, cc, tmp_path / "out", grid)
+        run_experiment(tiny_study.pair, cc, tmp_path / "out", grid)
 
 
-def test_empty_test_split_is_refused(tiny_organism, crosscoders, grid, tmp_path):
-    org = tmp_path / "org"
-    shutil.copytree(tiny_organism, org)
-    test = org / "data" / "test.jsonl"
-    test.write_text("".join(l + "\n" for l in test.read_text().splitlines() if '"kind": "call"' not in l))
-    with pytest.raises(UserError):
-        run_experiment(org, crosscoders, tmp_path / "out", grid)
+def test_empty_test_split_is_refused(tiny_study, crosscoders, grid, tmp_path):
+    test = tmp_path / "test.jsonl"
+    test.write_text("".join(json.dumps(r) + "\n" for r in tiny_study.pair.records("test") if r["kind"] != "call"))
+    pair = replace(tiny_study.pair, splits={**tiny_study.pair.splits, "test": (test,)})
+    with pytest.raises(UserError, match="no 'call' prompts"):
+        run_experiment(pair, crosscoders, tmp_path / "out", grid)
 
 
-def test_missing_organism_is_refused(crosscoders, grid, tmp_path):
-    with pytest.raises(UserError, match="organism"):
-        run_experiment(tmp_path / "nothing", crosscoders, tmp_path / "out", grid)
+def test_a_pair_without_test_prompts_is_refused(tiny_study):
+    with pytest.raises(UserError, match="has no test prompts"):
+        replace(tiny_study.pair, splits={**tiny_study.pair.splits, "test": ()})
 
 
 def test_the_server_lists_the_ranking_the_experiment_wrote(tiny_organism, crosscoders, experiment):

@@ -158,10 +158,11 @@ def experiment(
 ) -> None:
     """Splice, steer, ablate and transfer the top tool features on the TEST split, with controls."""
     from tooldiff.experiment import load_experiment_config, run_experiment
+    from tooldiff.organism import load_organism
     from tooldiff.report import write_report
 
     cfg = load_experiment_config({"n_per_kind": n_per_kind, "seed": seed, "device": device})
-    write_report(run_experiment(organism, crosscoders, out, cfg), out)
+    write_report(run_experiment(load_organism(organism, models=False).as_pair(), crosscoders, out, cfg), out)
 
 
 # --- demo -------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
     build_organism(out, preset="default", seed=0, variant="full", force=False) -> Path
     load_organism(dir, models=True) -> Organism
+    load_organism(dir, models=False).as_pair() -> tooldiff.pair.ModelPair
 
 See docs/organism.md for the tool world, the design choices and the measured numbers.
 """
@@ -49,6 +50,20 @@ class Organism:
         if self.planted_path is None:
             raise UserError(f"{self.root} is a {self.info.get('variant')!r} organism: no planted direction")
         return load_planted(self.planted_path)
+
+    def as_pair(self):
+        """The organism as the model pair every study runs on (tooldiff.pair.ModelPair): train on
+        the pretrain and RL prompts, rank on the calibration prompts, test on the test prompts;
+        generic text joins the split its rows name. A rank1 organism's pair carries its planted
+        direction (the positive control's known answer)."""
+        from tooldiff.pair import ModelPair
+
+        generic = (self.data["generic"],) if "generic" in self.data else ()
+        splits = {"train": (self.data["rl"], self.data["pretrain"], *generic),
+                  "calibration": (self.data["calibration"], *generic), "test": (self.data["test"],)}
+        planted_D = self.planted()[0]["direction_D"] if self.planted_path is not None else None
+        return ModelPair(name=f"organism {self.root}", base=self.base_path, rl=self.rl_path, tokenizer=self.rl_path,
+                         layer=self.layer, splits=splits, planted_D=planted_D, info=self.info)
 
 
 def load_organism(directory: str | Path, models: bool = True, device: str = "cpu") -> Organism:
