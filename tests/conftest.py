@@ -357,14 +357,16 @@ class Synthetic:
         return results
 
     @staticmethod
-    def experiment(res: dict) -> dict:
+    def experiment(res: dict):
         """The experiment summary (experiment.json) around analysed conditions, with one crosscoder's ranking."""
         from tooldiff.experiment.analysis import sweep_summary
+        from tooldiff.experiment.summary import summary_of
 
-        ranking = {"latents": [{"latent": 7, "group": "a_excl", "delta": 0.1, "strict_d": 1.0, "rl_dominant": False}],
-                   "best": {"strict": {"a_excl": 7}}, "n": {"call": 20}, "least_related": [3]}
-        return {"conditions": list(res.values()), "rankings": {"cc0": ranking}, "crosscoders": {"cc0": {}},
-                "sweep": sweep_summary(res), "layer": 1, "n_test": Synthetic.N, "config": {"seed": 0}}
+        latent = {"latent": 7, "group": "a_excl", "rl_dominant": False, "delta": 0.1, "rl_norm_share": 0.9,
+                  "strict_d": 1.0, "strict_auroc": 0.8, "nu_eps": 0.0, "nu_r": 0.0, "firing": {"call": 0.5}}
+        ranking = {"n": {"call": 20}, "latents": [latent], "best": {"strict": {"a_excl": 7}}, "least_related": [3]}
+        return summary_of({"conditions": list(res.values()), "rankings": {"cc0": ranking}, "crosscoders": {"cc0": {}},
+                           "sweep": sweep_summary(res), "layer": 1, "n_test": Synthetic.N, "config": {"seed": 0}})
 
 
 @pytest.fixture(scope="session")

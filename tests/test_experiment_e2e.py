@@ -8,6 +8,7 @@ import pytest
 
 from tooldiff.errors import UserError
 from tooldiff.experiment import run_experiment
+from tooldiff.experiment.summary import read_summary
 from tooldiff.report import write_report
 
 
@@ -33,17 +34,18 @@ def test_experiment_writes_every_condition_and_resumes_without_regenerating(tiny
     summary = experiment[0]
     shutil.copytree(experiment[1], tmp_path, dirs_exist_ok=True)
     lines = (tmp_path / "results.jsonl").read_text().splitlines()
-    assert len(lines) == len(summary["conditions"]) > 20
-    roles = {c["role"] for c in summary["conditions"]}
+    assert len(lines) == len(summary.conditions) > 20
+    roles = {c.role for c in summary.conditions}
     assert {"reference", "effect", "control_random", "control_unrelated", "baseline"} <= roles
-    assert all(c["metrics"]["n"] == 9 for c in summary["conditions"])
-    assert set(summary["rankings"]) == {"plain", "dfc"}
+    assert all(c.metrics["n"] == 9 for c in summary.conditions)
+    assert set(summary.rankings) == {"plain", "dfc"}
+    assert json.dumps(read_summary(experiment[1]).to_dict()) == json.dumps(summary.to_dict())  # NaN != NaN
 
     # a crash mid-write: drop the last half and tear the final line; the rerun redoes only those
     keep = len(lines) // 2
     (tmp_path / "results.jsonl").write_text("\n".join(lines[:keep]) + "\n" + lines[keep][:40])
     again = run_experiment(tiny_study.pair, crosscoders, tmp_path, cfg)
-    assert {c["key"] for c in again["conditions"]} == {c["key"] for c in summary["conditions"]}
+    assert {c.key for c in again.conditions} == {c.key for c in summary.conditions}
 
     # a finished run regenerates nothing at all
     import tooldiff.experiment.runner as runner
@@ -52,7 +54,7 @@ def test_experiment_writes_every_condition_and_resumes_without_regenerating(tiny
     run_experiment(tiny_study.pair, crosscoders, tmp_path, cfg)
 
     results = write_report(summary, tmp_path / "report")
-    assert set(results) >= {"models", "conditions", "features", "crosscoders"}
+    assert results.models["rl"] and results.conditions and results.features and results.crosscoders
     assert (tmp_path / "report" / "report.md").read_text().count("## ") >= 4
     assert (tmp_path / "report" / "dose_response.png").stat().st_size > 1000
 
@@ -102,8 +104,8 @@ def test_the_server_lists_the_ranking_the_experiment_wrote(tiny_organism, crossc
 
     listing = asyncio.run(get("/v1/steering/features?limit=1000"))
     assert listing["source"] == str((out / "features" / "dfc.json").resolve()) and "note" not in listing
-    ranked = summary["rankings"]["dfc"]["latents"]
-    assert [row["latent"] for row in listing["data"]] == [row["latent"] for row in ranked]
-    assert listing["data"][0]["strict_auroc"] == ranked[0]["strict_auroc"]
+    ranked = summary.rankings["dfc"].latents
+    assert [row["latent"] for row in listing["data"]] == [row.latent for row in ranked]
+    assert listing["data"][0]["strict_auroc"] == ranked[0].strict_auroc
     with pytest.raises(UserError, match="computed from other weights"):  # another crosscoder's ranking
         load_served(settings.model_copy(update={"features": str(out / "features" / "plain.json")}))

@@ -127,6 +127,6 @@ def test_run_study_end_to_end_on_the_organism_pair(tiny_organism, tmp_path):
     assert (out / "results.json").is_file() and (out / "report.md").is_file()
     assert not list(out.rglob("organism.json")), "the pipeline needs no organism file for a real pair"
     assert (out / "crosscoders" / "dfc" / "config.json").is_file()
-    conditions = results["conditions"]
-    assert {c["intervention"] for c in conditions} >= {"none", "reconstruct", "steer"}
-    assert all(c["metrics"]["n"] == 6 for c in conditions)
+    conditions = results.conditions
+    assert {c.intervention for c in conditions} >= {"none", "reconstruct", "steer"}
+    assert all(c.metrics["n"] == 6 for c in conditions)

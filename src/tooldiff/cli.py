@@ -193,7 +193,7 @@ def dashboard(
     out: Optional[Path] = typer.Option(None, help="Output directory, replaced whole (default: EXPERIMENT/dashboard)."),
     crosscoders: Optional[Path] = typer.Option(None, help="The crosscoder checkpoints (default: RUN/crosscoders beside "
                                                           "RUN/experiment, the layout of demo and run)."),
-    organism: Optional[Path] = typer.Option(None, help="The organism (or study pair) holding the test prompts "
+    organism: Optional[Path] = typer.Option(None, help="The organism (or a study's test JSONL) holding the test prompts "
                                                        "(default: the one beside the RL model)."),
     results: Optional[Path] = typer.Option(None, help="results.json with the findings and the positive-control verdict "
                                                       "(default: EXPERIMENT/results.json, else computed)."),

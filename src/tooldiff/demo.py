@@ -13,7 +13,6 @@ crosscoder training ~8x slower (benchmarks/demo_time.py reports CPU beside wall 
 
 from __future__ import annotations
 
-import json
 import multiprocessing
 import os
 import sys
@@ -56,7 +55,7 @@ class Clock:
 
 
 def study(pair, out: Path, sweep: Path, exp_cfg, clock: Clock, tag: str,
-          harvest_positions: str = "decision") -> dict:
+          harvest_positions: str = "decision"):
     """harvest → train → experiment for one organism's pair; returns the experiment summary."""
     from tooldiff.pipeline import HarvestOptions, run_pipeline
 
@@ -89,9 +88,10 @@ def organisms(out: Path, preset: str, seed: int, threads: int, rebuild: bool, po
 
 def run_demo(out: Path, preset: str = "default", seed: int = 0, sweep: str | Path | None = None,
              n_per_kind: int = 60, positive_control: bool = True, device: str = "cpu", threads: int = 1,
-             rebuild: bool = False) -> dict:
+             rebuild: bool = False):
     from tooldiff.experiment import load_experiment_config
     from tooldiff.pipeline import write_pipeline_report
+    from tooldiff.report import write_results
     from tooldiff.report.markdown import machine_description
 
     sweep = configs.resolve(sweep) if sweep is not None else DEMO_SWEEP
@@ -114,12 +114,12 @@ def run_demo(out: Path, preset: str = "default", seed: int = 0, sweep: str | Pat
     results = write_pipeline_report(experiment, out, pair, clock.stage, positive=positive, machine=machine)
     with clock.stage("dashboard"):
         dashboard(out, positive is not None, exp_cfg.device)
-    results["organism_source"], results["machine"] = source, machine
-    results["finished_at"] = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    results["timings_s"], results["cpu_s"] = clock.wall, clock.cpu
-    results["wall_s"] = round(time.perf_counter() - started, 1)  # the rank1 stages overlap the full study
-    (out / "results.json").write_text(json.dumps(results, indent=1))
-    console.print(f"[bold green]demo done[/] in {results['wall_s']:.0f} s: {out / 'report.md'}")
+    results = results.with_facts(
+        organism_source=source, machine=machine, finished_at=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        timings_s=clock.wall, cpu_s=clock.cpu,
+        wall_s=round(time.perf_counter() - started, 1))  # the rank1 stages overlap the full study
+    write_results(results, out)
+    console.print(f"[bold green]demo done[/] in {results.wall_s:.0f} s: {out / 'report.md'}")
     return results
 
 

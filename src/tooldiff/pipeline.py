@@ -42,10 +42,11 @@ def _untimed(name: str) -> AbstractContextManager:
 
 def run_pipeline(pair: ModelPair, sweep, experiment_config: ExperimentConfig, out: Path,
                  harvest: HarvestOptions = HarvestOptions(), timer: Timer = _untimed,
-                 report: bool = True) -> dict:
+                 report: bool = True):
     """Harvest `pair` on its train split, train `sweep` (a TOML path or SweepConfig), run the
     experiment with `experiment_config` and, with `report`, write out/results.json and report.md.
-    Returns the results (with `report`) or the experiment summary."""
+    Returns the results (report.Results, with `report`) or the experiment summary
+    (experiment.summary.ExperimentSummary)."""
     from tooldiff.activations import harvest_pair
     from tooldiff.crosscoder import train_sweep
     from tooldiff.experiment import run_experiment
@@ -65,9 +66,10 @@ def run_pipeline(pair: ModelPair, sweep, experiment_config: ExperimentConfig, ou
     return write_pipeline_report(summary, out, pair, timer)
 
 
-def write_pipeline_report(summary: dict, out: Path, pair: Optional[ModelPair], timer: Timer = _untimed,
-                          positive: Optional[dict] = None, machine: Optional[str] = None) -> dict:
-    """The report stage: results.json, report.md and the plots in `out`."""
+def write_pipeline_report(summary, out: Path, pair: Optional[ModelPair], timer: Timer = _untimed,
+                          positive=None, machine: Optional[str] = None):
+    """The report stage: results.json, report.md and the plots in `out` (report.Results); `summary`
+    is the experiment's, `positive` the positive control's verdict if one ran."""
     from tooldiff.report import write_report
 
     with timer("report"):

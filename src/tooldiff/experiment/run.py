@@ -16,6 +16,7 @@ from tooldiff.experiment.conditions import A, B, crosscoder_conditions, none_con
 from tooldiff.experiment.config import ExperimentConfig
 from tooldiff.experiment.data import CALIBRATION_FILE, calibration_acts, stratified_sample
 from tooldiff.experiment.runner import run_conditions
+from tooldiff.experiment.summary import ExperimentSummary, summary_of, write_summary
 from tooldiff.features import CalibrationActs, plot_d_vs_delta, rank_features
 from tooldiff.features.ranking import write_ranking
 from tooldiff.pair import ModelPair, write_records
@@ -97,7 +98,7 @@ def planted_check(cc, planted_D: torch.Tensor, top: list[int], acts: Calibration
     return found
 
 
-def run_experiment(pair: ModelPair, crosscoders: Path, out: Path, config: ExperimentConfig) -> dict:
+def run_experiment(pair: ModelPair, crosscoders: Path, out: Path, config: ExperimentConfig) -> ExperimentSummary:
     """Run the whole grid on `pair` (its calibration and test prompts, its planted direction if
     any); returns the analysed results (also written to out/experiment.json)."""
     tokenizer, base, rl = pair.load_models(config.device)
@@ -119,10 +120,12 @@ def run_experiment(pair: ModelPair, crosscoders: Path, out: Path, config: Experi
     kinds = [r["kind"] for r in test]
     add_effects(results, kinds, config.seed, config.n_boot)
     add_verdicts(results)
-    summary = {"layer": layer, "n_test": len(test), "test_ids": [r["id"] for r in test], "config": config.model_dump(),
-               "conditions": list(results.values()), "sweep": sweep_summary(results), "rankings": rankings,
-               "crosscoders": {n: _train_metrics(Path(crosscoders), n) for n in ccs}, "positive_control": positive}
-    (out / "experiment.json").write_text(json.dumps(summary, indent=1))
+    summary = summary_of({"layer": layer, "n_test": len(test), "test_ids": [r["id"] for r in test],
+                          "config": config.model_dump(), "conditions": list(results.values()),
+                          "sweep": sweep_summary(results), "rankings": rankings,
+                          "crosscoders": {n: _train_metrics(Path(crosscoders), n) for n in ccs},
+                          "positive_control": positive})
+    write_summary(summary, out)
     return summary
 
 

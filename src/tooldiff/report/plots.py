@@ -78,9 +78,10 @@ def plot_dose_response(results: dict, path: Path) -> Path:
 
 
 def plot_delta_histogram(rankings: dict, path: Path) -> Path:
+    """Δ of every latent, one step histogram per crosscoder (`rankings`: name -> FeatureRanking)."""
     fig, ax = plt.subplots(figsize=(6, 3.5))
     for name, ranking in rankings.items():
-        ax.hist([r["delta"] for r in ranking["latents"]], bins=40, range=(0, 1), histtype="step", label=name)
+        ax.hist([r.delta for r in ranking.latents], bins=40, range=(0, 1), histtype="step", label=name)
     ax.set_xlabel("Δ relative decoder norm (0 = RL only, 1 = base only)")
     ax.set_ylabel("latents")
     ax.legend(fontsize=6)

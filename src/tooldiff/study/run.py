@@ -91,14 +91,16 @@ def study_experiment_config(cfg: StudyConfig):
                                    "parse_format": PARSE_FORMAT[cfg.pair.prompt_format], **cfg.experiment})
 
 
-def run_study(cfg: StudyConfig, plan: bool = False, out: Optional[Path] = None) -> dict:
-    """Run (or, with `plan`, only estimate) the whole study; returns the results or the plan."""
+def run_study(cfg: StudyConfig, plan: bool = False, out: Optional[Path] = None):
+    """Run (or, with `plan`, only estimate) the whole study; returns the results (report.Results)
+    or the plan (a dict)."""
     sweep = study_sweep(cfg)
     if plan:
         estimate = plan_study(cfg, sweep)
         print_plan(cfg, estimate, Console())
         return estimate.to_dict()
     from tooldiff.pipeline import HarvestOptions, run_pipeline
+    from tooldiff.report import write_results
 
     out = Path(out) if out is not None else cfg.work_path(cfg.out)
     rt, timings = cfg.runtime, {}
@@ -108,9 +110,8 @@ def run_study(cfg: StudyConfig, plan: bool = False, out: Optional[Path] = None) 
     harvest = HarvestOptions(positions=cfg.pair.positions, batch_size=rt.harvest_batch_size, shard_rows=rt.shard_rows,
                              dtype=rt.store_dtype, model_dtype=rt.dtype)
     results = run_pipeline(pair, sweep, exp_cfg, out, harvest=harvest, timer=lambda name: stage(name, timings))
-    results["timings_s"] = timings
-    results["study"] = cfg.model_dump(mode="json")
-    (out / "results.json").write_text(json.dumps(results, indent=1))
+    results = results.with_facts(timings_s=timings, study=cfg.model_dump(mode="json"))
+    write_results(results, out)
     console.print(f"[bold green]study done[/] in {sum(timings.values()):.0f} s: {out / 'report.md'}")
     return results
 
