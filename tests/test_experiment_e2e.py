@@ -37,7 +37,7 @@ def test_experiment_writes_every_condition_and_resumes_without_regenerating(tiny
     assert len(lines) == len(summary.conditions) > 20
     roles = {c.role for c in summary.conditions}
     assert {"reference", "effect", "control_random", "control_unrelated", "baseline"} <= roles
-    assert all(c.metrics["n"] == 9 for c in summary.conditions)
+    assert all(c.metrics.n == 9 for c in summary.conditions)
     assert set(summary.rankings) == {"plain", "dfc"}
     assert json.dumps(read_summary(experiment[1]).to_dict()) == json.dumps(summary.to_dict())  # NaN != NaN
 

@@ -129,4 +129,4 @@ def test_run_study_end_to_end_on_the_organism_pair(tiny_organism, tmp_path):
     assert (out / "crosscoders" / "dfc" / "config.json").is_file()
     conditions = results.conditions
     assert {c.intervention for c in conditions} >= {"none", "reconstruct", "steer"}
-    assert all(c.metrics["n"] == 6 for c in conditions)
+    assert all(c.metrics.n == 6 for c in conditions)

@@ -19,7 +19,7 @@ def write_report(experiment: ExperimentSummary, out: Path, organism_info: dict |
     out.mkdir(parents=True, exist_ok=True)
     results = build_results(experiment, organism_info, positive)
     write_results(results, out)
-    plots = {"dose-response": plot_dose_response(results.to_dict(), out / "dose_response.png").name,
+    plots = {"dose-response": plot_dose_response(results, out / "dose_response.png").name,
              "Δ histogram": plot_delta_histogram(experiment.rankings, out / "delta_hist.png").name}
     for name in experiment.rankings:
         src = ranking_file(out, name).with_suffix(".png")  # where the experiment put it, when out is its directory
