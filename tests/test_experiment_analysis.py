@@ -68,7 +68,7 @@ def _positive_control_run(cosine: float, ablation_diff: float, beats: bool, dire
         return {"key": f"rl/{intervention}/{name}", "intervention": intervention, "role": "effect", "model": "rl",
                 "crosscoder": name, "features": [3], "metrics": metrics,
                 "effect": {"call_rate": {"diff": diff, "ci95": [diff - 0.1, diff + 0.1]}},
-                "verdict": {"call_rate": {"beats_controls": beats}}}
+                "verdict": {"call_rate": {"excludes_zero": True, "beats_controls": beats, "n_controls": 1}}}
 
     found = {"best_latent": 3, "best_abs_cosine": cosine, "best_group": "a_excl",
              "top_ranked_latent": 3, "top_ranked_abs_cosine": cosine}

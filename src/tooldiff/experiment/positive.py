@@ -55,7 +55,7 @@ def crosscoder_kind(name: str) -> str:
 
 
 def _ablation_line(c: ConditionResult, kind: str, rl_call_rate: float) -> str:
-    effect, beats = c.effect["call_rate"], c.verdict["call_rate"]["beats_controls"]
+    effect, beats = c.effect["call_rate"], c.verdict["call_rate"].beats_controls
     return (f"{c.crosscoder}: {kind.replace('_', ' ')} of latent {c.features[0]} "
             f"in RL changes the call rate by {100 * effect.diff:+.1f} pp (CI {100 * effect.ci95[0]:+.1f}, "
             f"{100 * effect.ci95[1]:+.1f}) from {100 * rl_call_rate:.1f} %; beyond controls: {beats}")
@@ -76,7 +76,7 @@ def _verdicts(pc: ExperimentSummary, criteria: PositiveCriteria) -> tuple[dict[s
         v = verdicts.setdefault(c.crosscoder,
                                 {"recovered": (found.top_ranked_abs_cosine or 0.0) > criteria.planted_cosine})
         v[kind] = {"removes_most_calls": -effect.diff > criteria.most_calls * rl_call_rate,
-                   "beats_controls": c.verdict["call_rate"]["beats_controls"], "call_rate_diff": effect.diff}
+                   "beats_controls": c.verdict["call_rate"].beats_controls, "call_rate_diff": effect.diff}
         lines.append(_ablation_line(c, kind, rl_call_rate))
     for v in verdicts.values():
         for kind in criteria.ablations.values():

@@ -64,6 +64,23 @@ class SweepRow(Record):
     std_diff: Num
 
 
+class KindRates(Record):
+    """Strict correctness and call rate on the test prompts of one request kind."""
+
+    n: int
+    strict: Num
+    call_rate: Num
+
+
+class Verdict(Record):
+    """Does an effect's CI exclude 0, and does it beat its control panel (experiment.analysis)?"""
+
+    excludes_zero: bool
+    beats_controls: bool
+    n_controls: int
+    control_range: Optional[list[Num]] = None  # the controls' smallest and largest effect
+
+
 class ConditionResult(Record):
     """One scored condition (a line of results.jsonl), with its effects and verdicts once analysed."""
 
@@ -82,9 +99,9 @@ class ConditionResult(Record):
     valid: list[int] = []
     made_call: list[int] = []
     examples: list[dict[str, Any]] = []
-    per_kind: Optional[dict[str, dict[str, Num]]] = None
+    per_kind: Optional[dict[str, KindRates]] = None
     effect: Optional[dict[str, Effect]] = None  # metric -> effect against `none`; absent for `none` itself
-    verdict: Optional[dict[str, dict[str, Any]]] = None
+    verdict: Optional[dict[str, Verdict]] = None  # metric -> verdict; effects with controls only
 
     def call_rate(self) -> float:
         """The share of test prompts on which the model made a call."""

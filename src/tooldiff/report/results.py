@@ -12,7 +12,8 @@ from typing import Any, ClassVar, Optional, Union
 
 from tooldiff.artifacts import Artifact, Num, Record, read_artifact, write_artifact
 from tooldiff.experiment.positive import PositiveSummary, crosscoder_kind  # noqa: F401 - the report's name for it
-from tooldiff.experiment.summary import ConditionResult, Effect, ExperimentSummary, ModelMetrics, Stat, SweepRow
+from tooldiff.experiment.summary import (ConditionResult, Effect, ExperimentSummary, KindRates, ModelMetrics, Stat,
+                                         SweepRow, Verdict)
 
 RESULTS_FILE = "results.json"
 CONDITION_KEYS = ("model", "intervention", "crosscoder", "features", "alpha", "dose", "positions", "role",
@@ -35,9 +36,9 @@ class ReportCondition(Record):
     rivals: Optional[list[str]] = None
     key: Optional[str] = None
     metrics: ModelMetrics
-    per_kind: Optional[dict[str, dict[str, Num]]] = None
+    per_kind: Optional[dict[str, KindRates]] = None
     effect: Optional[dict[str, Effect]] = None
-    verdict: Optional[dict[str, dict[str, Any]]] = None
+    verdict: Optional[dict[str, Verdict]] = None
 
 
 class TransferRow(Record):
@@ -157,14 +158,14 @@ def single_latent_claim(conditions: list[ReportCondition]) -> dict:
     excludes 0 and beyond its control panel? Answered from the numbers, whichever way."""
     tried = [c for c in conditions if c.role == "effect" and c.intervention in SINGLE_LATENT_OPS
              and len(c.features) == 1 and c.verdict]
-    winners = [c for c in tried if c.verdict["strict"]["beats_controls"]]
+    winners = [c for c in tried if c.verdict["strict"].beats_controls]
     best = max(tried, key=lambda c: abs(c.effect["strict"].diff), default=None)
     none = {c.model: c for c in conditions if c.intervention == "none"}
     return {
         "holds": bool(winners),
         "n_tried": len(tried),
         "winners": [_row(c, call_rate_by_kind=_call_rates(none.get(c.model), c)) for c in winners],
-        "largest": None if best is None else _row(best, control_range=best.verdict["strict"]["control_range"]),
+        "largest": None if best is None else _row(best, control_range=best.verdict["strict"].control_range),
     }
 
 
@@ -182,7 +183,7 @@ def _call_rates(none: ReportCondition | None, condition: ReportCondition) -> dic
     """Call rate per request kind, [without intervention, with it]: where a strict effect comes from
     (more right calls, or calls where none belong)."""
     before, after = (none.per_kind if none else None) or {}, condition.per_kind or {}
-    return {k: [before[k]["call_rate"], after[k]["call_rate"]] for k in after if k in before}
+    return {k: [before[k].call_rate, after[k].call_rate] for k in after if k in before}
 
 
 def dfc_vs_dom(conditions: list[ReportCondition]) -> list[dict]:

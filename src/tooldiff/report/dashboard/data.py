@@ -295,13 +295,18 @@ def _effect(raw: SummaryEffect) -> Effect:
     return Effect(raw.diff, raw.ci95[0], raw.ci95[1], raw.p_value, int(raw.n))
 
 
+def _dicts(records: Optional[dict]) -> dict:
+    """{name: record} as the plain dicts the pages embed."""
+    return {k: v.to_dict() for k, v in (records or {}).items()}
+
+
 def _condition(raw: ConditionResult) -> Condition:
     effect = raw.effect or {}
     return Condition(
         key=raw.key, model=raw.model, intervention=raw.intervention, crosscoder=raw.crosscoder,
         features=tuple(raw.features), alpha=raw.alpha, dose=raw.dose, role=raw.role, controls=tuple(raw.controls),
-        rivals=tuple(raw.rivals), metrics=raw.metrics.to_dict(), per_kind=raw.per_kind or {},
-        effect={m: _effect(effect[m]) for m in METRICS if m in effect}, verdict=raw.verdict or {},
+        rivals=tuple(raw.rivals), metrics=raw.metrics.to_dict(), per_kind=_dicts(raw.per_kind),
+        effect={m: _effect(effect[m]) for m in METRICS if m in effect}, verdict=_dicts(raw.verdict),
         examples=tuple(Example(e["id"], e["output"]) for e in raw.examples))
 
 
