@@ -19,7 +19,6 @@ Exits 1 when install + demo (shipped pair) is over the target. Not run in CI.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import resource
 import shutil
@@ -62,8 +61,10 @@ def run_and_report(cli: Path, out: Path, args, rebuild: bool, install_s: float =
         shutil.rmtree(out)
     load_before = os.getloadavg()[0]
     wall, cpu = timed(demo_cmd(cli, out, args, rebuild))
-    results = json.loads((out / "results.json").read_text())
-    print(f"\n{' '.join(demo_cmd(cli, out, args, rebuild)[1:])}  (organism {results.get('organism_source')})")
+    from tooldiff.report.results import read_results
+
+    results = read_results(out / "results.json")
+    print(f"\n{' '.join(demo_cmd(cli, out, args, rebuild)[1:])}  (organism {results.organism_source})")
     print(table(results, wall, cpu, args.target, (load_before, os.getloadavg()[0])))
     if install_s:
         total = install_s + wall
@@ -72,11 +73,11 @@ def run_and_report(cli: Path, out: Path, args, rebuild: bool, install_s: float =
     return install_s + wall
 
 
-def table(results: dict, wall: float, cpu: float, target: float, loads: tuple) -> str:
+def table(results, wall: float, cpu: float, target: float, loads: tuple) -> str:
     """Stages in order, wall and CPU seconds. The positive control's stages ran in a child process
     beside the full study, so they overlap it and are listed apart (the parent's wait for them is
     its own row)."""
-    timings, cpu_s = results["timings_s"], results.get("cpu_s", {})
+    timings, cpu_s = results.timings_s or {}, results.cpu_s or {}
     beside = [n for n in timings if n.startswith(("organism (rank1)", "rank1: "))]
     main = [n for n in timings if n not in beside]
     width = max(len(name) for name in timings) + 4

@@ -145,11 +145,13 @@ lr = 1e-3
 
     def __init__(self, organism: Path, root: Path):
         from tooldiff.experiment import load_experiment_config, run_experiment
+        from tooldiff.organism import load_organism
 
         self.organism, self.root = organism, root
+        self.pair = load_organism(organism, models=False).as_pair()
         self.crosscoders, self.experiment = root / "crosscoders", root / "experiment"
         self.config = load_experiment_config(self.GRID)
-        self.summary = run_experiment(organism, self.crosscoders, self.experiment, self.config)
+        self.summary = run_experiment(self.pair, self.crosscoders, self.experiment, self.config)
 
 
 @pytest.fixture(scope="session")
@@ -177,6 +179,8 @@ class TinyDashboard:
                      "n_boot": 50, "max_new_tokens": 8}
 
     def __init__(self, study: TinyStudy, out: Path):
+        from dataclasses import replace
+
         import torch
 
         from tooldiff.experiment import load_experiment_config, run_experiment
@@ -189,8 +193,8 @@ class TinyDashboard:
         acts = calibration_acts(study.experiment / "calibration_acts", study.experiment / "calibration.jsonl")
         planted_D = model_shift(acts.x_NMD, torch.tensor([k in TOOL_KINDS for k in acts.kinds]))
         self.positive = study.root / "experiment-positive"
-        self.positive_summary = run_experiment(study.organism, study.crosscoders / "dfc", self.positive,
-                                               load_experiment_config(self.POSITIVE_GRID), planted_D=planted_D)
+        self.positive_summary = run_experiment(replace(study.pair, planted_D=planted_D), study.crosscoders / "dfc",
+                                               self.positive, load_experiment_config(self.POSITIVE_GRID))
         self.study, self.results = study, write_report(study.summary, out / "report")
         self.paths = RunPaths(study.experiment, results=out / "report" / "results.json", positive=self.positive)
         self.made = write_dashboard(self.paths, out / "dashboard")
@@ -374,14 +378,16 @@ class Synthetic:
         return results
 
     @staticmethod
-    def experiment(res: dict) -> dict:
+    def experiment(res: dict):
         """The experiment summary (experiment.json) around analysed conditions, with one crosscoder's ranking."""
         from tooldiff.experiment.analysis import sweep_summary
+        from tooldiff.experiment.summary import summary_of
 
-        ranking = {"latents": [{"latent": 7, "group": "a_excl", "delta": 0.1, "strict_d": 1.0, "rl_dominant": False}],
-                   "best": {"strict": {"a_excl": 7}}, "n": {"call": 20}, "least_related": [3]}
-        return {"conditions": list(res.values()), "rankings": {"cc0": ranking}, "crosscoders": {"cc0": {}},
-                "sweep": sweep_summary(res), "layer": 1, "n_test": Synthetic.N, "config": {"seed": 0}}
+        latent = {"latent": 7, "group": "a_excl", "rl_dominant": False, "delta": 0.1, "rl_norm_share": 0.9,
+                  "strict_d": 1.0, "strict_auroc": 0.8, "nu_eps": 0.0, "nu_r": 0.0, "firing": {"call": 0.5}}
+        ranking = {"n": {"call": 20}, "latents": [latent], "best": {"strict": {"a_excl": 7}}, "least_related": [3]}
+        return summary_of({"conditions": list(res.values()), "rankings": {"cc0": ranking}, "crosscoders": {"cc0": {}},
+                           "sweep": sweep_summary(res), "layer": 1, "n_test": Synthetic.N, "config": {"seed": 0}})
 
 
 @pytest.fixture(scope="session")

@@ -47,33 +47,51 @@ def test_nan_alpha_in_experiment_config_is_a_user_error():
         load_experiment_config({"unknown_key": 1})
 
 
+def _rank1_experiment(conditions: list[dict], found: dict):
+    """An experiment summary around the conditions of a rank1 run and its planted checks."""
+    from tooldiff.experiment.summary import summary_of
+
+    return summary_of({"layer": 1, "n_test": 10, "config": {"seed": 0}, "conditions": conditions, "sweep": [],
+                       "rankings": {}, "crosscoders": {}, "positive_control": found})
+
+
 def _positive_control_run(cosine: float, ablation_diff: float, beats: bool, direction_diff: float = 0.0,
-                          name: str = "dfc") -> dict:
+                          name: str = "dfc"):
     """A minimal rank1 experiment: RL calls on 8 of 10 prompts; the top latent ablated, and its
     direction projected out."""
-    none = {"intervention": "none", "model": "rl", "made_call": [1] * 8 + [0] * 2, "metrics": {}}
+    stat = {"mean": 0.5, "ci95": [0.4, 0.6]}
+    metrics = {"n": 10, "strict": stat, "lenient": stat, "trigger": {}, "calls_per_prompt": 0.8}
+    none = {"key": "rl/none", "intervention": "none", "model": "rl", "role": "reference",
+            "made_call": [1] * 8 + [0] * 2, "metrics": metrics}
 
     def effect(intervention: str, diff: float) -> dict:
-        return {"intervention": intervention, "role": "effect", "model": "rl", "crosscoder": name, "features": [3],
+        return {"key": f"rl/{intervention}/{name}", "intervention": intervention, "role": "effect", "model": "rl",
+                "crosscoder": name, "features": [3], "metrics": metrics,
                 "effect": {"call_rate": {"diff": diff, "ci95": [diff - 0.1, diff + 0.1]}},
-                "verdict": {"call_rate": {"beats_controls": beats}}}
+                "verdict": {"call_rate": {"excludes_zero": True, "beats_controls": beats, "n_controls": 1}}}
 
     found = {"best_latent": 3, "best_abs_cosine": cosine, "best_group": "a_excl",
              "top_ranked_latent": 3, "top_ranked_abs_cosine": cosine}
-    return {"conditions": [none, effect("ablate", ablation_diff), effect("ablate_direction", direction_diff)],
-            "positive_control": {name: found}}
+    return _rank1_experiment([none, effect("ablate", ablation_diff), effect("ablate_direction", direction_diff)],
+                             {name: found})
+
+
+def _joined(first, second):
+    """Two rank1 runs as one: the first's `none`, both runs' ablations and planted checks."""
+    return _rank1_experiment([c.to_dict() for c in first.conditions + second.conditions[1:]],
+                             {n: p.to_dict() for n, p in (first.positive_control | second.positive_control).items()})
 
 
 def test_the_positive_control_passes_only_on_all_three_criteria():
     from tooldiff.experiment.positive import positive_summary
 
-    assert positive_summary(_positive_control_run(0.95, -0.6, True))["passed"]
-    assert not positive_summary(_positive_control_run(0.85, -0.6, True))["passed"]  # direction not recovered
-    assert not positive_summary(_positive_control_run(0.95, -0.3, True))["passed"]  # removes 0.3 of 0.8: not most
-    assert not positive_summary(_positive_control_run(0.95, -0.6, False))["passed"]  # within its control panel
+    assert positive_summary(_positive_control_run(0.95, -0.6, True)).passed
+    assert not positive_summary(_positive_control_run(0.85, -0.6, True)).passed  # direction not recovered
+    assert not positive_summary(_positive_control_run(0.95, -0.3, True)).passed  # removes 0.3 of 0.8: not most
+    assert not positive_summary(_positive_control_run(0.95, -0.6, False)).passed  # within its control panel
     summary = positive_summary(_positive_control_run(0.95, -0.3, True, direction_diff=-0.7))
-    assert not summary["passed"] and summary["passed_by_direction"]  # the two readings of "ablation", apart
-    verdict = summary["verdicts"]["dfc"]
+    assert not summary.passed and summary.passed_by_direction  # the two readings of "ablation", apart
+    verdict = summary.verdicts["dfc"]
     assert verdict["latent_ablation"] == {"removes_most_calls": False, "beats_controls": True, "call_rate_diff": -0.3}
     assert verdict["direction_ablation"]["removes_most_calls"] and not verdict["passed_by_latent_ablation"]
 
@@ -84,18 +102,14 @@ def test_the_positive_control_validates_only_the_kinds_that_passed():
 
     untied = _positive_control_run(0.97, -0.01, False, direction_diff=-0.6, name="dfc-k8-s0")
     tied = _positive_control_run(0.99, -0.7, True, name="dfc-tied-k8-s0")
-    both = {"conditions": untied["conditions"] + tied["conditions"][1:],
-            "positive_control": untied["positive_control"] | tied["positive_control"]}
-    summary = positive_summary(both)
-    assert summary["passed"] and summary["passed_by"] == ["dfc-tied-k8-s0"]
-    assert summary["validated_kinds"] == ["dfc-tied-k8"] == [crosscoder_kind("dfc-tied-k8-s12")]
-    assert not summary["verdicts"]["dfc-k8-s0"]["passed_by_latent_ablation"]
+    summary = positive_summary(_joined(untied, tied))
+    assert summary.passed and summary.passed_by == ["dfc-tied-k8-s0"]
+    assert summary.validated_kinds == ["dfc-tied-k8"] == [crosscoder_kind("dfc-tied-k8-s12")]
+    assert not summary.verdicts["dfc-k8-s0"]["passed_by_latent_ablation"]
     # One seed of a kind failing is enough to leave the kind unvalidated.
     tied_s1 = _positive_control_run(0.99, -0.2, True, name="dfc-tied-k8-s1")
-    seeds = {"conditions": tied["conditions"] + tied_s1["conditions"][1:],
-             "positive_control": tied["positive_control"] | tied_s1["positive_control"]}
-    summary = positive_summary(seeds)
-    assert not summary["passed"] and summary["passed_by"] == ["dfc-tied-k8-s0"] and summary["validated_kinds"] == []
+    summary = positive_summary(_joined(tied, tied_s1))
+    assert not summary.passed and summary.passed_by == ["dfc-tied-k8-s0"] and summary.validated_kinds == []
 
 
 def test_planted_check_measures_the_share_of_the_planted_shift_a_latent_carries():

@@ -2,11 +2,13 @@
 
 import json
 import shutil
+from dataclasses import replace
 
 import pytest
 
 from tooldiff.errors import UserError
 from tooldiff.experiment import run_experiment
+from tooldiff.experiment.summary import read_summary
 from tooldiff.report import write_report
 
 
@@ -26,58 +28,58 @@ def grid(tiny_study):
     return tiny_study.config
 
 
-def test_experiment_writes_every_condition_and_resumes_without_regenerating(tiny_organism, crosscoders, experiment,
+def test_experiment_writes_every_condition_and_resumes_without_regenerating(tiny_study, crosscoders, experiment,
                                                                           grid, tmp_path, monkeypatch):
     cfg = grid
     summary = experiment[0]
     shutil.copytree(experiment[1], tmp_path, dirs_exist_ok=True)
     lines = (tmp_path / "results.jsonl").read_text().splitlines()
-    assert len(lines) == len(summary["conditions"]) > 20
-    roles = {c["role"] for c in summary["conditions"]}
+    assert len(lines) == len(summary.conditions) > 20
+    roles = {c.role for c in summary.conditions}
     assert {"reference", "effect", "control_random", "control_unrelated", "baseline"} <= roles
-    assert all(c["metrics"]["n"] == 9 for c in summary["conditions"])
-    assert set(summary["rankings"]) == {"plain", "dfc"}
+    assert all(c.metrics.n == 9 for c in summary.conditions)
+    assert set(summary.rankings) == {"plain", "dfc"}
+    assert json.dumps(read_summary(experiment[1]).to_dict()) == json.dumps(summary.to_dict())  # NaN != NaN
 
     # a crash mid-write: drop the last half and tear the final line; the rerun redoes only those
     keep = len(lines) // 2
     (tmp_path / "results.jsonl").write_text("\n".join(lines[:keep]) + "\n" + lines[keep][:40])
-    again = run_experiment(tiny_organism, crosscoders, tmp_path, cfg)
-    assert {c["key"] for c in again["conditions"]} == {c["key"] for c in summary["conditions"]}
+    again = run_experiment(tiny_study.pair, crosscoders, tmp_path, cfg)
+    assert {c.key for c in again.conditions} == {c.key for c in summary.conditions}
 
     # a finished run regenerates nothing at all
     import tooldiff.experiment.runner as runner
 
     monkeypatch.setattr(runner, "generate_completions", lambda *a, **k: pytest.fail("regenerated a finished condition"))
-    run_experiment(tiny_organism, crosscoders, tmp_path, cfg)
+    run_experiment(tiny_study.pair, crosscoders, tmp_path, cfg)
 
     results = write_report(summary, tmp_path / "report")
-    assert set(results) >= {"models", "conditions", "features", "crosscoders"}
+    assert results.models["rl"] and results.conditions and results.features and results.crosscoders
     assert (tmp_path / "report" / "report.md").read_text().count("## ") >= 4
     assert (tmp_path / "report" / "dose_response.png").stat().st_size > 1000
 
 
-def test_crosscoder_from_another_pair_is_refused(tiny_organism, crosscoders, grid, tmp_path):
+def test_crosscoder_from_another_pair_is_refused(tiny_study, crosscoders, grid, tmp_path):
     cc = tmp_path / "cc" / "dfc"
     shutil.copytree(crosscoders / "dfc", cc)
     meta = json.loads((cc / "config.json").read_text())
     meta["info"]["models"] = ["/somewhere/else/rl", "/somewhere/else/base"]
     (cc / "config.json").write_text(json.dumps(meta))
     with pytest.raises(UserError, match="trained on models"):
-        run_experiment(tiny_organism, cc, tmp_path / "out", grid)
+        run_experiment(tiny_study.pair, cc, tmp_path / "out", grid)
 
 
-def test_empty_test_split_is_refused(tiny_organism, crosscoders, grid, tmp_path):
-    org = tmp_path / "org"
-    shutil.copytree(tiny_organism, org)
-    test = org / "data" / "test.jsonl"
-    test.write_text("".join(l + "\n" for l in test.read_text().splitlines() if '"kind": "call"' not in l))
-    with pytest.raises(UserError):
-        run_experiment(org, crosscoders, tmp_path / "out", grid)
+def test_empty_test_split_is_refused(tiny_study, crosscoders, grid, tmp_path):
+    test = tmp_path / "test.jsonl"
+    test.write_text("".join(json.dumps(r) + "\n" for r in tiny_study.pair.records("test") if r["kind"] != "call"))
+    pair = replace(tiny_study.pair, splits={**tiny_study.pair.splits, "test": (test,)})
+    with pytest.raises(UserError, match="no 'call' prompts"):
+        run_experiment(pair, crosscoders, tmp_path / "out", grid)
 
 
-def test_missing_organism_is_refused(crosscoders, grid, tmp_path):
-    with pytest.raises(UserError, match="organism"):
-        run_experiment(tmp_path / "nothing", crosscoders, tmp_path / "out", grid)
+def test_a_pair_without_test_prompts_is_refused(tiny_study):
+    with pytest.raises(UserError, match="has no test prompts"):
+        replace(tiny_study.pair, splits={**tiny_study.pair.splits, "test": ()})
 
 
 def test_the_server_lists_the_ranking_the_experiment_wrote(tiny_organism, crosscoders, experiment):
@@ -102,8 +104,8 @@ def test_the_server_lists_the_ranking_the_experiment_wrote(tiny_organism, crossc
 
     listing = asyncio.run(get("/v1/steering/features?limit=1000"))
     assert listing["source"] == str((out / "features" / "dfc.json").resolve()) and "note" not in listing
-    ranked = summary["rankings"]["dfc"]["latents"]
-    assert [row["latent"] for row in listing["data"]] == [row["latent"] for row in ranked]
-    assert listing["data"][0]["strict_auroc"] == ranked[0]["strict_auroc"]
+    ranked = summary.rankings["dfc"].latents
+    assert [row["latent"] for row in listing["data"]] == [row.latent for row in ranked]
+    assert listing["data"][0]["strict_auroc"] == ranked[0].strict_auroc
     with pytest.raises(UserError, match="computed from other weights"):  # another crosscoder's ranking
         load_served(settings.model_copy(update={"features": str(out / "features" / "plain.json")}))

@@ -40,53 +40,54 @@ def test_the_index_shows_the_results_files_numbers(tiny_dashboard):
                 assert close(row[cols.index(f"fire_{kind}")], rate)
     results = tiny_dashboard.results
     for b in index["baselines"]:
-        assert b["strict"] == results["models"][b["model"]]["strict"] and b["n"] == results["models"][b["model"]]["n"]
-    assert index["findings"]["single_latent_tried"] == results["findings"]["single_latent"]["n_tried"]
-    assert index["findings"]["transfer"] == results["findings"]["dfc_vs_dom"]
+        model = results.models[b["model"]]
+        assert b["strict"] == model.strict.to_dict() and b["n"] == model.n
+    assert index["findings"]["single_latent_tried"] == results.findings.single_latent.n_tried
+    assert index["findings"]["transfer"] == [row.to_dict() for row in results.findings.dfc_vs_dom]
     metrics = {cc["name"]: cc for cc in index["crosscoders"]["main"]}
-    for name, trained in tiny_dashboard.study.summary["crosscoders"].items():
+    for name, trained in tiny_dashboard.study.summary.crosscoders.items():
         assert metrics[name]["fve"] == trained["fve"] and metrics[name]["l0"] == trained["l0"]
 
 
 def test_a_latent_page_shows_the_experiments_numbers(tiny_dashboard):
     summary = tiny_dashboard.study.summary
-    by_key = {c["key"]: c for c in summary["conditions"]}
-    effect = next(c for c in summary["conditions"] if c["role"] == "effect" and c["crosscoder"] == "dfc"
-                  and c["intervention"] == "steer" and len(c["features"]) == 1)
-    page = tiny_dashboard.data(f"latents/main-dfc-{effect['features'][0]}.html")
+    by_key = {c.key: c for c in summary.conditions}
+    effect = next(c for c in summary.conditions if c.role == "effect" and c.crosscoder == "dfc"
+                  and c.intervention == "steer" and len(c.features) == 1)
+    page = tiny_dashboard.data(f"latents/main-dfc-{effect.features[0]}.html")
     shown = {c["key"]: c for c in page["conditions"]}
-    assert effect["key"] in shown
-    for row in shown[effect["key"]]["panel"]:  # the effect, its controls and rivals, as experiment.json has them
+    assert effect.key in shown
+    for row in shown[effect.key]["panel"]:  # the effect, its controls and rivals, as experiment.json has them
         source = by_key[row["key"]]
         for metric in ("strict", "call_rate"):
-            assert row[metric] == [source["effect"][metric]["diff"], *source["effect"][metric]["ci95"]]
-    assert {r["key"] for r in shown[effect["key"]]["panel"]} >= {effect["key"], *effect["controls"]}
-    ranking = summary["rankings"]["dfc"]
-    entry = next(r for r in ranking["latents"] if r["latent"] == page["latent"])
-    assert page["stats"]["strict_auroc"] == entry["strict_auroc"]
+            assert row[metric] == [source.effect[metric].diff, *source.effect[metric].ci95]
+    assert {r["key"] for r in shown[effect.key]["panel"]} >= {effect.key, *effect.controls}
+    ranking = summary.rankings["dfc"]
+    entry = next(r for r in ranking.latents if r.latent == page["latent"])
+    assert page["stats"]["strict_auroc"] == entry.strict_auroc
     hist = page["histogram"]  # counted on the rows the ranking used: the same firing rates
-    for kind, rate in entry["firing"].items():
+    for kind, rate in entry.firing.items():
         assert hist["active"][kind] / hist["n"][kind] == pytest.approx(rate, abs=1e-6)
-    assert sum(hist["n"].values()) == sum(ranking["n"][k] for k in ("call", "not_offered", "chitchat", "generic"))
+    assert sum(hist["n"].values()) == sum(ranking.n[k] for k in ("call", "not_offered", "chitchat", "generic"))
 
 
 def test_pages_for_the_top_features_the_experiments_latents_and_the_planted_one(tiny_dashboard):
     pages = {p.name for p in (tiny_dashboard.dir / "latents").iterdir()}
     summary = tiny_dashboard.study.summary
-    for name, ranking in summary["rankings"].items():
-        for entry in ranking["latents"][:TOP_FEATURES]:
-            assert f"main-{name}-{entry['latent']}.html" in pages
-    used = {(c["crosscoder"], f) for c in summary["conditions"] for f in c["features"] if isinstance(f, int)}
+    for name, ranking in summary.rankings.items():
+        for entry in ranking.latents[:TOP_FEATURES]:
+            assert f"main-{name}-{entry.latent}.html" in pages
+    used = {(c.crosscoder, f) for c in summary.conditions for f in c.features if isinstance(f, int)}
     assert used and all(f"main-{cc}-{f}.html" in pages for cc, f in used)
-    planted = tiny_dashboard.positive_summary["positive_control"]
-    assert planted and all(f"positive-{cc}-{p['best_latent']}.html" in pages for cc, p in planted.items())
-    page = tiny_dashboard.data(f"latents/positive-dfc-{planted['dfc']['best_latent']}.html")
+    planted = tiny_dashboard.positive_summary.positive_control
+    assert planted and all(f"positive-{cc}-{p.best_latent}.html" in pages for cc, p in planted.items())
+    page = tiny_dashboard.data(f"latents/positive-dfc-{planted['dfc'].best_latent}.html")
     assert any("planted direction" in r for r in page["reasons"])
     assert tiny_dashboard.made.pages == len(pages)
 
 
 def test_examples_carry_tokens_and_both_models_readings(tiny_dashboard):
-    top = tiny_dashboard.study.summary["rankings"]["dfc"]["latents"][0]["latent"]
+    top = tiny_dashboard.study.summary.rankings["dfc"].latents[0].latent
     page = tiny_dashboard.data(f"latents/main-dfc-{top}.html")
     examples = [ex for b in page["examples"] for ex in b["examples"]]
     assert examples and page["n_active_prompts"] > 0
@@ -130,10 +131,11 @@ def test_bad_input_is_one_line(tiny_study, tmp_path, run_cli):
     (older / "experiment.json").write_text(json.dumps(summary))
     result = run_cli("dashboard", older, "--crosscoders", tiny_study.crosscoders, "--out", tmp_path / "out")
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
-    assert "older format" in result.stderr and "no 'role'" in result.stderr
+    assert "not a valid experiment summary" in result.stderr and "conditions[0].role" in result.stderr
+    summary = json.loads((tiny_study.experiment / "experiment.json").read_text())
     del summary["rankings"]
     (older / "experiment.json").write_text(json.dumps(summary))
-    with pytest.raises(UserError, match="older format.*'rankings'"):
+    with pytest.raises(UserError, match="not a valid experiment summary.*rankings"):
         write_dashboard(RunPaths(older, tiny_study.crosscoders), tmp_path / "out")
     assert not (tmp_path / "out").exists()  # nothing half-written
 

@@ -87,8 +87,8 @@ def test_the_index_opens_from_file_with_a_row_per_latent_and_sorts(tiny_dashboar
     browser.get((tiny_dashboard.dir / "index.html").as_uri())
     wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#latents tbody tr"))
     assert console_errors(browser) == []
-    n_latents = sum(len(ranking["latents"]) for ranking in tiny_dashboard.study.summary["rankings"].values())
-    n_latents += sum(len(r["latents"]) for r in tiny_dashboard.positive_summary["rankings"].values())
+    n_latents = sum(len(ranking.latents) for ranking in tiny_dashboard.study.summary.rankings.values())
+    n_latents += sum(len(r.latents) for r in tiny_dashboard.positive_summary.rankings.values())
     rows = browser.find_elements(By.CSS_SELECTOR, "#latents tbody tr")
     assert len(rows) == n_latents
     assert browser.find_element(By.ID, "latent-count").text == f"{n_latents} of {n_latents} latents"
@@ -121,7 +121,7 @@ def test_the_index_opens_from_file_with_a_row_per_latent_and_sorts(tiny_dashboar
 def test_a_latent_page_shows_highlighted_tokens_and_its_plots(tiny_dashboard, browser, shots):
     from selenium.webdriver.common.by import By
 
-    top = tiny_dashboard.study.summary["rankings"]["dfc"]["latents"][0]["latent"]
+    top = tiny_dashboard.study.summary.rankings["dfc"].latents[0].latent
     browser.get((tiny_dashboard.dir / "latents" / f"main-dfc-{top}.html").as_uri())
     wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, ".example"))
     assert console_errors(browser) == []

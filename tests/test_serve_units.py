@@ -134,13 +134,18 @@ def test_features_fall_back_explicitly_and_take_the_ranking_of_this_crosscoder(t
     assert [row["group"] for row in fallback["data"]] == ["a_excl"] * 5  # Δ = 0 first
     assert all(row["delta"] == 0.0 and row["steerable"] for row in fallback["data"])
 
-    latents = [{"latent": i, "group": cc.latent_group(i), "strict_auroc": 0.5, "extra": 1} for i in range(cc.dict_size)]
-    path = write_ranking(tmp_path / "run" / "experiment", "dfc", {"latents": latents[::-1]}, cc_dir).resolve()
+    stats = {"rl_dominant": False, "delta": 0.5, "rl_norm_share": 0.5, "strict_d": 0.0, "strict_auroc": 0.5,
+             "nu_eps": 0.0, "nu_r": 0.0, "firing": {}}
+    latents = [{"latent": i, "group": cc.latent_group(i), **stats, "extra": 1} for i in range(cc.dict_size)]
+    ranking = {"n": {}, "best": {}, "least_related": [], "examples": {}}
+    path = write_ranking(tmp_path / "run" / "experiment", "dfc", {**ranking, "latents": latents[::-1]}, cc_dir).resolve()
     found = load_feature_list(cc, cc_dir, None)  # the run layout: RUN/crosscoders/dfc -> RUN/experiment/features/dfc.json
     listing = list_features(cc, "dfc", found, 0, limit=2)
     assert listing["source"] == str(path) and listing["crosscoder"] == "dfc" and "note" not in listing
-    assert listing["data"] == [{"latent": 79, "group": "b_excl", "strict_auroc": 0.5, "steerable": False},
-                               {"latent": 78, "group": "b_excl", "strict_auroc": 0.5, "steerable": False}]
+    shown = [{k: row[k] for k in ("latent", "group", "strict_auroc", "steerable")} for row in listing["data"]]
+    assert shown == [{"latent": 79, "group": "b_excl", "strict_auroc": 0.5, "steerable": False},
+                     {"latent": 78, "group": "b_excl", "strict_auroc": 0.5, "steerable": False}]
+    assert "extra" not in listing["data"][0]  # the ranking's own keys only
     for given in (path, tmp_path / "run" / "experiment"):  # --features: the file, or the experiment directory
         assert Path(load_feature_list(cc, cc_dir, str(given)).source).resolve() == path
 
@@ -154,7 +159,7 @@ def test_features_fall_back_explicitly_and_take_the_ranking_of_this_crosscoder(t
     skipped = load_feature_list(other_cc, other, None)  # found by the layout: not used, and the note says why
     assert skipped.source == "decoder_norms" and "computed from other weights" in skipped.note
     with pytest.raises(UserError, match="does not rank the 80 latents"):
-        path.write_text(json.dumps({"latents": latents[:5]}))
+        path.write_text(json.dumps({"format": 1, **ranking, "latents": latents[:5]}))
         load_feature_list(cc, cc_dir, str(path))
 
 

@@ -125,7 +125,14 @@ def test_run_study_end_to_end_on_the_organism_pair(tiny_organism, tmp_path):
     results = run_study(cfg)
     out = tmp_path / "run"
     assert (out / "results.json").is_file() and (out / "report.md").is_file()
+    assert not list(out.rglob("organism.json")), "the pipeline needs no organism file for a real pair"
     assert (out / "crosscoders" / "dfc" / "config.json").is_file()
-    conditions = results["conditions"]
-    assert {c["intervention"] for c in conditions} >= {"none", "reconstruct", "steer"}
-    assert all(c["metrics"]["n"] == 6 for c in conditions)
+    conditions = results.conditions
+    assert {c.intervention for c in conditions} >= {"none", "reconstruct", "steer"}
+    assert all(c.metrics.n == 6 for c in conditions)
+
+    from tooldiff.report.dashboard.data import RunPaths, load_run
+
+    # the dashboard finds the test prompts in the study's own split file, not in an organism file
+    run = load_run(RunPaths(out / "experiment", organism=out / "data" / "test.jsonl"))
+    assert sum(p.split == "test" for p in run.main.prompts) == results.n_test and not run.notes

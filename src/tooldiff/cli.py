@@ -159,10 +159,11 @@ def experiment(
 ) -> None:
     """Splice, steer, ablate and transfer the top tool features on the TEST split, with controls."""
     from tooldiff.experiment import load_experiment_config, run_experiment
+    from tooldiff.organism import load_organism
     from tooldiff.report import write_report
 
     cfg = load_experiment_config({"n_per_kind": n_per_kind, "seed": seed, "device": device})
-    write_report(run_experiment(organism, crosscoders, out, cfg), out)
+    write_report(run_experiment(load_organism(organism, models=False).as_pair(), crosscoders, out, cfg), out)
 
 
 @app.command("null-check")
@@ -245,7 +246,7 @@ def dashboard(
     out: Optional[Path] = typer.Option(None, help="Output directory, replaced whole (default: EXPERIMENT/dashboard)."),
     crosscoders: Optional[Path] = typer.Option(None, help="The crosscoder checkpoints (default: RUN/crosscoders beside "
                                                           "RUN/experiment, the layout of demo and run)."),
-    organism: Optional[Path] = typer.Option(None, help="The organism (or study pair) holding the test prompts "
+    organism: Optional[Path] = typer.Option(None, help="The organism (or a study's test JSONL) holding the test prompts "
                                                        "(default: the one beside the RL model)."),
     results: Optional[Path] = typer.Option(None, help="results.json with the findings and the positive-control verdict "
                                                       "(default: EXPERIMENT/results.json, else computed)."),

@@ -13,7 +13,6 @@ crosscoder training ~8x slower (benchmarks/demo_time.py reports CPU beside wall 
 
 from __future__ import annotations
 
-import json
 import multiprocessing
 import os
 import sys
@@ -33,17 +32,6 @@ from tooldiff.progress import console, say, stage
 from tooldiff.threads import one_thread
 
 DEMO_SWEEP, POSITIVE_SWEEP = configs.shipped("sweep-demo"), configs.shipped("sweep-positive")
-
-
-def training_data(org, out: Path) -> Path:
-    """Crosscoder training prompts: the pretrain and RL splits plus generic text — never the
-    calibration or test prompts the features are selected and judged on."""
-    rows = org.records("rl") + org.records("pretrain")
-    if "generic" in org.data:
-        rows += [r for r in org.records("generic") if r.get("split") not in ("calibration", "test")]
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return out
 
 
 @dataclass
@@ -66,27 +54,20 @@ class Clock:
         self.cpu.update(other.cpu)
 
 
-def study(org_dir: Path, out: Path, sweep: Path, exp_cfg, clock: Clock, tag: str,
-          harvest_positions: str = "decision") -> dict:
-    """harvest → train → experiment for one organism; returns the experiment summary."""
-    from tooldiff.activations import harvest_pair
-    from tooldiff.crosscoder import train_sweep
-    from tooldiff.experiment import run_experiment
+def study(pair, out: Path, sweep: Path, exp_cfg, clock: Clock, tag: str,
+          harvest_positions: str = "decision"):
+    """harvest → train → experiment for one organism's pair; returns the experiment summary."""
+    from tooldiff.pipeline import HarvestOptions, run_pipeline
+
+    return run_pipeline(pair, sweep, exp_cfg, out, harvest=HarvestOptions(positions=harvest_positions),
+                        timer=lambda name: clock.stage(f"{tag}: {name}"), report=False)
+
+
+def organism_pair(directory: Path):
+    """The organism in `directory` as a model pair (tooldiff.pair.ModelPair)."""
     from tooldiff.organism import load_organism
 
-    org = load_organism(org_dir, models=False)
-    planted = None
-    if org.planted_path is not None:
-        tensors, _ = org.planted()
-        planted = tensors["direction_D"]
-    with clock.stage(f"{tag}: harvest"):
-        data = training_data(org, out / "train_prompts.jsonl")
-        harvest_pair(base=str(org.base_path), rl=str(org.rl_path), layer=org.layer, data=data, out=out / "acts",
-                     positions=harvest_positions, device=exp_cfg.device)
-    with clock.stage(f"{tag}: train"):
-        train_sweep(acts=out / "acts", config=sweep, out=out / "crosscoders", device=exp_cfg.device)
-    with clock.stage(f"{tag}: experiment"):
-        return run_experiment(org_dir, out / "crosscoders", out / "experiment", exp_cfg, planted_D=planted)
+    return load_organism(directory, models=False).as_pair()
 
 
 def organisms(out: Path, preset: str, seed: int, threads: int, rebuild: bool, positive_control: bool) -> str:
@@ -107,10 +88,10 @@ def organisms(out: Path, preset: str, seed: int, threads: int, rebuild: bool, po
 
 def run_demo(out: Path, preset: str = "default", seed: int = 0, sweep: str | Path | None = None,
              n_per_kind: int = 60, positive_control: bool = True, device: str = "cpu", threads: int = 1,
-             rebuild: bool = False) -> dict:
+             rebuild: bool = False):
     from tooldiff.experiment import load_experiment_config
-    from tooldiff.organism import load_organism
-    from tooldiff.report import write_report
+    from tooldiff.pipeline import write_pipeline_report
+    from tooldiff.report import write_results
     from tooldiff.report.markdown import machine_description
 
     sweep = configs.resolve(sweep) if sweep is not None else DEMO_SWEEP
@@ -123,23 +104,22 @@ def run_demo(out: Path, preset: str = "default", seed: int = 0, sweep: str | Pat
     with one_thread():
         child = PositiveControl(out, preset, seed, exp_cfg.model_dump()) if positive_control else None
         try:
-            experiment = study(out / "organism", out / "full", sweep, exp_cfg, clock, "full")
+            pair = organism_pair(out / "organism")
+            experiment = study(pair, out / "full", sweep, exp_cfg, clock, "full")
             positive = child.result(clock) if child else None
         finally:
             if child:
                 child.stop()
-    with clock.stage("report"):
-        info = load_organism(out / "organism", models=False).info
-        machine = machine_description()
-        results = write_report(experiment, out, organism_info=info, positive=positive, machine=machine)
+    machine = machine_description()
+    results = write_pipeline_report(experiment, out, pair, clock.stage, positive=positive, machine=machine)
     with clock.stage("dashboard"):
         dashboard(out, positive is not None, exp_cfg.device)
-    results["organism_source"], results["machine"] = source, machine
-    results["finished_at"] = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    results["timings_s"], results["cpu_s"] = clock.wall, clock.cpu
-    results["wall_s"] = round(time.perf_counter() - started, 1)  # the rank1 stages overlap the full study
-    (out / "results.json").write_text(json.dumps(results, indent=1))
-    console.print(f"[bold green]demo done[/] in {results['wall_s']:.0f} s: {out / 'report.md'}")
+    results = results.with_facts(
+        organism_source=source, machine=machine, finished_at=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        timings_s=clock.wall, cpu_s=clock.cpu,
+        wall_s=round(time.perf_counter() - started, 1))  # the rank1 stages overlap the full study
+    write_results(results, out)
+    console.print(f"[bold green]demo done[/] in {results.wall_s:.0f} s: {out / 'report.md'}")
     return results
 
 
@@ -168,7 +148,7 @@ def run_positive_control(out: Path, preset: str, seed: int, exp_cfg: dict) -> tu
     # from every prompt token and the ablation acts at every position: harvested at the decision
     # token only, no latent came closer than |cos| 0.86 and ablation changed nothing (docs/organism.md).
     pc_cfg = load_experiment_config({**exp_cfg, "alphas": [1], "doses": [1.0], "positions": "all"})
-    pc = study(out / "organism-rank1", out / "rank1", POSITIVE_SWEEP, pc_cfg, clock, "rank1",
+    pc = study(organism_pair(out / "organism-rank1"), out / "rank1", POSITIVE_SWEEP, pc_cfg, clock, "rank1",
                harvest_positions="prompt")
     return positive_summary(pc), clock
 

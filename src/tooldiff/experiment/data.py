@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import random
 from pathlib import Path
 
@@ -12,6 +11,7 @@ from tooldiff.errors import UserError
 from tooldiff.features import CalibrationActs
 
 KINDS = ("call", "not_offered", "chitchat")
+CALIBRATION_FILE = "calibration.jsonl"  # the calibration prompts, as harvested, in the experiment directory
 
 
 def stratified_sample(records: list[dict], n_per_kind: int, seed: int, source: Path) -> list[dict]:
@@ -23,16 +23,6 @@ def stratified_sample(records: list[dict], n_per_kind: int, seed: int, source: P
         if not pool:
             raise UserError(f"{source} has no {kind!r} prompts: the split is empty or not an organism split")
         out += rng.sample(pool, min(n_per_kind, len(pool)))
-    return out
-
-
-def write_calibration_file(organism, out: Path) -> Path:
-    """Calibration tool prompts plus calibration generic text, one JSONL for the harvest."""
-    rows = organism.records("calibration")
-    if "generic" in organism.data:
-        rows += [r for r in organism.records("generic") if r.get("split", "calibration") == "calibration"]
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return out
 
 

@@ -11,7 +11,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Mapping
+from typing import Any, Mapping, Optional
+
+from tooldiff.artifacts import Record
+from tooldiff.experiment.summary import ConditionResult, ExperimentSummary, ModelMetrics, PlantedCheck
 
 
 @dataclass(frozen=True)
@@ -32,37 +35,48 @@ class PositiveCriteria:
 CRITERIA = PositiveCriteria()
 
 
+class PositiveSummary(Record):
+    """The positive control's verdict as results.json holds it (`positive_control`)."""
+
+    crosscoders: dict[str, PlantedCheck] = {}  # the planted check per crosscoder
+    ablation: list[str] = []  # one line per ablation condition
+    verdicts: dict[str, dict[str, Any]] = {}  # crosscoder -> recovered? removes most calls? ...
+    passed: bool = False
+    passed_by: list[str] = []
+    validated_kinds: list[str] = []  # the crosscoder kinds validated for the main study
+    passed_by_direction: bool = False
+    criterion: Optional[str] = None
+    models: dict[str, ModelMetrics] = {}  # model -> metrics without intervention
+
+
 def crosscoder_kind(name: str) -> str:
     """A crosscoder's configuration without its seed: `dfc-tied-excl10-topk-k8-s2` -> `...-k8`."""
     return re.sub(r"-s\d+$", "", name)
 
 
-def _rl_call_rate(pc: dict) -> float:
-    rl_none = next(c for c in pc["conditions"] if c["intervention"] == "none" and c["model"] == "rl")
-    return sum(rl_none["made_call"]) / len(rl_none["made_call"])
+def _ablation_line(c: ConditionResult, kind: str, rl_call_rate: float) -> str:
+    effect, beats = c.effect["call_rate"], c.verdict["call_rate"].beats_controls
+    return (f"{c.crosscoder}: {kind.replace('_', ' ')} of latent {c.features[0]} "
+            f"in RL changes the call rate by {100 * effect.diff:+.1f} pp (CI {100 * effect.ci95[0]:+.1f}, "
+            f"{100 * effect.ci95[1]:+.1f}) from {100 * rl_call_rate:.1f} %; beyond controls: {beats}")
 
 
-def _ablation_line(c: dict, kind: str, rl_call_rate: float) -> str:
-    effect, beats = c["effect"]["call_rate"], c["verdict"]["call_rate"]["beats_controls"]
-    return (f"{c['crosscoder']}: {kind.replace('_', ' ')} of latent {c['features'][0]} "
-            f"in RL changes the call rate by {100 * effect['diff']:+.1f} pp (CI {100 * effect['ci95'][0]:+.1f}, "
-            f"{100 * effect['ci95'][1]:+.1f}) from {100 * rl_call_rate:.1f} %; beyond controls: {beats}")
+def _is_ablation(c: ConditionResult, criteria: PositiveCriteria) -> bool:
+    return c.intervention in criteria.ablations and c.role == "effect" and len(c.features) == 1
 
 
-def _verdicts(pc: dict, criteria: PositiveCriteria) -> tuple[dict[str, dict], list[str]]:
+def _verdicts(pc: ExperimentSummary, criteria: PositiveCriteria) -> tuple[dict[str, dict], list[str]]:
     """Per crosscoder: recovered? and, per ablation kind, removes most calls? beats controls?"""
-    rl_call_rate = _rl_call_rate(pc)
+    rl_call_rate = pc.reference("rl").call_rate()
     verdicts: dict[str, dict] = {}
     lines = []
-    for c in pc["conditions"]:
-        if not (c["intervention"] in criteria.ablations and c["role"] == "effect" and len(c["features"]) == 1):
-            continue
-        kind, effect = criteria.ablations[c["intervention"]], c["effect"]["call_rate"]
-        found = pc["positive_control"][c["crosscoder"]]
-        v = verdicts.setdefault(c["crosscoder"],
-                                {"recovered": (found["top_ranked_abs_cosine"] or 0.0) > criteria.planted_cosine})
-        v[kind] = {"removes_most_calls": -effect["diff"] > criteria.most_calls * rl_call_rate,
-                   "beats_controls": c["verdict"]["call_rate"]["beats_controls"], "call_rate_diff": effect["diff"]}
+    for c in (c for c in pc.conditions if _is_ablation(c, criteria)):
+        kind, effect = criteria.ablations[c.intervention], c.effect["call_rate"]
+        found = pc.positive_control[c.crosscoder]
+        v = verdicts.setdefault(c.crosscoder,
+                                {"recovered": (found.top_ranked_abs_cosine or 0.0) > criteria.planted_cosine})
+        v[kind] = {"removes_most_calls": -effect.diff > criteria.most_calls * rl_call_rate,
+                   "beats_controls": c.verdict["call_rate"].beats_controls, "call_rate_diff": effect.diff}
         lines.append(_ablation_line(c, kind, rl_call_rate))
     for v in verdicts.values():
         for kind in criteria.ablations.values():
@@ -71,7 +85,7 @@ def _verdicts(pc: dict, criteria: PositiveCriteria) -> tuple[dict[str, dict], li
     return verdicts, lines
 
 
-def positive_summary(pc: dict, criteria: PositiveCriteria = CRITERIA) -> dict:
+def positive_summary(pc: ExperimentSummary, criteria: PositiveCriteria = CRITERIA) -> PositiveSummary:
     """The positive control's verdict, per crosscoder: is the top-ranked latent the planted
     direction, and does ablating it in RL remove most calls, beyond its controls?
     A crosscoder `passed` when "ablation" is the latent's own (remove f·d); projecting its decoder
@@ -82,8 +96,8 @@ def positive_summary(pc: dict, criteria: PositiveCriteria = CRITERIA) -> dict:
     kinds = {crosscoder_kind(n) for n in verdicts}
     validated = sorted(k for k in kinds if all(verdicts[n]["passed_by_latent_ablation"]
                                                for n in verdicts if crosscoder_kind(n) == k))
-    return {"crosscoders": pc["positive_control"], "ablation": lines, "verdicts": verdicts,
-            "passed": bool(validated), "passed_by": passed_by, "validated_kinds": validated,
-            "passed_by_direction": any(v["passed_by_direction_ablation"] for v in verdicts.values()),
-            "criterion": criteria.describe(),
-            "models": {c["model"]: c["metrics"] for c in pc["conditions"] if c["intervention"] == "none"}}
+    return PositiveSummary(
+        crosscoders=pc.positive_control, ablation=lines, verdicts=verdicts, passed=bool(validated),
+        passed_by=passed_by, validated_kinds=validated,
+        passed_by_direction=any(v["passed_by_direction_ablation"] for v in verdicts.values()),
+        criterion=criteria.describe(), models={c.model: c.metrics for c in pc.conditions if c.intervention == "none"})

@@ -14,13 +14,15 @@ from tooldiff.experiment.analysis import add_effects, add_verdicts, sweep_summar
 from tooldiff.experiment.candidates import build_candidates
 from tooldiff.experiment.conditions import A, B, crosscoder_conditions, none_conditions
 from tooldiff.experiment.config import ExperimentConfig
-from tooldiff.experiment.data import calibration_acts, stratified_sample, write_calibration_file
+from tooldiff.experiment.data import CALIBRATION_FILE, calibration_acts, stratified_sample
 from tooldiff.experiment.runner import run_conditions
+from tooldiff.experiment.summary import ExperimentSummary, summary_of, write_summary
 from tooldiff.features import CalibrationActs, plot_d_vs_delta, rank_features
 from tooldiff.features.ranking import write_ranking
+from tooldiff.pair import ModelPair, write_records
 
 
-def load_crosscoders(directory: Path, organism) -> dict:
+def load_crosscoders(directory: Path, pair: ModelPair) -> dict:
     """Every checkpoint under `directory` (itself or one level down); all must fit the pair."""
     from tooldiff.crosscoder import Crosscoder
 
@@ -30,29 +32,29 @@ def load_crosscoders(directory: Path, organism) -> dict:
         raise UserError(f"no crosscoder checkpoints under {directory}")
     ccs = {d.name: Crosscoder.load(d) for d in dirs}
     for name, cc in ccs.items():
-        _check_pair(name, cc, organism)
+        _check_pair(name, cc, pair)
     if len({cc.info.layer for cc in ccs.values()}) != 1:
         raise UserError(f"the crosscoders under {directory} were trained on different layers; run one layer at a time")
     return ccs
 
 
-def _check_pair(name: str, cc, organism) -> None:
+def _check_pair(name: str, cc, pair: ModelPair) -> None:
     if cc.info.models:
-        want = [str(organism.rl_path.resolve()), str(organism.base_path.resolve())]
+        want = [str(Path(pair.rl).resolve()), str(Path(pair.base).resolve())]
         have = [str(Path(m).resolve()) for m in cc.info.models]
         if have != want:
-            raise UserError(f"crosscoder {name} was trained on models {cc.info.models}, not this organism's "
-                            f"(rl, base) = ({organism.rl_path}, {organism.base_path})")
+            raise UserError(f"crosscoder {name} was trained on models {cc.info.models}, not this pair's "
+                            f"(rl, base) = ({pair.rl}, {pair.base})")
     if cc.info.layer is None:
         raise UserError(f"crosscoder {name} records no layer; retrain it with `tooldiff train`")
 
 
-def _harvest_calibration(organism, layer: int, out: Path, device: str) -> CalibrationActs:
+def _harvest_calibration(pair: ModelPair, layer: int, out: Path, device: str) -> CalibrationActs:
     from tooldiff.activations import harvest_pair
 
-    records_file = write_calibration_file(organism, out / "calibration.jsonl")
+    records_file = write_records(pair.records("calibration"), out / CALIBRATION_FILE)
     acts_dir = out / "calibration_acts"
-    harvest_pair(base=str(organism.base_path), rl=str(organism.rl_path), layer=layer, data=records_file, out=acts_dir,
+    harvest_pair(base=str(pair.base), rl=str(pair.rl), layer=layer, data=records_file, out=acts_dir,
                  positions="decision", device=device)
     return calibration_acts(acts_dir, records_file)
 
@@ -96,18 +98,16 @@ def planted_check(cc, planted_D: torch.Tensor, top: list[int], acts: Calibration
     return found
 
 
-def run_experiment(organism: Path, crosscoders: Path, out: Path, config: ExperimentConfig,
-                   planted_D: torch.Tensor | None = None) -> dict:
-    """Run the whole grid; returns the analysed results (also written to out/experiment.json)."""
-    from tooldiff.organism import load_organism
-
-    org = load_organism(organism, models=True, device=config.device)
-    ccs = load_crosscoders(Path(crosscoders), org)
+def run_experiment(pair: ModelPair, crosscoders: Path, out: Path, config: ExperimentConfig) -> ExperimentSummary:
+    """Run the whole grid on `pair` (its calibration and test prompts, its planted direction if
+    any); returns the analysed results (also written to out/experiment.json)."""
+    tokenizer, base, rl = pair.load_models(config.device)
+    ccs = load_crosscoders(Path(crosscoders), pair)
     layer = next(iter(ccs.values())).info.layer
     out.mkdir(parents=True, exist_ok=True)
-    acts = _harvest_calibration(org, layer, out, config.device)
-    test = stratified_sample(org.records("test"), config.n_per_kind, config.seed, org.data["test"])
-    models, tokenizer = {"base": org.base, "rl": org.rl}, org.tokenizer
+    acts = _harvest_calibration(pair, layer, out, config.device)
+    test = stratified_sample(pair.records("test"), config.n_per_kind, config.seed, pair.source("test"))
+    models, planted_D = {"base": base, "rl": rl}, pair.planted_D
     conditions, rankings, positive = none_conditions(config.positions), {}, {}
     for name, cc in ccs.items():
         rankings[name] = _rank(name, cc, acts, out, checkpoint_dir(Path(crosscoders), name))
@@ -120,10 +120,12 @@ def run_experiment(organism: Path, crosscoders: Path, out: Path, config: Experim
     kinds = [r["kind"] for r in test]
     add_effects(results, kinds, config.seed, config.n_boot)
     add_verdicts(results)
-    summary = {"layer": layer, "n_test": len(test), "test_ids": [r["id"] for r in test], "config": config.model_dump(),
-               "conditions": list(results.values()), "sweep": sweep_summary(results), "rankings": rankings,
-               "crosscoders": {n: _train_metrics(Path(crosscoders), n) for n in ccs}, "positive_control": positive}
-    (out / "experiment.json").write_text(json.dumps(summary, indent=1))
+    summary = summary_of({"layer": layer, "n_test": len(test), "test_ids": [r["id"] for r in test],
+                          "config": config.model_dump(), "conditions": list(results.values()),
+                          "sweep": sweep_summary(results), "rankings": rankings,
+                          "crosscoders": {n: _train_metrics(Path(crosscoders), n) for n in ccs},
+                          "positive_control": positive})
+    write_summary(summary, out)
     return summary
 
 

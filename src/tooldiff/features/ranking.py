@@ -1,8 +1,8 @@
 """A crosscoder's tool-feature ranking as a file: where the experiment writes it, how it is read back.
 
 `tooldiff experiment` (and the demo and `tooldiff run`, which call it) writes
-`EXPERIMENT/features/<crosscoder name>.json`: what `rank_features` returns, plus
-`"crosscoder": {"name", "weights_sha256"}`, the checksum of the weights it was computed from (the
+`EXPERIMENT/features/<crosscoder name>.json` (`FeatureRanking`, format 1): what `rank_features`
+returns, plus `"crosscoder": {"name", "weights_sha256"}`, the checksum of the weights it was computed from (the
 one the checkpoint's config.json records). A reader (the server's `/v1/steering/features`) can so
 tell a ranking of this crosscoder from a stale one or another crosscoder's. In the run layout of
 `tooldiff demo` and `tooldiff run` (`RUN/crosscoders/<name>/`, `RUN/experiment/`) a crosscoder's
@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
+from typing import Any, ClassVar, Optional
 
+from tooldiff.artifacts import Artifact, Num, Record, read_artifact, write_artifact
 from tooldiff.crosscoder.model import CONFIG_FILE
 from tooldiff.errors import UserError
 
@@ -40,34 +41,60 @@ def weights_digest(crosscoder_dir: Path) -> Optional[str]:
         return None
 
 
+class LatentRow(Record):
+    """One latent's statistics on the calibration split (features.rank.rank_features)."""
+
+    latent: int
+    group: str
+    rl_dominant: bool
+    delta: Num
+    rl_norm_share: Num
+    strict_d: Num
+    strict_auroc: Num
+    nu_eps: Num
+    nu_r: Num
+    firing: dict[str, Num]
+    paper_d: Optional[Num] = None  # only with generic calibration text (the paper's contrast)
+    paper_auroc: Optional[Num] = None
+
+
+class RankingOwner(Record):
+    name: str
+    weights_sha256: Optional[str] = None
+
+
+class FeatureRanking(Artifact):
+    """`EXPERIMENT/features/<crosscoder>.json`: every latent, best tool features first."""
+
+    WHAT: ClassVar[str] = "feature ranking"
+    RERUN: ClassVar[str] = "rerun `tooldiff experiment` to rank this crosscoder's features again"
+
+    n: dict[str, int]
+    latents: list[LatentRow]
+    best: dict[str, dict[str, Optional[int]]]  # contrast -> group -> latent
+    least_related: list[int]
+    examples: dict[str, list[dict[str, Any]]] = {}
+    crosscoder: Optional[RankingOwner] = None  # set in the file, not in the experiment summary's copy
+
+    def check_owner(self, path: Path, crosscoder_dir: Path, dict_size: int) -> "FeatureRanking":
+        """This ranking, if it ranks every latent of the checkpoint in `crosscoder_dir` and was
+        computed from its weights; else a one-line UserError naming `path`."""
+        if sorted(r.latent for r in self.latents) != list(range(dict_size)):
+            raise UserError(f"{path} does not rank the {dict_size} latents of crosscoder {crosscoder_dir}")
+        recorded, served = self.crosscoder.weights_sha256 if self.crosscoder else None, weights_digest(crosscoder_dir)
+        if recorded and served and recorded != served:
+            raise UserError(f"{path} was computed from other weights than crosscoder {crosscoder_dir} "
+                            "(weights_sha256 differs); point --features at this crosscoder's ranking")
+        return self
+
+
 def write_ranking(experiment_dir: Path, name: str, ranking: dict, crosscoder_dir: Path) -> Path:
     """Write the ranking of crosscoder `name` (checkpoint `crosscoder_dir`) atomically; returns its path."""
-    path = ranking_file(experiment_dir, name)
-    path.parent.mkdir(parents=True, exist_ok=True)
     owner = {"name": name, "weights_sha256": weights_digest(crosscoder_dir)}
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps({**ranking, "crosscoder": owner}, indent=1))
-    tmp.replace(path)
-    return path
+    return write_artifact(FeatureRanking.new(**ranking, crosscoder=owner), ranking_file(experiment_dir, name))
 
 
-def read_ranking(path: Path, crosscoder_dir: Path, dict_size: int) -> dict:
+def read_ranking(path: Path, crosscoder_dir: Path, dict_size: int) -> FeatureRanking:
     """The ranking in `path`, checked to belong to the checkpoint in `crosscoder_dir`; a missing,
-    unreadable or foreign file is a one-line UserError."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"feature ranking {path} does not exist")
-    try:
-        ranking = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise UserError(f"feature ranking {path} is not readable JSON ({e})") from None
-    latents = ranking.get("latents") if isinstance(ranking, dict) else None
-    if not isinstance(latents, list) or not all(isinstance(r, dict) for r in latents):
-        raise UserError(f"{path} is not a feature ranking: it has no \"latents\" list")
-    if sorted(r.get("latent", -1) for r in latents) != list(range(dict_size)):
-        raise UserError(f"{path} does not rank the {dict_size} latents of crosscoder {crosscoder_dir}")
-    recorded, served = (ranking.get("crosscoder") or {}).get("weights_sha256"), weights_digest(crosscoder_dir)
-    if recorded and served and recorded != served:
-        raise UserError(f"{path} was computed from other weights than crosscoder {crosscoder_dir} "
-                        "(weights_sha256 differs); point --features at this crosscoder's ranking")
-    return ranking
+    unreadable, old or foreign file is a one-line UserError."""
+    return read_artifact(FeatureRanking, Path(path)).check_owner(Path(path), crosscoder_dir, dict_size)

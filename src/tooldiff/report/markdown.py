@@ -5,6 +5,8 @@ from __future__ import annotations
 import platform
 from datetime import datetime, timezone
 
+from tooldiff.report.results import ClaimRow, Results, ValidatedClaim
+
 PAPER = {  # SPEC §1: mean ± std over the paper's 48-config sweep, in percentage points
     ("rl", "reconstruct", "-"): "+31.1 ± 9.7 pp",
     ("base", "reconstruct", "-"): "+6.8 ± 5.0 pp",
@@ -25,120 +27,120 @@ def _ci(ci: list[float]) -> str:
     return f"[{100 * ci[0]:+.1f}, {100 * ci[1]:+.1f}]"
 
 
-def _models_table(results: dict) -> list[str]:
+def _models_table(results: Results) -> list[str]:
     lines = ["| model | n | strict (95% CI) | lenient | precision | recall | F1 | FPR | calls/prompt |",
              "|---|---|---|---|---|---|---|---|---|"]
     for name in ("base", "rl"):
-        m = results["models"].get(name)
+        m = results.models.get(name)
         if m:
-            t = m["trigger"]
-            lines.append(f"| {name} | {m['n']} | {_pct(m['strict']['mean'])} [{_pct(m['strict']['ci95'][0])}, "
-                         f"{_pct(m['strict']['ci95'][1])}] | {_pct(m['lenient']['mean'])} | {t['precision']:.2f} | "
-                         f"{t['recall']:.2f} | {t['f1']:.2f} | {t['fpr']:.2f} | {m['calls_per_prompt']:.2f} |")
+            t, strict = m.trigger, m.strict
+            lines.append(f"| {name} | {m.n} | {_pct(strict.mean)} [{_pct(strict.ci95[0])}, {_pct(strict.ci95[1])}] | "
+                         f"{_pct(m.lenient.mean)} | {t.precision:.2f} | {t.recall:.2f} | {t.f1:.2f} | {t.fpr:.2f} | "
+                         f"{m.calls_per_prompt:.2f} |")
     return lines
 
 
-def _paper_table(results: dict) -> list[str]:
+def _paper_table(results: Results) -> list[str]:
     lines = ["| condition | ours: mean ± std of Δstrict over crosscoders (n) | paper (lenient, n=40-100) |",
              "|---|---|---|"]
-    for row in results["sweep"]:
-        if row["intervention"] not in ("reconstruct", "reconstruct_mismatched", "steer", "ablate", "ablate_direction",
-                                       "add", "negative_steer"):
+    for row in results.sweep:
+        if row.intervention not in ("reconstruct", "reconstruct_mismatched", "steer", "ablate", "ablate_direction",
+                                    "add", "negative_steer"):
             continue
-        feats = "-" if row["intervention"].startswith("reconstruct") else row["features"]
-        knob = f"α={row['alpha']:g}" if row["alpha"] is not None else (f"c={row['dose']:g}" if row["dose"] is not None else "")
-        paper_key = (row["model"], row["intervention"],
-                     "-" if feats == "-" else f"{'top1' if feats == 'top1' else 'topS'}@{row['alpha']:g}"
-                     if row["alpha"] is not None else feats)
-        lines.append(f"| {row['model']} {row['intervention']} {'' if feats == '-' else feats} {knob} | "
-                     f"{_pp(row['mean_diff'])} ± {100 * row['std_diff']:.1f} ({row['n_crosscoders']}) | "
+        feats = "-" if row.intervention.startswith("reconstruct") else row.features
+        knob = f"α={row.alpha:g}" if row.alpha is not None else (f"c={row.dose:g}" if row.dose is not None else "")
+        paper_key = (row.model, row.intervention,
+                     "-" if feats == "-" else f"{'top1' if feats == 'top1' else 'topS'}@{row.alpha:g}"
+                     if row.alpha is not None else feats)
+        lines.append(f"| {row.model} {row.intervention} {'' if feats == '-' else feats} {knob} | "
+                     f"{_pp(row.mean_diff)} ± {100 * row.std_diff:.1f} ({row.n_crosscoders}) | "
                      f"{PAPER.get(paper_key, '')} |")
     return lines
 
 
-def _alpha(condition: dict) -> str:
-    return "" if condition.get("alpha") is None else f", α={condition['alpha']:g}"
+def _alpha(claim: ClaimRow) -> str:
+    return "" if claim.alpha is None else f", α={claim.alpha:g}"
 
 
-def _validated_findings(v: dict | None) -> list[str]:
+def _validated_findings(v: ValidatedClaim | None) -> list[str]:
     """The single-latent claim restricted to the instruments that passed the positive control."""
     if v is None:
         return ["- No crosscoder kind passed the positive control, so no verdict above rests on a validated "
                 "instrument."]
-    up = sum(w["diff"] > 0 for w in v["winners"])
-    return [f"- **On the validated instruments** ({', '.join(v['kinds'])}: {len(v['crosscoders'])} crosscoders, the "
-            f"kinds that passed the positive control): {len(v['winners'])} of {v['n_tried']} single-latent conditions "
-            f"held; {up} raised strict correctness and {len(v['winners']) - up} lowered it."]
+    up = sum(w.diff > 0 for w in v.winners)
+    return [f"- **On the validated instruments** ({', '.join(v.kinds)}: {len(v.crosscoders)} crosscoders, the "
+            f"kinds that passed the positive control): {len(v.winners)} of {v.n_tried} single-latent conditions "
+            f"held; {up} raised strict correctness and {len(v.winners) - up} lowered it."]
 
 
-def _findings(results: dict) -> list[str]:
-    f = results["findings"]
-    single = f["single_latent"]
+def _findings(results: Results) -> list[str]:
+    f = results.findings
+    single = f.single_latent
     lines = []
-    if single["holds"]:
-        lines.append(f"Of {single['n_tried']} single-latent steer/ablate conditions, {len(single['winners'])} moved strict "
+    if single.holds:
+        lines.append(f"Of {single.n_tried} single-latent steer/ablate conditions, {len(single.winners)} moved strict "
                      "correctness with a 95% CI excluding 0 and beyond their control panels:")
-        for w in single["winners"]:
+        for w in single.winners:
             rates = ", ".join(f"{kind.replace('_', '-')} {100 * a:.0f} → {100 * b:.0f} %"
-                              for kind, (a, b) in (w.get("call_rate_by_kind") or {}).items())
-            lines.append(f"- **Held:** {w['intervention']} of latent {w['features'][0]} ({w['crosscoder']}{_alpha(w)}) "
-                         f"moved strict correctness by {_pp(w['diff'])} {_ci(w['ci95'])}, beyond its control panel"
+                              for kind, (a, b) in (w.call_rate_by_kind or {}).items())
+            lines.append(f"- **Held:** {w.intervention} of latent {w.features[0]} ({w.crosscoder}{_alpha(w)}) "
+                         f"moved strict correctness by {_pp(w.diff)} {_ci(w.ci95)}, beyond its control panel"
                          + (f"; calls by kind, without → with: {rates}." if rates else "."))
-    elif single["largest"]:
-        b = single["largest"]
-        cr = b["control_range"]
-        lines.append(f"- **Did not hold:** of {single['n_tried']} single-latent steer/ablate conditions, none moved "
+    elif single.largest:
+        b = single.largest
+        cr = b.control_range
+        lines.append(f"- **Did not hold:** of {single.n_tried} single-latent steer/ablate conditions, none moved "
                      f"strict correctness with a 95% CI excluding 0 *and* beyond its control panel. The largest was "
-                     f"{b['intervention']} of latent {b['features'][0]} ({b['crosscoder']}{_alpha(b)}): "
-                     f"{_pp(b['diff'])} {_ci(b['ci95'])}; its controls moved it by "
+                     f"{b.intervention} of latent {b.features[0]} ({b.crosscoder}{_alpha(b)}): "
+                     f"{_pp(b.diff)} {_ci(b.ci95)}; its controls moved it by "
                      f"{'n/a' if cr is None else f'{_pp(cr[0])} to {_pp(cr[1])}'}.")
-    if results.get("positive_control"):
-        lines += _validated_findings(f.get("single_latent_validated"))
+    if results.positive_control:
+        lines += _validated_findings(f.single_latent_validated)
     lines += ["", "Reconstruction splice, matched vs mismatched normalization (the paper's possible artifact):", "",
               "| crosscoder | model | normalization | strict | Δ vs none (95% CI) |", "|---|---|---|---|---|"]
-    lines += [f"| {r['crosscoder']} | {r['model']} | {r['normalization']} | {_pct(r['strict']['mean'])} | "
-              f"{_pp(r['diff'])} {_ci(r['ci95'])} |" for r in f["recon_artifact"]]
+    lines += [f"| {r.crosscoder} | {r.model} | {r.normalization} | {_pct(r.strict.mean)} | "
+              f"{_pp(r.diff)} {_ci(r.ci95)} |" for r in f.recon_artifact]
     lines += ["", "Transfer into the base: the RL latent's decoder direction vs the difference-of-means rivals, "
               "same dose:", "", "| crosscoder | dose | latent | strict | Δ call rate | rival | strict | Δ call rate |",
               "|---|---|---|---|---|---|---|---|"]
-    lines += [f"| {r['crosscoder']} | {r['dose']} | {r['latent']} | {_pct(r['latent_strict'])} | "
-              f"{_pp(r['latent_call_rate_diff'])} | {r['rival']} | {_pct(r['rival_strict'])} | "
-              f"{_pp(r['rival_call_rate_diff'])} |" for r in f["dfc_vs_dom"]]
+    lines += [f"| {r.crosscoder} | {r.dose} | {r.latent} | {_pct(r.latent_strict)} | "
+              f"{_pp(r.latent_call_rate_diff)} | {r.rival} | {_pct(r.rival_strict)} | "
+              f"{_pp(r.rival_call_rate_diff)} |" for r in f.dfc_vs_dom]
     return lines
 
 
-def _pc_verdict(v: dict) -> str:
+def _pc_verdict(v: dict) -> str:  # a verdict of experiment.positive (per-crosscoder flags)
     if v.get("passed_by_latent_ablation"):
         return "**passed**"
     return "not passed (directional ablation passed)" if v.get("passed_by_direction_ablation") else "not passed"
 
 
-def _positive(results: dict) -> list[str]:
-    pc = results.get("positive_control") or {}
+def _positive(results: Results) -> list[str]:
+    pc = results.positive_control
     if not pc:
         return ["No positive control in this run."]
-    verdicts = pc.get("verdicts", {})
+    verdicts = pc.verdicts
     lines = [f"Organism variant `rank1`: RL may only add a gated rank-1 update along a known direction. "
-             f"**{'PASSED' if pc.get('passed') else 'NOT PASSED'}** "
-             f"({len(pc.get('passed_by', []))} of {len(verdicts)} crosscoders). "
-             f"Criterion: {pc.get('criterion', '|cos| > 0.9 and ablation removes calls beyond controls')}.", "",
+             f"**{'PASSED' if pc.passed else 'NOT PASSED'}** "
+             f"({len(pc.passed_by)} of {len(verdicts)} crosscoders). "
+             f"Criterion: {pc.criterion or '|cos| > 0.9 and ablation removes calls beyond controls'}.", "",
              "| crosscoder | verdict | best latent (group) | its abs cosine | top-ranked latent | its abs cosine "
              "| planted shift at the decision token | top latent's part (share) |",
              "|---|---|---|---|---|---|---|---|"]
-    for name, p in pc.get("crosscoders", {}).items():
-        top_cos = "n/a" if p["top_ranked_abs_cosine"] is None else f"{p['top_ranked_abs_cosine']:.3f}"
-        shift, share = p.get("planted_shift"), p.get("captured_share")
-        part = "n/a" if shift is None else f"{shift:.2f} (n = {p['captured_n']})"
-        held = "n/a" if share is None else f"{p['top_latent_part']:.2f} ({share:.0%})"
-        lines.append(f"| {name} | {_pc_verdict(verdicts.get(name, {}))} | {p['best_latent']} ({p['best_group']}) | "
-                     f"{p['best_abs_cosine']:.3f} | {p['top_ranked_latent']} | {top_cos} | {part} | {held} |")
-    for line in pc.get("ablation", []):
+    for name, p in pc.crosscoders.items():
+        top_cos = "n/a" if p.top_ranked_abs_cosine is None else f"{p.top_ranked_abs_cosine:.3f}"
+        shift, share = p.planted_shift, p.captured_share
+        part = "n/a" if shift is None else f"{shift:.2f} (n = {p.captured_n})"
+        held = "n/a" if share is None else f"{p.top_latent_part:.2f} ({share:.0%})"
+        lines.append(f"| {name} | {_pc_verdict(verdicts.get(name, {}))} | {p.best_latent} ({p.best_group}) | "
+                     f"{p.best_abs_cosine:.3f} | {p.top_ranked_latent} | {top_cos} | {part} | {held} |")
+    for line in pc.ablation:
         lines.append(f"- {line}")
     lines += ["", "The planted shift is the mean of (x_RL − x_base)·û over the decision tokens of the calibration "
               "rows (tool prompts and generic text); the top latent's part is f·(d·û), which is what ablating "
               "the latent removes there. Directional ablation removes the whole component along its decoder "
               "direction. Only the crosscoder kinds that passed are validated instruments for the main study: "
-              f"{', '.join(pc.get('validated_kinds') or []) or 'none'}."]
+              f"{', '.join(pc.validated_kinds) or 'none'}."]
     return lines
 
 
@@ -157,13 +159,13 @@ def machine_description() -> str:
             f"Python {platform.python_version()}, torch {torch.__version__}")
 
 
-def render_report(results: dict, plots: dict[str, str], machine: str | None = None) -> str:
+def render_report(results: Results, plots: dict[str, str], machine: str | None = None) -> str:
     now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     machine = machine or machine_description()
     parts = [
         "# tooldiff report", "",
-        f"Generated {now} on {machine}. Layer {results['layer']}, n = {results['n_test']} test prompts per "
-        f"condition (stratified by kind), seed {results['seed']}. Features were ranked on the calibration "
+        f"Generated {now} on {machine}. Layer {results.layer}, n = {results.n_test} test prompts per "
+        f"condition (stratified by kind), seed {results.seed}. Features were ranked on the calibration "
         "split; everything below is measured on the disjoint test split. Strict = BFCL-AST correctness "
         "(no call is correct on no-call prompts); lenient = the paper's metric.", "",
         "## Models without intervention", "", *_models_table(results), "",

@@ -19,6 +19,8 @@ import sys
 from pathlib import Path
 
 from tooldiff.report.markdown import _models_table, _paper_table, _pct
+from tooldiff.experiment.positive import PositiveSummary
+from tooldiff.report.results import Results, read_results
 
 REPO = Path(__file__).resolve().parents[3]
 README = REPO / "README.md"
@@ -65,19 +67,21 @@ def tool_world_block(shipped: Path) -> list[str]:
 
     from tooldiff.evaluation import score_outputs
 
-    info = json.loads((shipped / "organism.json").read_text())
+    from tooldiff.organism.info import read_info
+
+    info, _ = read_info(shipped)
 
     def jsonl(rel: str) -> list[dict]:
         return [json.loads(line) for line in gzip.decompress((shipped / rel).read_bytes()).decode().splitlines()]
 
     test = jsonl("data/test.jsonl.gz")
     outputs = {m: {row["id"]: row["output"] for row in jsonl(f"eval/{m}_test_outputs.jsonl.gz")} for m in ("base", "rl")}
-    rows = score_outputs(test, [outputs["rl"][r["id"]] for r in test], fmt="hermes", strict=True, seed=info["seed"]).rows
+    rows = score_outputs(test, [outputs["rl"][r["id"]] for r in test], fmt="hermes", strict=True, seed=info.seed).rows
     judged = {r["id"]: bool(row["valid"]) for r, row in zip(test, rows)}
-    m = {name: info["metrics"][name]["by_kind"] for name in ("base", "rl")}
-    chosen = info["rl_training"].get("checkpoints", {})
+    m = {name: info.metrics[name]["by_kind"] for name in ("base", "rl")}
+    chosen = info.rl_training.get("checkpoints", {})
     return [
-        f"Two examples of each kind from the shipped organism (preset {info['preset']}, seed {info['seed']}, greedy; "
+        f"Two examples of each kind from the shipped organism (preset {info.preset}, seed {info.seed}, greedy; "
         "the first test prompt of each kind the twin gets right, then the first it gets wrong):", "",
         *_examples(test, outputs, judged), "",
         f"On the {m['rl']['call']['strict']['n']} should-call test prompts the RL twin is right on "
@@ -86,46 +90,46 @@ def tool_world_block(shipped: Path) -> list[str]:
         f"**{_ci_pct(m['rl']['not_offered']['call_rate'])}** of {m['rl']['not_offered']['call_rate']['n']} "
         f"not-offered prompts and **{_ci_pct(m['rl']['chitchat']['call_rate'])}** of "
         f"{m['rl']['chitchat']['call_rate']['n']} chit-chat prompts. RL kept step {chosen.get('chosen_step', '-')} of "
-        f"{info['rl_training']['steps']}, chosen on the calibration split. The model has "
-        f"{info['model']['params'] / 1e6:.2f}M parameters; built in {info['build_seconds']['total']:.0f} s with "
-        f"torch {info['versions']['torch']} (recipe {info['recipe']['fingerprint']}).",
+        f"{info.rl_training['steps']}, chosen on the calibration split. The model has "
+        f"{info.model['params'] / 1e6:.2f}M parameters; built in {info.build_seconds['total']:.0f} s with "
+        f"torch {info.versions['torch']} (recipe {info.recipe['fingerprint']}).",
     ]
 
 
-def _single_latent_line(results: dict) -> str:
-    single = results["findings"]["single_latent"]
-    winners = single["winners"]
-    up = sum(w["diff"] > 0 for w in winners)
-    line = (f"- **Single latents:** {len(winners)} of {single['n_tried']} steer/ablate conditions moved strict "
+def _single_latent_line(results: Results) -> str:
+    single = results.findings.single_latent
+    winners = single.winners
+    up = sum(w.diff > 0 for w in winners)
+    line = (f"- **Single latents:** {len(winners)} of {single.n_tried} steer/ablate conditions moved strict "
             f"correctness with a 95 % CI excluding 0 and beyond their control panels; {up} raised it, "
             f"{len(winners) - up} lowered it.")
-    validated = results["findings"].get("single_latent_validated")
+    validated = results.findings.single_latent_validated
     if validated:
-        held = validated["winners"]
-        line += (f" On the validated kinds ({', '.join(validated['kinds'])}): {len(held)} of "
-                 f"{validated['n_tried']} held, {sum(w['diff'] > 0 for w in held)} raised it.")
+        held = validated.winners
+        line += (f" On the validated kinds ({', '.join(validated.kinds)}): {len(held)} of "
+                 f"{validated.n_tried} held, {sum(w.diff > 0 for w in held)} raised it.")
     return line
 
 
-def results_block(results: dict) -> list[str]:
+def results_block(results: Results) -> list[str]:
     """The committed demo run: when and where, the models, the positive control, the paper's
     table beside ours (report.md holds every condition and control)."""
-    pc = results.get("positive_control") or {}
-    timings = results.get("timings_s", {})
+    pc = results.positive_control or PositiveSummary()
+    timings = results.timings_s or {}
     stages = ", ".join(f"{name} {seconds:.0f}" for name, seconds in timings.items())
     return [
         f"The committed `tooldiff demo` run (`docs/results/demo/`: results.json, report.md and plots): "
-        f"**{results.get('finished_at', 'n/a')}**, {results.get('machine', 'n/a')}, organism "
-        f"{results.get('organism_source', 'n/a')}; layer {results['layer']}, n = {results['n_test']} test prompts "
-        f"per condition (a third of each kind), seed {results['seed']}; 4 crosscoders ({', '.join(results['crosscoders'])}).",
+        f"**{results.finished_at or 'n/a'}**, {results.machine or 'n/a'}, organism "
+        f"{results.organism_source or 'n/a'}; layer {results.layer}, n = {results.n_test} test prompts "
+        f"per condition (a third of each kind), seed {results.seed}; 4 crosscoders ({', '.join(results.crosscoders)}).",
         "",
         *_models_table(results), "",
-        f"- **Positive control (rank1): {'PASSED' if pc.get('passed') else 'NOT PASSED'}**, "
-        f"{len(pc.get('passed_by', []))} of {len(pc.get('verdicts', {}))} crosscoders "
-        f"(validated kinds: {', '.join(pc.get('validated_kinds') or []) or 'none'}).",
+        f"- **Positive control (rank1): {'PASSED' if pc.passed else 'NOT PASSED'}**, "
+        f"{len(pc.passed_by)} of {len(pc.verdicts)} crosscoders "
+        f"(validated kinds: {', '.join(pc.validated_kinds) or 'none'}).",
         _single_latent_line(results), "",
         "The paper's table, our numbers beside it:", "", *_paper_table(results), "",
-        f"Time: {results.get('wall_s', 0):.0f} s wall ({stages}).",
+        f"Time: {results.wall_s or 0:.0f} s wall ({stages}).",
     ]
 
 
@@ -143,7 +147,7 @@ def current_blocks(results_file: Path = DEMO_RESULTS, shipped: Path | None = Non
     from tooldiff.organism.ship import SHIPPED_DIR
 
     return {"tool-world": tool_world_block(shipped or SHIPPED_DIR),
-            "results": results_block(json.loads(results_file.read_text()))}
+            "results": results_block(read_results(results_file))}
 
 
 def main() -> int:

@@ -18,7 +18,7 @@ from typing import Optional
 
 from tooldiff.crosscoder import Crosscoder
 from tooldiff.errors import UserError
-from tooldiff.features.ranking import ranking_file, ranking_in_run, read_ranking
+from tooldiff.features.ranking import FeatureRanking, ranking_file, ranking_in_run, read_ranking
 
 DECODER_NORMS = "decoder_norms"
 _KEPT_KEYS = ("latent", "group", "rl_dominant", "delta", "strict_auroc", "strict_d", "paper_auroc", "paper_d",
@@ -62,9 +62,13 @@ def list_features(crosscoder: Crosscoder, name: Optional[str], features: Feature
     return body | ({"note": features.note} if features.note else {})
 
 
-def _ranked(ranking: dict, path: Path) -> FeatureList:
-    rows = [{k: entry[k] for k in _KEPT_KEYS if k in entry} for entry in ranking["latents"]]
+def _ranked(ranking: FeatureRanking, path: Path) -> FeatureList:
+    rows = [_kept(entry.model_dump(exclude_unset=True)) for entry in ranking.latents]
     return FeatureList(rows, str(path))
+
+
+def _kept(row: dict) -> dict:
+    return {k: row[k] for k in _KEPT_KEYS if k in row}
 
 
 def _norm_rows(crosscoder: Crosscoder) -> list[dict]:

@@ -5,8 +5,8 @@ features + experiment (on the calibration and test splits) → report. Each stag
 package's own entry point, and each one resumes, so rerunning the command after an
 interruption continues where it stopped.
 
-The experiment stage opens a study like an organism: `OUT/pair/organism.json` names the two
-model directories, the layer and the calibration/test files.
+The stages after the pair check are `tooldiff.pipeline.run_pipeline`, the one the demo runs too:
+the study only makes the `ModelPair` (models, layer, the three rendered splits) from its TOML.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from rich.table import Table
 
 from tooldiff.crosscoder.config import SweepConfig, load_sweep, parse_sweep
 from tooldiff.errors import UserError, iter_jsonl
-from tooldiff.features.ranking import RUN_CROSSCODERS, RUN_EXPERIMENT
+from tooldiff.pair import SPLITS, ModelPair
 from tooldiff.progress import console, stage
 from tooldiff.study.config import StudyConfig
 from tooldiff.study.plan import Plan, plan_study
@@ -65,18 +65,9 @@ def print_plan(cfg: StudyConfig, plan: Plan, out: Console) -> None:
         out.print(f"[yellow]warning:[/] {w}", highlight=False, soft_wrap=True)
 
 
-def write_pair_dir(out: Path, rl_dir: Path, base_dir: Path, layer: int, calibration: Path, test: Path) -> Path:
-    """`OUT/pair/organism.json`: what the experiment stage needs to open the study's pair."""
-    out.mkdir(parents=True, exist_ok=True)
-    info = {"kind": "study-pair", "variant": "pair", "layer": {"recommended": layer},
-            "paths": {"base": str(base_dir.resolve()), "rl": str(rl_dir.resolve()),
-                      "data": {"calibration": str(calibration.resolve()), "test": str(test.resolve())}}}
-    (out / "organism.json").write_text(json.dumps(info, indent=2) + "\n")
-    return out
-
-
-def _prepare(cfg: StudyConfig, out: Path) -> tuple[Path, Path, dict[str, Path]]:
-    """Resolve the models, check the pair (no weights), and write the three data splits."""
+def study_pair(cfg: StudyConfig, out: Path) -> ModelPair:
+    """Resolve the models, check the pair (no weights), write the three data splits under
+    out/data, and return the pair the pipeline runs on."""
     from tooldiff.hf import load_tokenizer
     from tooldiff.study.data import write_split
     from tooldiff.study.pair import check_pair_dirs, resolve_model
@@ -86,46 +77,41 @@ def _prepare(cfg: StudyConfig, out: Path) -> tuple[Path, Path, dict[str, Path]]:
     base_dir = resolve_model(cfg.local_or_id(cfg.pair.base), cfg.pair.revision)
     check_pair_dirs(rl_dir, base_dir, cfg.pair.layer)
     tokenizer = load_tokenizer(rl_dir)
-    raw = {split: write_split(cfg, split, out / "data" / f"{split}.jsonl") for split in ("train", "calibration", "test")}
+    raw = {split: write_split(cfg, split, out / "data" / f"{split}.jsonl") for split in SPLITS}
     check_no_overlap(raw)
-    splits = {split: render_split(path, tokenizer, cfg.pair.prompt_format) for split, path in raw.items()}
-    return rl_dir, base_dir, splits
+    splits = {split: (render_split(path, tokenizer, cfg.pair.prompt_format),) for split, path in raw.items()}
+    return ModelPair(name=cfg.name, base=base_dir, rl=rl_dir, tokenizer=rl_dir, layer=cfg.pair.layer, splits=splits)
 
 
-def run_study(cfg: StudyConfig, plan: bool = False, out: Optional[Path] = None) -> dict:
-    """Run (or, with `plan`, only estimate) the whole study; returns the results or the plan."""
+def study_experiment_config(cfg: StudyConfig):
+    from tooldiff.experiment import load_experiment_config
+    from tooldiff.prompts import PARSE_FORMAT
+
+    return load_experiment_config({"seed": cfg.seed, "device": cfg.runtime.device,
+                                   "parse_format": PARSE_FORMAT[cfg.pair.prompt_format], **cfg.experiment})
+
+
+def run_study(cfg: StudyConfig, plan: bool = False, out: Optional[Path] = None):
+    """Run (or, with `plan`, only estimate) the whole study; returns the results (report.Results)
+    or the plan (a dict)."""
     sweep = study_sweep(cfg)
     if plan:
         estimate = plan_study(cfg, sweep)
         print_plan(cfg, estimate, Console())
         return estimate.to_dict()
-    from tooldiff.activations import harvest_pair
-    from tooldiff.crosscoder import train_sweep
-    from tooldiff.experiment import load_experiment_config, run_experiment
-    from tooldiff.report import write_report
+    from tooldiff.pipeline import HarvestOptions, run_pipeline
+    from tooldiff.report import write_results
 
     out = Path(out) if out is not None else cfg.work_path(cfg.out)
     rt, timings = cfg.runtime, {}
-    from tooldiff.prompts import PARSE_FORMAT
-
-    exp_cfg = load_experiment_config({"seed": cfg.seed, "device": rt.device,
-                                      "parse_format": PARSE_FORMAT[cfg.pair.prompt_format], **cfg.experiment})
+    exp_cfg = study_experiment_config(cfg)
     with stage("pair + data", timings):
-        rl_dir, base_dir, splits = _prepare(cfg, out)
-    with stage("harvest", timings):
-        harvest_pair(base=str(base_dir), rl=str(rl_dir), layer=cfg.pair.layer, data=splits["train"], out=out / "acts",
-                     positions=cfg.pair.positions, batch_size=rt.harvest_batch_size, shard_rows=rt.shard_rows,
-                     dtype=rt.store_dtype, device=rt.device, model_dtype=rt.dtype)
-    with stage("train", timings):
-        train_sweep(acts=out / "acts", config=sweep, out=out / RUN_CROSSCODERS, device=rt.device)
-    with stage("experiment", timings):
-        pair_dir = write_pair_dir(out / "pair", rl_dir, base_dir, cfg.pair.layer, splits["calibration"], splits["test"])
-        experiment = run_experiment(pair_dir, out / RUN_CROSSCODERS, out / RUN_EXPERIMENT, exp_cfg)
-    with stage("report", timings):
-        results = write_report(experiment, out, organism_info=None)
-    results["timings_s"] = timings
-    results["study"] = cfg.model_dump(mode="json")
-    (out / "results.json").write_text(json.dumps(results, indent=1))
+        pair = study_pair(cfg, out)
+    harvest = HarvestOptions(positions=cfg.pair.positions, batch_size=rt.harvest_batch_size, shard_rows=rt.shard_rows,
+                             dtype=rt.store_dtype, model_dtype=rt.dtype)
+    results = run_pipeline(pair, sweep, exp_cfg, out, harvest=harvest, timer=lambda name: stage(name, timings))
+    results = results.with_facts(timings_s=timings, study=cfg.model_dump(mode="json"))
+    write_results(results, out)
     console.print(f"[bold green]study done[/] in {sum(timings.values()):.0f} s: {out / 'report.md'}")
     return results
 

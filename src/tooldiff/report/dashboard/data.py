@@ -1,8 +1,8 @@
 """Every read of a run's artifacts the dashboard makes, in one place, as typed records.
 
-The pages never open a file: they render what `load_run` returns. When the run's artifacts get
-typed readers of their own (organism.json, the feature ranking, the experiment summary,
-results.json), this module is the one to change.
+The pages never open a file: they render what `load_run` returns. The run's artifacts are read
+through their own typed readers (experiment.summary, features.ranking, report.results), which
+refuse an old or foreign file with one line; this module maps them to what the pages show.
 
 What is read, and from where (`RunPaths` says where; `find_paths` fills in the defaults):
 - `EXPERIMENT/experiment.json`: conditions with their effects, verdicts and examples, the
@@ -13,13 +13,14 @@ What is read, and from where (`RunPaths` says where; `find_paths` fills in the d
   their decision-position activations (the rows the ranking was computed on);
 - the crosscoder checkpoints (default: the run layout's `RUN/crosscoders/<name>`), whose
   config records the model pair;
-- the organism's test prompts (default: the organism beside the RL model the crosscoders name);
+- the test prompts (default: the organism beside the RL model the crosscoders name, else the
+  study's RUN/data/test.jsonl);
 - `results.json` (default: `EXPERIMENT/results.json`, where `tooldiff experiment` writes it) for the
   findings and the positive-control verdict; without it the findings are computed by
   `report.results.build_results` from the experiment, as results.json's are.
 
-An experiment directory without experiment.json, or one written by an older tooldiff (a field
-the dashboard needs is missing), is a one-line `UserError`.
+An experiment directory without experiment.json, or one written by an older tooldiff (no format
+number, or a field the dashboard needs is missing), is a one-line `UserError`.
 """
 
 from __future__ import annotations
@@ -30,15 +31,13 @@ from pathlib import Path
 from typing import Any, Optional
 
 from tooldiff.errors import UserError
+from tooldiff.experiment.data import CALIBRATION_FILE
+from tooldiff.experiment.summary import SUMMARY_FILE, ConditionResult, ExperimentSummary, read_summary
+from tooldiff.experiment.summary import Effect as SummaryEffect, PlantedCheck as SummaryPlanted
 from tooldiff.features.ranking import RUN_CROSSCODERS, ranking_file, read_ranking
+from tooldiff.report.results import RESULTS_FILE, read_results
 
-SUMMARY_FILE, RESULTS_FILE, RESULTS_JSONL = "experiment.json", "results.json", "results.jsonl"
-CALIBRATION_FILE, CALIBRATION_ACTS = "calibration.jsonl", "calibration_acts"
-SUMMARY_KEYS = ("layer", "n_test", "config", "conditions", "rankings", "crosscoders")
-CONDITION_KEYS = ("key", "model", "intervention", "crosscoder", "features", "alpha", "dose", "role", "controls",
-                  "rivals", "metrics", "per_kind", "examples")
-LATENT_KEYS = ("latent", "group", "rl_dominant", "delta", "rl_norm_share", "strict_d", "strict_auroc", "nu_eps",
-               "nu_r", "firing")
+RESULTS_JSONL, CALIBRATION_ACTS = "results.jsonl", "calibration_acts"
 METRICS = ("strict", "call_rate")
 
 
@@ -280,44 +279,35 @@ def read_json(path: Path, what: str) -> Any:
         raise UserError(f"{what} {path} is not readable JSON ({e})") from None
 
 
-def _older(path: Path, what: str) -> UserError:
-    return UserError(f"{path} is of an older format ({what}); rerun `tooldiff experiment` with this version of tooldiff")
-
-
 def load_study(paths: RunPaths) -> Study:
     path = paths.experiment / SUMMARY_FILE
-    summary = read_json(path, "experiment summary")
-    if not isinstance(summary, dict):
-        raise _older(path, "not a JSON object")
-    missing = [k for k in SUMMARY_KEYS if k not in summary]
-    if missing:
-        raise _older(path, f"no {', '.join(repr(k) for k in missing)}")
-    conditions = [_condition(c, i, path) for i, c in enumerate(summary["conditions"])]
-    names = sorted(summary["rankings"])
-    crosscoders = {n: _crosscoder(paths, n, summary) for n in names}
+    summary = read_summary(paths.experiment)
+    conditions = [_condition(c) for c in summary.conditions]
+    crosscoders = {n: _crosscoder(paths, n, summary) for n in sorted(summary.rankings)}
     if not crosscoders:
         raise UserError(f"{path} ranks no crosscoder: nothing to show")
     rl, base = next(iter(crosscoders.values())).models
-    return Study(paths, int(summary["layer"]), int(summary["n_test"]), int(summary["config"].get("seed", 0)),
-                 summary["config"], conditions, crosscoders, Path(rl), Path(base), list(summary.get("test_ids") or []))
+    return Study(paths, summary.layer, summary.n_test, summary.seed, summary.config, conditions, crosscoders,
+                 Path(rl), Path(base), list(summary.test_ids))
 
 
-def _effect(raw: dict) -> Effect:
-    return Effect(raw["diff"], raw["ci95"][0], raw["ci95"][1], raw.get("p_value"), int(raw.get("n", 0)))
+def _effect(raw: SummaryEffect) -> Effect:
+    return Effect(raw.diff, raw.ci95[0], raw.ci95[1], raw.p_value, int(raw.n))
 
 
-def _condition(raw: dict, index: int, path: Path) -> Condition:
-    missing = [k for k in CONDITION_KEYS if k not in raw]
-    if missing:
-        raise _older(path, f"condition {index} has no {', '.join(repr(k) for k in missing)}")
-    if raw["intervention"] != "none" and "effect" not in raw:
-        raise _older(path, f"condition {index} ({raw['key']}) has no 'effect'")
+def _dicts(records: Optional[dict]) -> dict:
+    """{name: record} as the plain dicts the pages embed."""
+    return {k: v.to_dict() for k, v in (records or {}).items()}
+
+
+def _condition(raw: ConditionResult) -> Condition:
+    effect = raw.effect or {}
     return Condition(
-        key=raw["key"], model=raw["model"], intervention=raw["intervention"], crosscoder=raw["crosscoder"],
-        features=tuple(raw["features"]), alpha=raw["alpha"], dose=raw["dose"], role=raw["role"],
-        controls=tuple(raw["controls"]), rivals=tuple(raw["rivals"]), metrics=raw["metrics"],
-        per_kind=raw["per_kind"], effect={m: _effect(raw["effect"][m]) for m in METRICS if m in raw.get("effect", {})},
-        verdict=raw.get("verdict") or {}, examples=tuple(Example(e["id"], e["output"]) for e in raw["examples"]))
+        key=raw.key, model=raw.model, intervention=raw.intervention, crosscoder=raw.crosscoder,
+        features=tuple(raw.features), alpha=raw.alpha, dose=raw.dose, role=raw.role, controls=tuple(raw.controls),
+        rivals=tuple(raw.rivals), metrics=raw.metrics.to_dict(), per_kind=_dicts(raw.per_kind),
+        effect={m: _effect(effect[m]) for m in METRICS if m in effect}, verdict=_dicts(raw.verdict),
+        examples=tuple(Example(e["id"], e["output"]) for e in raw.examples))
 
 
 def checkpoint_of(paths: RunPaths, name: str) -> Path:
@@ -332,26 +322,20 @@ def checkpoint_of(paths: RunPaths, name: str) -> Path:
     return directory
 
 
-def _crosscoder(paths: RunPaths, name: str, summary: dict) -> CrosscoderRun:
+def _crosscoder(paths: RunPaths, name: str, summary: ExperimentSummary) -> CrosscoderRun:
     directory = checkpoint_of(paths, name)
     meta = read_json(directory / "config.json", "crosscoder config")
     dict_size = int(meta["config"]["dict_size"])
     ranking = read_ranking(ranking_file(paths.experiment, name), directory, dict_size)
-    rows = []
-    for rank, r in enumerate(ranking["latents"]):
-        missing = [k for k in LATENT_KEYS if k not in r]
-        if missing:
-            raise _older(ranking_file(paths.experiment, name), f"latent {r.get('latent')} has no {', '.join(missing)}")
-        rows.append(LatentStats(r["latent"], rank, r["group"], r["rl_dominant"], r["delta"], r["rl_norm_share"],
-                                r["strict_d"], r["strict_auroc"], r.get("paper_d"), r.get("paper_auroc"), r["nu_eps"],
-                                r["nu_r"], r["firing"]))
+    rows = [LatentStats(r.latent, rank, r.group, r.rl_dominant, r.delta, r.rl_norm_share, r.strict_d, r.strict_auroc,
+                        r.paper_d, r.paper_auroc, r.nu_eps, r.nu_r, r.firing) for rank, r in enumerate(ranking.latents)]
     models = tuple(meta.get("info", {}).get("models") or ())
     if len(models) != 2:
         raise UserError(f"crosscoder {directory} records no model pair; retrain it with `tooldiff train`")
-    planted = (summary.get("positive_control") or {}).get(name)
+    planted = summary.positive_control.get(name)
     return CrosscoderRun(name, directory, dict_size, meta.get("info", {}).get("layer"), models,
-                         _train_metrics(summary["crosscoders"].get(name) or {}), rows, ranking["best"],
-                         ranking["least_related"], _planted(planted) if planted else None)
+                         _train_metrics(summary.crosscoders.get(name) or {}), rows, ranking.best,
+                         ranking.least_related, _planted(planted) if planted else None)
 
 
 def _hist(raw: Optional[dict]) -> Optional[Histogram]:
@@ -366,9 +350,9 @@ def _train_metrics(m: dict) -> TrainMetrics:
                         step=m.get("step"))
 
 
-def _planted(p: dict) -> PlantedCheck:
-    return PlantedCheck(p["best_latent"], p["best_abs_cosine"], p["best_group"], p.get("top_ranked_latent"),
-                        p.get("top_ranked_abs_cosine"), p.get("captured_share"))
+def _planted(p: SummaryPlanted) -> PlantedCheck:
+    return PlantedCheck(p.best_latent, p.best_abs_cosine, p.best_group, p.top_ranked_latent, p.top_ranked_abs_cosine,
+                        p.captured_share)
 
 
 def read_calibration_prompts(experiment: Path) -> list[Prompt]:
@@ -379,20 +363,29 @@ def read_calibration_prompts(experiment: Path) -> list[Prompt]:
 
 
 def read_test_prompts(study: Study, notes: list[str]) -> list[Prompt]:
-    """The experiment's test prompts, from the organism (or study pair) that holds them."""
-    from tooldiff.organism import load_organism
-
+    """The experiment's test prompts: from `--organism` (an organism directory, or a study's test
+    JSONL), else from the organism beside the RL model, else from a study's RUN/data/test.jsonl."""
     given = study.paths.organism
-    root = Path(given) if given else study.rl_path.parent
     try:
-        org = load_organism(root, models=False)
-        records = {r["id"]: r for r in org.records("test")} if "test" in org.data else {}
+        records = {r["id"]: r for r in _test_records(Path(given) if given else None, study)}
     except UserError as e:
         if given:
             raise
         notes.append(f"test prompts not shown: {e} (pass --organism)")
         return []
     return [Prompt(i, records[i].get("kind", "?"), "test", records[i]) for i in study.test_ids if i in records]
+
+
+def _test_records(given: Optional[Path], study: Study) -> list[dict]:
+    from tooldiff.errors import iter_jsonl
+    from tooldiff.organism import INFO_FILE, load_organism
+
+    study_split = Path(study.paths.experiment).resolve().parent / "data" / "test.jsonl"  # `tooldiff run`'s layout
+    if given is not None and given.is_file():
+        return [r for _, r in iter_jsonl(given, "test prompts")]
+    if given is None and not (study.rl_path.parent / INFO_FILE).is_file() and study_split.is_file():
+        return [r for _, r in iter_jsonl(study_split, "test prompts")]
+    return load_organism(given or study.rl_path.parent, models=False).records("test")
 
 
 def calibration_activations(experiment: Path):
@@ -407,21 +400,20 @@ def calibration_activations(experiment: Path):
 
 def read_findings(paths: RunPaths, notes: list[str]) -> Findings:
     if paths.results is not None:
-        results, source = read_json(Path(paths.results), "results"), str(paths.results)
-        if "findings" not in results:
-            raise UserError(f"{paths.results} is of an older format (no 'findings'); rerun `tooldiff experiment`")
+        results, source = read_results(Path(paths.results)), str(paths.results)
     else:
         from tooldiff.report.results import build_results
 
-        results = build_results(read_json(paths.experiment / SUMMARY_FILE, "experiment summary"))
+        results = build_results(read_summary(paths.experiment))
         source = f"computed from {paths.experiment / SUMMARY_FILE} (no results.json found)"
-    f = results["findings"]
-    single = f["single_latent"]
-    return Findings(single["holds"], single["n_tried"], [_claim(w) for w in single["winners"]],
-                    _claim(single["largest"]) if single.get("largest") else None, f.get("dfc_vs_dom") or [],
-                    f.get("recon_artifact") or [], results.get("positive_control"), source)
+    f = results.findings
+    single = f.single_latent
+    return Findings(single.holds, single.n_tried, [_claim(w) for w in single.winners],
+                    _claim(single.largest) if single.largest else None, [r.to_dict() for r in f.dfc_vs_dom],
+                    [r.to_dict() for r in f.recon_artifact],
+                    results.positive_control.to_dict() if results.positive_control else None, source)
 
 
-def _claim(raw: dict) -> ClaimRow:
-    return ClaimRow(raw["crosscoder"], raw["intervention"], tuple(raw["features"]), raw.get("alpha"), raw["diff"],
-                    raw["ci95"][0], raw["ci95"][1])
+def _claim(raw) -> ClaimRow:
+    return ClaimRow(raw.crosscoder, raw.intervention, tuple(raw.features), raw.alpha, raw.diff, raw.ci95[0],
+                    raw.ci95[1])
