@@ -45,10 +45,10 @@ def test_rows_cover_the_base_and_every_saved_checkpoint(emergence, tiny_organism
     assert data["format"] == FORMAT and [r["step"] for r in data["rows"]] == [0, *steps]
     assert [r["step"] for r in data["rows"] if r["kept"]] == [info["chosen_step"]] == [data["kept_step"]]
     for row, score in zip(data["rows"][1:], info["scores"]):
-        assert row["validation"]["strict"] == score["call_strict"]
-        assert row["validation"]["wrong_calls"] == score["wrong_calls"]
+        assert row["selection"]["strict"] == score["call_strict"]
+        assert row["selection"]["wrong_calls"] == score["wrong_calls"]
     base = data["rows"][0]
-    assert base["validation"] is None and base["shift"]["norm"] == 0 and base["shift"]["share"] is None
+    assert base["selection"] is None and base["shift"]["norm"] == 0 and base["shift"]["share"] is None
     table = (out / TABLE_FILE).read_text().splitlines()
     assert sum(line.startswith("| ") for line in table) == len(data["rows"]) + 1  # header + a line per step
     assert (out / PLOT_FILE).stat().st_size > 0

@@ -7,12 +7,12 @@ from dataclasses import replace
 import pytest
 
 from tooldiff.errors import UserError
-from tooldiff.organism.checkpoints import WRONG_CALLS_CAP, CheckpointScore, select_checkpoint
+from tooldiff.organism.checkpoints import WRONG_CALLS_TARGET, CheckpointScore, select_checkpoint, wilson_upper
 
 
-def score(step: int, strict: float, not_offered: float, chitchat: float = 0.0) -> CheckpointScore:
-    return CheckpointScore(step=step, call_strict=strict, wrong_calls={"not_offered": not_offered,
-                                                                       "chitchat": chitchat}, n={"call": 100})
+def score(step: int, strict: float, not_offered: float, chitchat: float = 0.0, n: int = 100) -> CheckpointScore:
+    return CheckpointScore(step=step, call_strict=strict, wrong_calls={"not_offered": not_offered, "chitchat": chitchat},
+                           n={"call": n, "not_offered": n, "chitchat": n})
 
 
 def test_the_best_admissible_checkpoint_is_kept_not_the_last():
@@ -25,9 +25,13 @@ def test_ties_go_to_fewer_wrong_calls_then_to_the_earlier_step():
     assert select_checkpoint([score(20, 0.8, 0.05), score(40, 0.8, 0.05)]).step == 20
 
 
-def test_the_cap_holds_for_every_no_call_kind_and_on_its_line():
-    assert not score(1, 0.9, 0.0, WRONG_CALLS_CAP + 0.01).admissible
-    assert score(1, 0.9, WRONG_CALLS_CAP, WRONG_CALLS_CAP).admissible
+def test_wrong_calls_must_be_credibly_below_the_target_on_every_no_call_kind():
+    """The Wilson upper bound, not the rate, meets the target: 12 % of 100 passes, of 50 not;
+    13 % of 100 does not, on either kind."""
+    assert wilson_upper(0.12, 100) <= WRONG_CALLS_TARGET < wilson_upper(0.12, 50)
+    assert score(1, 0.9, 0.12, 0.12).admissible and not score(1, 0.9, 0.12, 0.12, n=50).admissible
+    assert not score(1, 0.9, 0.0, 0.13).admissible and not score(1, 0.9, 0.13, 0.0).admissible
+    assert abs(wilson_upper(0.0, 60) - 0.0602) < 1e-4 and wilson_upper(0.5, 0) == 1.0
 
 
 def test_without_an_admissible_checkpoint_the_fewest_wrong_calls_win():
@@ -47,16 +51,16 @@ def test_checkpoint_steps_join_the_early_ones_the_regular_ones_and_the_last():
 
 
 def test_a_build_records_saves_and_keeps_its_scored_checkpoints(tiny_organism):
-    """The tiny preset scores at steps 5, 20 and 40 of 40 on validation prompts: organism.json
-    holds the scores and the step the rule chose, each checkpoint is saved, the chosen one is the
-    twin, and test data played no part (the prompts that scored are validation ones)."""
+    """The tiny preset scores at steps 5, 20 and 40 of 40 on calibration + validation prompts:
+    organism.json holds the scores and the step the rule chose, each checkpoint is saved, the
+    chosen one is the twin, and test data played no part (the prompts that scored are listed)."""
     import json
 
     import torch
 
     from tooldiff.hf import load_model
     from tooldiff.organism import get_preset
-    from tooldiff.organism.checkpoints import CHECKPOINTS_DIR, VALIDATION_FILE, load_checkpoint
+    from tooldiff.organism.checkpoints import CHECKPOINTS_DIR, SELECTION_FILE, load_checkpoint
 
     info = json.loads((tiny_organism / "organism.json").read_text())
     record = info["rl_training"]["checkpoints"]
@@ -64,9 +68,11 @@ def test_a_build_records_saves_and_keeps_its_scored_checkpoints(tiny_organism):
     assert steps == list(get_preset("tiny").rl.checkpoint_steps()) == [5, 20, 40]
     scores = [CheckpointScore(**s) for s in record["scores"]]
     assert record["chosen_step"] == select_checkpoint(scores).step
-    assert scores[0].n == dict(zip(("call", "not_offered", "chitchat"), get_preset("tiny").rl.eval_prompts))
-    prompts = (tiny_organism / "rl" / CHECKPOINTS_DIR / VALIDATION_FILE).read_text().splitlines()
-    assert len(prompts) == sum(scores[0].n.values()) and all('"id": "validation-' in p for p in prompts)
+    per_kind = get_preset("tiny").rl.eval_prompts  # from each source: calibration and validation
+    assert scores[0].n == {k: 2 * n for k, n in zip(("call", "not_offered", "chitchat"), per_kind)}
+    prompts = (tiny_organism / "rl" / CHECKPOINTS_DIR / SELECTION_FILE).read_text().splitlines()
+    assert len(prompts) == sum(scores[0].n.values())
+    assert sum('"id": "validation-' in p for p in prompts) == sum('"id": "calibration-' in p for p in prompts)
     twin = load_model(tiny_organism / "rl").state_dict()
     for step in steps:
         same = all(torch.equal(v, twin[k]) for k, v in load_checkpoint(tiny_organism, step).state_dict().items())

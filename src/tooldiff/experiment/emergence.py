@@ -7,7 +7,7 @@ the top tool latent of the experiment's ranking (`features/<crosscoder>.json`). 
 with step 0 the base itself:
 
 - behaviour: strict accuracy on calibration call prompts and the call rate on each no-call kind
-  (greedy, `organism.measure.evaluate`), beside the validation scores RL recorded at that step;
+  (greedy, `organism.measure.evaluate`), beside the selection scores RL recorded at that step;
 - the latent: its AUROC, call vs no-call prompts, at the decision position (last prompt token),
   and its mean activation per request kind, encoding (checkpoint, base) pairs: the checkpoint in
   the RL slot (A), the base in the base slot (B), as the crosscoder was trained (features/rank.py);
@@ -93,7 +93,7 @@ class StepRow:
     step: int  # 0 = the base
     kept: bool  # the checkpoint the organism kept as its twin (rl/)
     calibration: Rates
-    validation: Optional[Rates]  # recorded by RL (organism.json); None for the base
+    selection: Optional[Rates]  # recorded by RL (organism.json); None for the base
     latent: LatentReadout
     shift: ShiftShare
 
@@ -131,8 +131,8 @@ def saved_steps(organism_dir: Path) -> list[int]:
     return steps
 
 
-def validation_scores(info: dict) -> tuple[dict[int, Rates], Optional[int]]:
-    """Per step, the validation rates RL recorded (organism.json), and the step it kept."""
+def selection_scores(info: dict) -> tuple[dict[int, Rates], Optional[int]]:
+    """Per step, the selection rates RL recorded (organism.json), and the step it kept."""
     record = (info.get("rl_training") or {}).get("checkpoints") or {}
     scores = {int(s["step"]): Rates(strict=float(s["call_strict"]), wrong_calls=dict(s["wrong_calls"]))
               for s in record.get("scores", [])}
@@ -258,7 +258,7 @@ class Walk:
     instrument: Instrument
     sample: list[dict]
     sample_file: Path
-    validation: dict[int, Rates]
+    selection: dict[int, Rates]
     kept: Optional[int]
     config: EmergenceConfig
 
@@ -270,7 +270,7 @@ def step_row(step: int, model, walk: Walk) -> StepRow:
     acts = pair_activations((model, org.base), org.tokenizer, walk.sample_file, instrument.layer, step,
                             config.batch_size, config.device)
     cc, latent = instrument.crosscoder, instrument.latent
-    return StepRow(step=step, kept=step == walk.kept, calibration=rates, validation=walk.validation.get(step),
+    return StepRow(step=step, kept=step == walk.kept, calibration=rates, selection=walk.selection.get(step),
                    latent=latent_readout(cc, latent, acts.x_NMD, acts.kinds),
                    shift=shift_share(cc, latent, acts.x_NMD, acts.kinds))
 
@@ -279,11 +279,11 @@ def step_row(step: int, model, walk: Walk) -> StepRow:
 def open_walk(org, experiment: Path, crosscoders: Optional[Path], out: Path, config: EmergenceConfig) -> Walk:
     """The instrument, RL's recorded scores, and the calibration sample (written to out/calibration.jsonl)."""
     instrument = load_instrument(org, Path(experiment), crosscoders, config.crosscoder)
-    validation, kept = validation_scores(org.info)
+    selection, kept = selection_scores(org.info)
     out.mkdir(parents=True, exist_ok=True)
     sample = calibration_sample(org.records("calibration"), config.caps, config.seed)
     (out / SAMPLE_FILE).write_text("".join(json.dumps(r) + "\n" for r in sample))
-    return Walk(org, instrument, sample, out / SAMPLE_FILE, validation, kept, config)
+    return Walk(org, instrument, sample, out / SAMPLE_FILE, selection, kept, config)
 
 
 def run_emergence(organism: Path, experiment: Path, out: Path, config: EmergenceConfig = EmergenceConfig(),
@@ -336,7 +336,7 @@ def _num(x: Optional[float], digits: int = 3) -> str:
 
 
 def _table_line(row: StepRow) -> str:
-    cal, val, lat, sh = row.calibration, row.validation, row.latent, row.shift
+    cal, val, lat, sh = row.calibration, row.selection, row.latent, row.shift
     step = f"{row.step} (base)" if row.step == 0 else f"{row.step} (kept)" if row.kept else str(row.step)
     wrong = " / ".join(_pct(cal.wrong_calls.get(k)) for k in NO_CALL_KINDS)
     val_wrong = " / ".join(_pct(val.wrong_calls.get(k)) for k in NO_CALL_KINDS) if val else "–"
@@ -349,9 +349,10 @@ def markdown_table(result: Emergence) -> str:
     n = result.n
     head = [f"Emergence of latent {result.latent} ({result.group}) of crosscoder {result.crosscoder}, layer "
             f"{result.layer}, along RL. Calibration: {n['call']} call, {n['not_offered']} not-offered, "
-            f"{n['chitchat']} chit-chat prompts (greedy); validation: as RL recorded it. Rates in %.", "",
-            "| RL step | strict (cal) | wrong calls, not-offered / chit-chat (cal) | strict (val) "
-            "| wrong calls (val) | latent AUROC | mean activation, call / not-offered / chit-chat | ‖shift‖ "
+            f"{n['chitchat']} chit-chat prompts (greedy); selection: as RL recorded it (calibration + "
+            "validation prompts). Rates in %.", "",
+            "| RL step | strict (cal) | wrong calls, not-offered / chit-chat (cal) | strict (sel) "
+            "| wrong calls (sel) | latent AUROC | mean activation, call / not-offered / chit-chat | ‖shift‖ "
             "| cos(shift, d) | share of shift² |",
             "|---|---|---|---|---|---|---|---|---|---|"]
     return "\n".join(head + [_table_line(r) for r in result.rows] + _retrained_table(result)) + "\n"
@@ -383,9 +384,9 @@ def plot_emergence(result: Emergence, path: Path) -> Path:
     left.plot(steps, [r.calibration.strict for r in result.rows], "o-", label="strict, call (calibration)")
     for kind, style in zip(NO_CALL_KINDS, ("s--", "^--")):
         left.plot(steps, [r.calibration.wrong_calls[kind] for r in result.rows], style, label=f"wrong calls, {kind}")
-    val = [(r.step, r.validation.strict) for r in result.rows if r.validation]
+    val = [(r.step, r.selection.strict) for r in result.rows if r.selection]
     if val:
-        left.plot(*zip(*val), "x:", color="gray", label="strict, call (validation)")
+        left.plot(*zip(*val), "x:", color="gray", label="strict, call (RL selection)")
     right.plot(steps, [r.latent.auroc for r in result.rows], "o-", label="latent AUROC, call vs no-call")
     right.plot(steps, [r.shift.share if r.shift.share is not None else float("nan") for r in result.rows], "s-",
                label="share of RL shift² along d")

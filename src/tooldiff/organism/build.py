@@ -271,7 +271,7 @@ def stage_rl(b: Build) -> dict:
     if keeper is not None:
         best = keeper.restore_best()
         extra, summary = keeper.save, {"checkpoints": keeper.summary(best)}
-        console.print(f"RL checkpoint kept: step {best.step} of {rl.steps} (validation strict on call prompts "
+        console.print(f"RL checkpoint kept: step {best.step} of {rl.steps} (selection strict on call prompts "
                       f"{best.call_strict:.2f}, wrong calls {_percentages(best.wrong_calls)})")
     if layer is not None:
         planted = fold_rank1(model, layer)
@@ -287,13 +287,15 @@ def stage_rl(b: Build) -> dict:
 
 
 def _checkpoint_keeper(b: Build, model, tokenizer):
-    """Scores the full twin on validation prompts during RL (checkpoints.py); the rank1 control
+    """Scores the full twin on calibration and validation prompts during RL (checkpoints.py); the rank1 control
     keeps its last step (its RL must plant a direction, whatever its wrong calls), and so does the
     sham twin (its RL must not teach tool use, so no tool score may choose it)."""
     from tooldiff.organism.checkpoints import CheckpointKeeper
+    from tooldiff.organism.checkpoints import selection_prompts
     from tooldiff.organism.requests import KindMix, validation_split
 
-    prompts = validation_split(KindMix(*b.cfg.rl.eval_prompts), b.seed)
+    mix = KindMix(*b.cfg.rl.eval_prompts)
+    prompts = selection_prompts(b.data("calibration"), mix) + validation_split(mix, b.seed)
     return CheckpointKeeper(model, tokenizer, prompts, b.seed, b.cfg.eval_batch_size)
 
 

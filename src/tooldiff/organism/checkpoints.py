@@ -1,4 +1,4 @@
-"""RL checkpoints scored on validation prompts, saved, and the rule that keeps one.
+"""RL checkpoints scored on calibration and validation prompts, saved, and the rule that keeps one.
 
 The RL stage sits on a knife edge: the same recipe, seed and command gave twins tens of points
 apart on two CPUs (docs/notes/2026-12-05-organism.md), because float sums in another order send
@@ -6,21 +6,28 @@ sampling down another path. Where the last step lands is luck; what the run pass
 the way is not. So the RL stage scores the twin at `RLConfig.checkpoint_steps()` and keeps the
 best checkpoint by a fixed rule. This is the RL analogue of the base's copy check.
 
-It scores on validation prompts: requests in phrasings that no split uses (world.py), with
-training values. The calibration split's phrasings are RL's own, where every checkpoint scored
-0.84-0.96 while test strict ranged 0.69-0.75: the twins failed on new phrasings (no call), which
-calibration prompts cannot see. Test data never chooses.
+It scores on selection prompts from two sources, pooled: the first prompts of each kind of the
+calibration split (RL's own phrasings) and as many validation prompts (requests.validation_split:
+phrasings that no split uses, training values). Test data never chooses. Why both
+(docs/notes/2026-12-05-organism.md): on calibration prompts alone every checkpoint of seeds 0-2
+scored 0.84-0.96 while test strict was 0.69-0.75 (the twins refused new phrasings, which
+calibration prompts cannot show); on validation prompts alone, 60 per no-call kind, the wrong-call
+guard was too noisy (seed 0 kept a step at 11.7 % wrong calls on validation and 35 % on test).
 
 The rule (docs/organism.md, "Which RL checkpoint is kept"):
-1. admissible: wrong calls at most WRONG_CALLS_CAP on every no-call kind (not offered, chit-chat);
+1. admissible: wrong calls credibly below WRONG_CALLS_TARGET on every no-call kind (not offered,
+   chit-chat): the upper bound of the rate's 95 % Wilson interval at most the target;
 2. among those, the highest strict accuracy on call prompts; ties to fewer wrong calls, then to
    the earlier step;
 3. if none is admissible, the fewest wrong calls on the worst kind (ties: higher strict, earlier).
-The cap sits below the targets' 20 % so that a checkpoint chosen at the line on validation
-does not cross it on test by chance.
+Why a bound and not the rate: picking the most accurate of many checkpoints whose wrong-call
+rate sits under a cap picks the ones whose estimate came out low by chance, and the more a
+checkpoint calls, the more accurate it is. With a 15 % cap on the rate, seed 0 kept step 14
+(14.2 % wrong calls on 120 not-offered selection prompts, 35 % on test). With 120 prompts per
+kind, the bound admits at most 12.5 %.
 
 Every scored checkpoint is saved to `rl/checkpoints/step-NNNN.safetensors` beside the prompts
-that scored it (`validation.jsonl`): the twin's path through RL, for studies of how tool use
+that scored it (`selection.jsonl`): the twin's path through RL, for studies of how tool use
 emerges (`load_checkpoint`). The shipped pair leaves them out.
 """
 
@@ -33,14 +40,14 @@ import torch
 
 from tooldiff.errors import UserError
 
-WRONG_CALLS_CAP = 0.15
+WRONG_CALLS_TARGET = 0.20  # the recipe's target for wrong calls on each no-call kind (issue 20)
 CHECKPOINTS_DIR = "checkpoints"  # under rl/
-VALIDATION_FILE = "validation.jsonl"
+SELECTION_FILE = "selection.jsonl"
 
 
 @dataclass(frozen=True)
 class CheckpointScore:
-    """One RL checkpoint on the validation prompts."""
+    """One RL checkpoint on the selection prompts."""
 
     step: int
     call_strict: float  # strict accuracy on prompts that need a call
@@ -53,10 +60,20 @@ class CheckpointScore:
 
     @property
     def admissible(self) -> bool:
-        return self.worst_wrong <= WRONG_CALLS_CAP
+        return all(wilson_upper(rate, self.n.get(kind, 0)) <= WRONG_CALLS_TARGET
+                   for kind, rate in self.wrong_calls.items())
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def wilson_upper(rate: float, n: int, z: float = 1.96) -> float:
+    """Upper bound of the Wilson score interval of a share `rate` of `n` (1.0 when n is 0)."""
+    if n <= 0:
+        return 1.0
+    centre = rate + z * z / (2 * n)
+    spread = z * (rate * (1 - rate) / n + z * z / (4 * n * n)) ** 0.5
+    return (centre + spread) / (1 + z * z / n)
 
 
 def select_checkpoint(scores: list[CheckpointScore]) -> CheckpointScore:
@@ -69,13 +86,21 @@ def select_checkpoint(scores: list[CheckpointScore]) -> CheckpointScore:
     return min(scores, key=lambda s: (s.worst_wrong, -s.call_strict, s.step))
 
 
+def selection_prompts(calibration: list[dict], mix) -> list[dict]:
+    """The first `mix.<kind>` calibration prompts of each kind (the split is shuffled already)."""
+    chosen = []
+    for kind in ("call", "not_offered", "chitchat"):
+        chosen += [r for r in calibration if r["kind"] == kind][:getattr(mix, kind)]
+    return chosen
+
+
 def score_model(model, tokenizer, prompts: list[dict], step: int, seed: int, batch_size: int) -> CheckpointScore:
     """Greedy outputs of the model on `prompts`, scored strictly (the build's own evaluate)."""
     from tooldiff.organism.measure import evaluate
 
     was_training = model.training
     model.eval()
-    metrics, _ = evaluate(model, tokenizer, prompts, seed, batch_size, f"validation, RL step {step}")
+    metrics, _ = evaluate(model, tokenizer, prompts, seed, batch_size, f"selection prompts, RL step {step}")
     model.train(was_training)
     by_kind = metrics["by_kind"]
     return CheckpointScore(step=step, call_strict=by_kind["call"]["strict"]["mean"],
@@ -113,13 +138,14 @@ class CheckpointKeeper:
 
         out = rl_dir / CHECKPOINTS_DIR
         out.mkdir(parents=True, exist_ok=True)
-        write_jsonl(out / VALIDATION_FILE, self.prompts)
+        write_jsonl(out / SELECTION_FILE, self.prompts)
         for step, weights in self.weights.items():
             save_file(weights, str(checkpoint_file(rl_dir, step)), metadata={"format": "pt", "step": str(step)})
 
     def summary(self, best: CheckpointScore) -> dict:
-        return {"rule": f"wrong calls <= {WRONG_CALLS_CAP} on every no-call kind, then the highest strict on "
-                        "call prompts (validation prompts; docs/organism.md)",
+        return {"rule": f"wrong calls' 95 % Wilson upper bound <= {WRONG_CALLS_TARGET} on every no-call kind, "
+                        "then the highest strict on "
+                        "call prompts (calibration + validation prompts; docs/organism.md)",
                 "chosen_step": best.step, "scores": [s.to_dict() for s in self.scores],
                 "saved": f"rl/{CHECKPOINTS_DIR}"}
 

@@ -90,7 +90,7 @@ def tool_world_block(shipped: Path) -> list[str]:
         f"**{_ci_pct(m['rl']['not_offered']['call_rate'])}** of {m['rl']['not_offered']['call_rate']['n']} "
         f"not-offered prompts and **{_ci_pct(m['rl']['chitchat']['call_rate'])}** of "
         f"{m['rl']['chitchat']['call_rate']['n']} chit-chat prompts. RL kept step {chosen.get('chosen_step', '-')} of "
-        f"{info.rl_training['steps']}, chosen on the calibration split. The model has "
+        f"{info.rl_training['steps']}, chosen on calibration and validation prompts. The model has "
         f"{info.model['params'] / 1e6:.2f}M parameters; built in {info.build_seconds['total']:.0f} s with "
         f"torch {info.versions['torch']} (recipe {info.recipe['fingerprint']}).",
     ]
