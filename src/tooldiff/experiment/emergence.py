@@ -188,8 +188,8 @@ def load_instrument(org, experiment: Path, crosscoders: Optional[Path], requeste
     summary = read_json(paths.experiment / "experiment.json", "experiment summary")
     name = pick_crosscoder(summary, requested)
     directory = checkpoint_of(paths, name)
-    cc = load_crosscoders(directory, org)[directory.name]
-    ranking = read_ranking(ranking_file(paths.experiment, name), directory, cc.dict_size)
+    cc = load_crosscoders(directory, org.as_pair())[directory.name]
+    ranking = read_ranking(ranking_file(paths.experiment, name), directory, cc.dict_size).model_dump()
     config = summary.get("config") or {}
     contrast, pool = config.get("contrast", "paper"), config.get("pool", "a_excl")
     top = top_latents(cc, ranking, contrast, 1, pool)

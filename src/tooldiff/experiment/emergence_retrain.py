@@ -94,9 +94,9 @@ def train_at(step: int, model, org, instrument, out: Path, device: str, min_auro
     """harvest → train → calibration harvest → rank for (checkpoint `step`, base), with the final
     crosscoder's configuration (`instrument`: emergence.Instrument)."""
     from tooldiff.crosscoder import Crosscoder, train_sweep
-    from tooldiff.demo import training_data
     from tooldiff.experiment.candidates import top_latents
-    from tooldiff.experiment.data import calibration_acts, write_calibration_file
+    from tooldiff.pair import write_records
+    from tooldiff.experiment.data import calibration_acts
     from tooldiff.features import rank_features
     from tooldiff.features.ranking import write_ranking
     from tooldiff.organism.checkpoints import checkpoint_file
@@ -104,11 +104,12 @@ def train_at(step: int, model, org, instrument, out: Path, device: str, min_auro
     here = out / RETRAINED_DIR / f"step-{step:04d}"
     names = (str(checkpoint_file(org.rl_path, step)), str(org.base_path))
     with tempfile.TemporaryDirectory(prefix="emergence-train-") as tmp:
-        data = training_data(org, Path(tmp) / "train_prompts.jsonl")
+        pair = org.as_pair()
+        data = pair.split_file("train", Path(tmp) / "train_prompts.jsonl")
         _harvest((model, org.base), org, names, data, Path(tmp) / "acts", instrument.layer, device)
         train_sweep(acts=Path(tmp) / "acts", config=_sweep_of(instrument.directory, instrument.crosscoder),
                     out=here / "crosscoders", device=device)
-        calibration = write_calibration_file(org, Path(tmp) / "calibration.jsonl")
+        calibration = write_records(pair.records("calibration"), Path(tmp) / "calibration.jsonl")
         _harvest((model, org.base), org, names, calibration, Path(tmp) / "calibration_acts", instrument.layer, device)
         acts = calibration_acts(Path(tmp) / "calibration_acts", calibration)
     cc_dir = here / "crosscoders" / instrument.name
