@@ -159,11 +159,17 @@ def test_tool_choice_none_is_honoured(client, call_prompts):
 
 
 def test_a_named_function_is_called(client, call_prompts, organism):
-    record = call_prompts[1]
-    name = record["tools"][-1]["function"]["name"]
-    r = ask(client, record, tool_choice={"type": "function", "function": {"name": name}})
-    assert r.choices[0].finish_reason == "tool_calls"
-    assert [c.function.name for c in r.choices[0].message.tool_calls] == [name]
+    """The server starts the call to the named function; whether the tiny twin then writes valid
+    arguments is the model's doing. So each answer is that call, or (arguments that do not parse)
+    text that opens with the forced start of that call, never a call to another function."""
+    for record in call_prompts[:4]:
+        name = record["tools"][-1]["function"]["name"]
+        r = ask(client, record, tool_choice={"type": "function", "function": {"name": name}})
+        choice = r.choices[0]
+        if choice.finish_reason == "tool_calls":
+            assert [c.function.name for c in choice.message.tool_calls] == [name]
+        else:
+            assert choice.message.content.startswith(f'<tool_call>\n{{"name":"{name}"'), choice.message.content
 
 
 def test_models_and_features_are_listed(client, server):
