@@ -8,11 +8,9 @@ best checkpoint by a fixed rule. This is the RL analogue of the base's copy chec
 
 It scores on selection prompts from two sources, pooled: the first prompts of each kind of the
 calibration split (RL's own phrasings) and as many validation prompts (requests.validation_split:
-phrasings that no split uses, training values). Test data never chooses. Why both
-(docs/notes/2026-12-05-organism.md): on calibration prompts alone every checkpoint of seeds 0-2
-scored 0.84-0.96 while test strict was 0.69-0.75 (the twins refused new phrasings, which
-calibration prompts cannot show); on validation prompts alone, 60 per no-call kind, the wrong-call
-guard was too noisy (seed 0 kept a step at 11.7 % wrong calls on validation and 35 % on test).
+phrasings that no split uses, training values). Test data never chooses. Why both: calibration
+prompts cannot show refusals of new phrasings, and validation prompts alone were too noisy a
+guard on wrong calls (the measurements: docs/notes/2026-12-05-organism.md).
 
 The rule (docs/organism.md, "Which RL checkpoint is kept"):
 1. admissible: wrong calls credibly below WRONG_CALLS_TARGET on every no-call kind (not offered,
@@ -22,9 +20,8 @@ The rule (docs/organism.md, "Which RL checkpoint is kept"):
 3. if none is admissible, the fewest wrong calls on the worst kind (ties: higher strict, earlier).
 Why a bound and not the rate: picking the most accurate of many checkpoints whose wrong-call
 rate sits under a cap picks the ones whose estimate came out low by chance, and the more a
-checkpoint calls, the more accurate it is. With a 15 % cap on the rate, seed 0 kept step 14
-(14.2 % wrong calls on 120 not-offered selection prompts, 35 % on test). With 120 prompts per
-kind, the bound admits at most 12.5 %.
+checkpoint calls, the more accurate it is. With 120 prompts per kind, the bound admits a rate
+of at most 12.5 %.
 
 Every scored checkpoint is saved to `rl/checkpoints/step-NNNN.safetensors` beside the prompts
 that scored it (`selection.jsonl`): the twin's path through RL, for studies of how tool use
