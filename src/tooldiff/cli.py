@@ -206,7 +206,7 @@ def emergence(
     train_at: str = typer.Option("", help="Also train a crosscoder at these RL steps: 'auto' (first, middle, "
                                           "last, kept) or a comma list."),
     min_auroc: Optional[float] = typer.Option(None, help="Selection bar (strict AUROC) for those crosscoders' "
-                                                         "RL-exclusive latent (default: emergence_retrain's)."),
+                                                         "RL-exclusive latent (default: features.ranking.MIN_AUROC)."),
     seed: int = typer.Option(0, help="Seed of the prompt sample and the bootstrap."),
     device: str = typer.Option("cpu", help="cpu|cuda|cuda:N."),
 ) -> None:
@@ -216,6 +216,56 @@ def emergence(
     cfg = EmergenceConfig(crosscoder=crosscoder, caps=(calls, not_offered, chitchat), seed=seed, device=device,
                           train_at=train_at, **({"min_auroc": min_auroc} if min_auroc is not None else {}))
     run_emergence(organism, experiment, out, cfg, crosscoders)
+
+
+@app.command("null-pairs")
+def null_pairs(
+    organism: Path = typer.Option(..., help="A built organism (variant full): its real pair, and its base twice."),
+    out: Path = typer.Option(..., help="One pipeline run per pair under OUT/<pair>, and OUT/null_pairs.{json,md}."),
+    sham: Optional[Path] = typer.Option(None, help="Its sham twin (--variant sham --shared-from ORGANISM): a third pair."),
+    sweep: Optional[str] = typer.Option(None, help="Sweep TOML, or a shipped sweep's name (default: sweep-demo)."),
+    n_per_kind: int = typer.Option(70, help="Test prompts per request kind in each experiment."),
+    min_auroc: Optional[float] = typer.Option(None, help="Tool-feature selection bar (default: features.ranking.MIN_AUROC)."),
+    seed: int = typer.Option(0, help="Seed of every stage."),
+    device: str = typer.Option("cpu", help="cpu|cuda|cuda:N."),
+) -> None:
+    """The instrument on pairs where RL taught no tool use (base vs base, sham): its false positives."""
+    from tooldiff import configs
+    from tooldiff.demo import DEMO_SWEEP
+    from tooldiff.experiment import load_experiment_config
+    from tooldiff.features.ranking import MIN_AUROC
+    from tooldiff.nullpairs import TABLE_FILE, null_pairs as make_pairs, run_null_pairs
+    from tooldiff.organism import load_organism
+
+    cfg = load_experiment_config({"n_per_kind": n_per_kind, "seed": seed, "device": device})
+    real = load_organism(organism, models=False).as_pair()
+    twin = load_organism(sham, models=False).as_pair() if sham else None
+    run_null_pairs(make_pairs(real, twin), configs.resolve(sweep) if sweep else DEMO_SWEEP, cfg, out,
+                   MIN_AUROC if min_auroc is None else min_auroc)
+    Console().print((out / TABLE_FILE).read_text(), highlight=False, soft_wrap=True)
+
+
+@app.command()
+def headroom(
+    organism: Path = typer.Option(..., help="A built organism with RL checkpoints (rl/checkpoints)."),
+    emergence: Path = typer.Option(..., help="Its emergence.json (`tooldiff emergence`): calibration strict per step."),
+    out: Path = typer.Option(..., help="The exported checkpoint, one pipeline run per positions, headroom.md."),
+    sweep: Optional[str] = typer.Option(None, help="Sweep TOML, or a shipped sweep's name (default: sweep-demo)."),
+    n_per_kind: int = typer.Option(70, help="Test prompts per request kind in each experiment."),
+    seed: int = typer.Option(0, help="Seed of every stage."),
+    device: str = typer.Option("cpu", help="cpu|cuda|cuda:N."),
+) -> None:
+    """Steer the top latent up in the RL checkpoint closest to 25 % strict (chosen on calibration)."""
+    from tooldiff import configs
+    from tooldiff.demo import DEMO_SWEEP
+    from tooldiff.experiment import load_experiment_config
+    from tooldiff.headroom import run_headroom
+    from tooldiff.organism import load_organism
+
+    cfg = load_experiment_config({"n_per_kind": n_per_kind, "seed": seed, "device": device})
+    real = load_organism(organism, models=False).as_pair()
+    table = run_headroom(real, organism, emergence, configs.resolve(sweep) if sweep else DEMO_SWEEP, cfg, out)
+    Console().print(table.read_text(), highlight=False, soft_wrap=True)
 
 
 # --- demo -------------------------------------------------------------------------------

@@ -3,7 +3,8 @@
 An effect condition (role "effect") lists the keys of the controls it must beat: random
 equal-norm directions ("control_random", shared by every crosscoder and effect of the same
 size) and the least tool-related latents ("control_unrelated"); and of its rivals, the
-difference-of-means directions at the same dose (role "baseline").
+difference-of-means directions at the same dose (role "baseline"): added into the base beside a
+transfer, and into RL beside a steer up (at the steer's relative size).
 """
 
 from __future__ import annotations
@@ -123,14 +124,23 @@ def reconstruct_conditions(cc: str, layer: int, positions: str) -> list[Conditio
 
 
 def _latent_op(cc: str, layer: int, cfg: ExperimentConfig, cand: Candidates, name: str, feats: tuple,
-               size: float, **op) -> list[Condition]:
+               size: float, rivals: tuple = (), **op) -> list[Condition]:
     """One RL-side latent op (steer / ablate / negative steer) with its control panel."""
     pos = cfg.positions
     effect = Condition(model="rl", intervention=name, crosscoder=cc, features=feats, alpha=op.get("alpha"),
                        positions=pos, specs=(_iv(layer, pos, feature=feats, **op),))
     controls = (random_controls("rl", size, cand, layer, pos)
                 + unrelated_controls("rl", name, cc, cand, cfg.n_unrelated, layer, pos, **op))
-    return with_panel(effect, controls)
+    return with_panel(effect, controls, list(rivals))
+
+
+def dom_steer_rivals(size: float, cand: Candidates, layer: int, positions: str) -> list[Condition]:
+    """The difference-of-means directions added into RL at a steer's (grid-rounded) relative size:
+    what steering up along the plain mean difference does, with no crosscoder (shared by the sweep)."""
+    dose = control_dose(size)
+    return [Condition(model="rl", intervention="add", features=(f"dom:{name}",), dose=dose, positions=positions,
+                      role="baseline", specs=(_iv(layer, positions, op="add", vector=v_D.tolist(), dose=dose),))
+            for name, v_D in cand.dom.items()]
 
 
 def steer_conditions(cc: str, layer: int, cfg: ExperimentConfig, cand: Candidates) -> list[Condition]:
@@ -139,7 +149,8 @@ def steer_conditions(cc: str, layer: int, cfg: ExperimentConfig, cand: Candidate
     for feats in dict.fromkeys([tuple(cand.top[:1]), tuple(cand.top[:cfg.top_s])]):
         for alpha in [a for a in cfg.alphas if a != 1]:
             size = abs(alpha - 1) * sum(cand.relative_size.get(i, 0.0) for i in feats)
-            out += _latent_op(cc, layer, cfg, cand, "steer", feats, size, op="steer", alpha=alpha)
+            rivals = dom_steer_rivals(size, cand, layer, cfg.positions) if alpha > 1 else ()
+            out += _latent_op(cc, layer, cfg, cand, "steer", feats, size, rivals, op="steer", alpha=alpha)
     return out
 
 

@@ -35,9 +35,8 @@ from typing import Optional
 import torch
 
 from tooldiff.errors import UserError
-from tooldiff.experiment.emergence_retrain import (
-    DEFAULT_MIN_AUROC, Retrained, first_passing, pick_steps, selection_rule, train_at,
-)
+from tooldiff.experiment.emergence_retrain import Retrained, first_passing, pick_steps, train_at
+from tooldiff.features.ranking import MIN_AUROC, selection_rule
 
 FORMAT = "tooldiff-emergence/1"
 KINDS = ("call", "not_offered", "chitchat")
@@ -57,7 +56,7 @@ class EmergenceConfig:
     batch_size: int = 64
     device: str = "cpu"
     train_at: str = ""  # steps to train a crosscoder at: "auto" (first, middle, last, kept), "5,20,40", "" (none)
-    min_auroc: float = DEFAULT_MIN_AUROC  # the selection bar of emergence_retrain.py
+    min_auroc: float = MIN_AUROC  # the tool-feature selection bar (features/ranking.py)
 
 
 @dataclass(frozen=True)

@@ -8,12 +8,10 @@ configuration (its sweep's `[train]` section, same seed) with `train_sweep`, har
 calibration split, rank the latents (`rank_features`) and pick the top latent as the experiment
 does (`top_latents`, with its contrast and pool).
 
-When does an RL-exclusive tool latent "pass the selection"? The project has no written
-tool-feature selection rule yet (issue 23 part 1 counts "latents that pass" on null pairs; the
-rule belongs there). Until then the bar is explicit and adjustable: the picked latent is
-RL-exclusive (a_excl, not a plain crosscoder's stand-in) and its strict AUROC (should-call vs
-no-call, calibration) is at least `min_auroc` (default DEFAULT_MIN_AUROC, the SPEC's "selective"
-range; the paper's latent had 0.9996). The first step where it passes is reported.
+When does an RL-exclusive tool latent "pass the selection"? By the tool-feature selection rule
+of features/ranking.py (`passes_selection`: RL-exclusive, strict AUROC at least `min_auroc`;
+provisional), applied to the picked latent; the paper's latent had AUROC 0.9996. The first step
+where it passes is reported. The null pairs (tooldiff/nullpairs.py) count by the same rule.
 """
 
 from __future__ import annotations
@@ -27,8 +25,7 @@ from typing import Optional
 import torch
 
 from tooldiff.errors import UserError
-
-DEFAULT_MIN_AUROC = 0.7
+from tooldiff.features.ranking import passes_selection
 RETRAINED_DIR = "retrained"  # under the emergence output
 
 
@@ -45,11 +42,6 @@ class Retrained:
     firing_call: Optional[float]  # share of calibration call prompts it fires on
     cos_final: Optional[float]  # cosine of its RL-side decoder direction with the final latent's
     passes: bool
-
-
-def selection_rule(min_auroc: float) -> str:
-    return (f"the experiment's top RL-side latent is RL-exclusive (a_excl) and its strict AUROC "
-            f"(should-call vs no-call, calibration) is >= {min_auroc:g} (provisional: no project-wide rule yet)")
 
 
 def pick_steps(spec: str, saved: list[int], kept: Optional[int]) -> list[int]:
@@ -127,7 +119,7 @@ def _summary(step: int, cc, cc_dir: Path, ranking: dict, latent: Optional[int], 
     stats = next(r for r in ranking["latents"] if r["latent"] == latent)
     final_D = instrument.crosscoder.decoder_vector(instrument.latent, 0, raw=True).float()
     cos = float(torch.cosine_similarity(cc.decoder_vector(latent, 0, raw=True).float(), final_D, dim=0))
-    passes = stats["group"] == "a_excl" and stats["strict_auroc"] >= min_auroc
+    passes = passes_selection(stats["group"], stats["strict_auroc"], min_auroc)
     return Retrained(step, str(cc_dir), latent, stats["group"], stats["strict_auroc"], stats["strict_d"],
                      stats["firing"]["call"], cos, passes)
 

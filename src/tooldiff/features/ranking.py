@@ -23,6 +23,20 @@ RANKINGS_DIR = "features"
 RUN_CROSSCODERS, RUN_EXPERIMENT = "crosscoders", "experiment"
 
 
+TOOL_GROUP = "a_excl"  # the RL-side exclusive latents (features/rank.py GROUPS): where RL's own features live
+MIN_AUROC = 0.7  # a tool latent's strict AUROC bar (should-call vs no-call, calibration); provisional
+
+
+def passes_selection(group: str, strict_auroc: float, min_auroc: float = MIN_AUROC) -> bool:
+    """Is a latent an RL tool feature by the selection rule (`selection_rule`)?"""
+    return group == TOOL_GROUP and strict_auroc >= min_auroc
+
+
+def selection_rule(min_auroc: float = MIN_AUROC) -> str:
+    return (f"RL-exclusive ({TOOL_GROUP}) and strict AUROC (should-call vs no-call, calibration) "
+            f">= {min_auroc:g} (provisional: no project-wide rule yet)")
+
+
 def ranking_file(experiment_dir: Path, name: str) -> Path:
     return Path(experiment_dir) / RANKINGS_DIR / f"{name}.json"
 
@@ -86,6 +100,11 @@ class FeatureRanking(Artifact):
             raise UserError(f"{path} was computed from other weights than crosscoder {crosscoder_dir} "
                             "(weights_sha256 differs); point --features at this crosscoder's ranking")
         return self
+
+
+    def passing(self, min_auroc: float = MIN_AUROC) -> list[int]:
+        """The latents that pass the tool-feature selection (`passes_selection`), best first."""
+        return [r.latent for r in self.latents if passes_selection(r.group, r.strict_auroc, min_auroc)]
 
 
 def write_ranking(experiment_dir: Path, name: str, ranking: dict, crosscoder_dir: Path) -> Path:

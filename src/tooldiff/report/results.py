@@ -190,7 +190,7 @@ def dfc_vs_dom(conditions: list[ReportCondition]) -> list[dict]:
     """Each base 'add' of a crosscoder direction beside the difference-of-means rivals at that dose."""
     by_key = {c.key: c for c in conditions}
     rows = []
-    for eff in conditions:
+    for eff in (c for c in conditions if c.model == "base" and c.intervention == "add"):
         for c in [by_key[k] for k in eff.rivals or [] if k in by_key]:
             rows.append({"crosscoder": eff.crosscoder, "dose": eff.dose, "latent": eff.features[0],
                          "latent_strict": eff.metrics.strict.mean,

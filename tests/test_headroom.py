@@ -1,0 +1,48 @@
+"""The headroom twin: an RL checkpoint chosen on calibration, exported, steered with controls."""
+
+import json
+
+import pytest
+import torch
+
+from tooldiff.errors import UserError
+from tooldiff.headroom import POSITIONS, TABLE_FILE, export_checkpoint, headroom_step, run_headroom
+
+
+def _emergence(path, strict_by_step: dict[int, float]):
+    rows = [{"step": s, "calibration": {"strict": v}} for s, v in strict_by_step.items()]
+    path.write_text(json.dumps({"rows": rows}))
+    return path
+
+
+def test_the_checkpoint_closest_to_a_quarter_is_chosen_and_never_the_base(tmp_path):
+    table = _emergence(tmp_path / "emergence.json", {0: 0.25, 5: 0.4, 20: 0.2, 40: 0.9})
+    assert headroom_step(table) == (20, 0.2)
+    with pytest.raises(UserError, match="run `tooldiff emergence` first"):
+        headroom_step(tmp_path / "missing.json")
+    with pytest.raises(UserError, match="lists no RL checkpoint"):
+        headroom_step(_emergence(tmp_path / "base-only.json", {0: 0.1}))
+
+
+def test_an_exported_checkpoint_is_that_step_as_a_model_directory(tiny_organism, tmp_path):
+    from tooldiff.hf import load_model, load_tokenizer
+    from tooldiff.organism.checkpoints import load_checkpoint
+
+    step = min(int(p.stem.removeprefix("step-")) for p in (tiny_organism / "rl" / "checkpoints").glob("step-*"))
+    out = export_checkpoint(tiny_organism, step, tmp_path / "model")
+    exported, saved = load_model(out).state_dict(), load_checkpoint(tiny_organism, step).state_dict()
+    assert exported.keys() == saved.keys() and all(torch.equal(exported[k], saved[k]) for k in saved)
+    assert load_tokenizer(out) is not None and not (out / "checkpoints").exists()
+
+
+def test_the_headroom_run_steers_the_checkpoint_at_both_positions(tiny_study, tmp_path):
+    steps = sorted(int(p.stem.removeprefix("step-")) for p in (tiny_study.organism / "rl" / "checkpoints").glob("step-*"))
+    table = _emergence(tmp_path / "emergence.json", {0: 0.0, **{s: 0.9 for s in steps}, steps[0]: 0.3})
+    sweep = tmp_path / "sweep.toml"
+    sweep.write_text(tiny_study.SWEEP)
+    path = run_headroom(tiny_study.pair, tiny_study.organism, table, sweep, tiny_study.config, tmp_path / "headroom")
+    text = path.read_text()
+    assert path.name == TABLE_FILE and f"RL step {steps[0]}" in text
+    for positions in POSITIONS:
+        assert f"## Steering at positions: {positions}" in text
+    assert text.count("| 16 |") >= 2  # the grid's alpha 16 at both positions
