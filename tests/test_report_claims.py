@@ -48,3 +48,26 @@ def test_not_testable_without_headroom_positive_control_or_measurement():
     assert no_control.verdict == "not testable here" and "failed" in no_control.reason
     assert "did not run" in judge(STEER_UP, [m(0, 0.4, 0.3, 0.5)], Context(None, 0.2)).reason
     assert judge(BRAKE, [], Context()).reason == "not measured in this run"
+
+
+def test_the_claims_table_reads_one_pre_registered_condition_per_claim_and_seed(tmp_path):
+    """From the committed demo run: the crosscoder is chosen by name among the validated kind, not
+    by its effect; a null pair's result is matched by organism seed; verdicts follow the rules."""
+    from pathlib import Path
+
+    from tooldiff.report.claims_table import CLAIMS, chosen_crosscoder, claims_table, write_claims
+    from tooldiff.report.results import read_results
+
+    demo = Path(__file__).resolve().parents[1] / "docs" / "results" / "demo" / "results.json"
+    run = read_results(demo)
+    assert chosen_crosscoder(run) == sorted(n for n in run.crosscoders if n.startswith("dfc"))[0]
+    rows = {r.spec.claim.key: r for r in claims_table([run], [run])}  # the run as its own "null"
+    assert set(rows) == {spec.claim.key for spec in CLAIMS}
+    for row in rows.values():
+        m = row.measured[0]
+        assert m.null_diff == m.diff and m.seed == 0 and m.n == run.n_test
+    rl_strict = run.models["rl"].strict.mean
+    steer = rows["steer_up"].verdict
+    assert (steer.verdict == "not testable here") == (1 - rl_strict < 0.65 / 2)
+    table = write_claims([demo], [], tmp_path / "claims.md").read_text()
+    assert table.count("\n| ") == len(CLAIMS) + 1 and "organism seeds 0" in table

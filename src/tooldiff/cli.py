@@ -268,6 +268,19 @@ def headroom(
     Console().print(table.read_text(), highlight=False, soft_wrap=True)
 
 
+@app.command()
+def claims(
+    results: list[Path] = typer.Argument(..., help="results.json of the real pair, one per organism seed."),
+    null: list[Path] = typer.Option([], help="results.json of a null pair (OUT/<pair>/results.json of "
+                                            "`tooldiff null-pairs`); repeat. Matched to a seed by its organism seed."),
+    out: Path = typer.Option(Path("claims.md"), help="The claims table (markdown)."),
+) -> None:
+    """Each of the paper's claims beside our number, its rival and a null, with a verdict by written rules."""
+    from tooldiff.report.claims_table import write_claims
+
+    Console().print(write_claims(results, null, out).read_text(), highlight=False, soft_wrap=True)
+
+
 # --- demo -------------------------------------------------------------------------------
 @app.command()
 def demo(

@@ -28,9 +28,9 @@ import shutil
 from pathlib import Path
 
 from tooldiff.errors import UserError
-from tooldiff.organism.build import INFO_FILE, read_info
+from tooldiff.organism.build import INFO_FILE, SHARED_STAGES, read_info
 from tooldiff.organism.checkpoints import CHECKPOINTS_DIR
-from tooldiff.organism.store import TMP_PREFIX, atomic_dir, write_json_atomic
+from tooldiff.organism.store import TMP_PREFIX, StageMarkers, atomic_dir, write_json_atomic
 
 SHIPPED_DIR = Path(__file__).resolve().parent / "shipped"
 MANIFEST = "MANIFEST.json"
@@ -105,6 +105,16 @@ def _install_one(files: dict[str, Path], variant: str, dest: Path) -> None:
             _write_rank1_model(tmp / "base", tmp / "rl" / CHANGED_FILE, tmp / "rl" / MODEL_FILE)
             (tmp / "rl" / CHANGED_FILE).unlink()
         (tmp / MANIFEST).unlink(missing_ok=True)
+        _mark_shared_stages(tmp, json.loads((tmp / INFO_FILE).read_text())["config_hash"])
+
+
+def _mark_shared_stages(root: Path, build_hash: str) -> None:
+    """Stage markers for what the install holds as a build would (data, tokenizer, base), so that
+    `tooldiff organism --shared-from` can take its base (a sham or rank1 twin of the shipped base)."""
+    markers = StageMarkers(root, build_hash)
+    for stage in SHARED_STAGES:
+        if (root / stage).is_dir():
+            markers.mark(stage, 0.0, installed="shipped")
 
 
 def install_shipped(dest: Path, variant: str = "full", source: Path = SHIPPED_DIR) -> Path:
