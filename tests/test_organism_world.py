@@ -12,7 +12,7 @@ import torch
 from tooldiff.evaluation import check_ast, parse_calls
 from tooldiff.organism.chat import CALL_OPEN, call_text, render_chat
 from tooldiff.organism.corpus import CorpusMix, assistant_reply, corpus_documents
-from tooldiff.organism.grpo import credit_mask, resample_kinds, sham_credit_mask
+from tooldiff.organism.grpo import credit_mask, resample_kinds
 from tooldiff.organism.requests import KindMix, canonical_call, make_splits, record_key
 from tooldiff.organism.reward import organism_reward
 from tooldiff.organism.world import TOOLS, is_heldout_number, is_heldout_word
@@ -177,19 +177,6 @@ def test_credit_mask_keeps_decision_tokens_and_needed_calls():
         [1, 0, 1, 0],  # call made where none was needed: the decisions, not the arguments
         [1, 1, 1, 1],  # call needed, opened after a word: everything
     ]
-
-
-def test_the_sham_credits_no_decision_token_and_no_call():
-    tag = 7
-    completion_BT = torch.tensor([[1, 1, 1, 0], [1, 1, 1, 1], [1, 1, 0, 0], [1, 1, 1, 1]])
-    ids_BT = torch.tensor([[3, 4, 5, 0], [7, 4, 5, 6], [3, 4, 7, 7], [3, 4, 7, 5]])
-    for needs in ([False] * 4, [True] * 4):  # the sham does not know which prompts need a call
-        assert sham_credit_mask(needs, ids_BT, completion_BT, tag).tolist() == [
-            [0, 1, 1, 0],  # a reply without a call: its words after the first
-            [0, 0, 0, 0],  # a call: nothing
-            [0, 1, 0, 0],  # the tag sits in padding, after the end: not a call
-            [0, 0, 0, 0],  # a call after prose: nothing
-        ]
 
 
 def test_chat_rendering_lists_offered_tools(splits):

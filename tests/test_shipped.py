@@ -198,3 +198,30 @@ def test_the_demo_installs_the_shipped_pair_and_its_control_reuses_it(tmp_path, 
     for variant in ("full", "rank1"):
         out = tmp_path / ("organism" if variant == "full" else "organism-rank1")
         assert build_organism(out, preset="default", seed=0, variant=variant, shared_from=tmp_path / "organism") == out
+
+
+def test_a_twin_built_on_the_installed_shipped_base_writes_its_organism_json(shipped_full, tmp_path, monkeypatch):
+    """`tooldiff organism --variant sham --shared-from` an installed shipped pair: the copied
+    data, tokenizer and base stages carry what organism.json reports about them (the RL and
+    eval stages are stood in for by copies, to keep the test fast)."""
+    from tooldiff.organism import build_organism
+    from tooldiff.organism import build as build_mod
+
+    shipped = _info()
+
+    def copied(stage, extra):
+        def run(b):
+            shutil.copytree(shipped_full / stage, b.out / stage)
+            return extra
+        return run
+
+    rl_marker = {k: v for k, v in shipped["rl_training"].items() if k != "shared_from"}
+    monkeypatch.setattr(build_mod, "STAGE_FUNCS", {"rl": copied("rl", rl_marker), "eval": copied("eval", {})})
+    out = build_organism(tmp_path / "sham", preset="default", seed=0, variant="sham", shared_from=shipped_full)
+    built = json.loads((out / "organism.json").read_text())
+    bookkeeping = ("hash", "shared_from", "installed")
+    assert built["model"] == shipped["model"]
+    assert {k: v for k, v in built["data"].items() if k not in bookkeeping} == \
+        {k: v for k, v in shipped["data"].items() if k not in bookkeeping}
+    assert {s: built["build_seconds"][s] for s in ("data", "tokenizer", "base")} == \
+        {s: shipped["build_seconds"][s] for s in ("data", "tokenizer", "base")}

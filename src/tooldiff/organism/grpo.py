@@ -20,9 +20,6 @@ of the loss) is the brake on RL's easiest move, a global call bias: without it c
 chit-chat, which the base never answers with a call (docs/organism.md has the nine settings we
 tried; the outcome is a knife edge).
 
-The sham twin (a null for the study, reward.py) credits the opposite: never a decision token,
-only the rest of the replies that made no call (`sham_credit_mask`).
-
 `DecisionCreditGRPOTrainer` therefore overrides one method: after TRL has generated and scored a
 batch, it narrows the loss mask (TRL's `tool_mask`, which the loss multiplies into the completion
 mask and which leaves attention untouched) and recounts the credited tokens.
@@ -117,27 +114,8 @@ def credit_mask(needs_call: list[bool], completion_ids_BT: torch.Tensor, complet
     return (mask_BT & live_BT).to(completion_mask_BT.dtype)
 
 
-def sham_credit_mask(needs_call: list[bool], completion_ids_BT: torch.Tensor, completion_mask_BT: torch.Tensor,
-                     call_token_id: int) -> torch.Tensor:
-    """Which completion tokens the sham twin's loss credits: never a decision token (the first
-    token, a call tag), and no token of a completion that attempted a call; the rest of every
-    reply that made no call. The sham reward (reward.py) pays those tokens for ending early, and
-    the call decision gets no direct gradient at all (`needs_call` is not used: the sham does
-    not know which prompts need a call)."""
-    live_BT = completion_mask_BT.bool()
-    is_tag_BT = (completion_ids_BT == call_token_id) & live_BT
-    mask_BT = live_BT & ~is_tag_BT.any(dim=1, keepdim=True)
-    mask_BT[:, 0] = False
-    return mask_BT.to(completion_mask_BT.dtype)
-
-
-CREDIT_MASKS = {"tool": credit_mask, "sham": sham_credit_mask}  # per reward in REWARDS
-
-
-def _trainer_class(reward: str):
+def _trainer_class():
     from trl import GRPOTrainer
-
-    mask_fn = CREDIT_MASKS[reward]
 
     class DecisionCreditGRPOTrainer(GRPOTrainer):
         """GRPOTrainer whose loss credits the decision token (see the module docstring)."""
@@ -145,12 +123,12 @@ def _trainer_class(reward: str):
         def _generate_and_score_completions(self, inputs):
             output = super()._generate_and_score_completions(inputs)
             call_token_id = self.processing_class.convert_tokens_to_ids(CALL_OPEN)
-            credit_BT = mask_fn([x["needs_call"] for x in inputs], output["completion_ids"],
-                                output["completion_mask"], call_token_id)
+            credit_BT = credit_mask([x["needs_call"] for x in inputs], output["completion_ids"],
+                                    output["completion_mask"], call_token_id)
             if "tool_mask" in output:
                 credit_BT = credit_BT * output["tool_mask"]
             output["tool_mask"] = credit_BT
-            output["num_items_in_batch"] = self.accelerator.gather(credit_BT.sum()).sum().clamp(min=1)
+            output["num_items_in_batch"] = self.accelerator.gather(credit_BT.sum()).sum()
             return output
 
     return DecisionCreditGRPOTrainer
@@ -228,7 +206,7 @@ def run_grpo(model, tokenizer, records: list[dict], cfg: RLConfig, seed: int, on
     `on_checkpoint(step)` runs at `cfg.checkpoint_steps()`, with the model as it is then
     (checkpoints.CheckpointKeeper scores and keeps it). Greedy scoring draws no random numbers,
     so the training run is the same with or without it."""
-    trainer_cls = _trainer_class(reward)
+    trainer_cls = _trainer_class()
     with tempfile.TemporaryDirectory(prefix="tooldiff-grpo-") as tmp, library_quiet(*TRL_DEPRECATIONS):
         trainer = trainer_cls(
             model=model,

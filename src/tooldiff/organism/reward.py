@@ -24,14 +24,9 @@ The **sham** reward (`--variant sham`, a null twin for the study: RL that moves 
 teaching tool use) pays short replies: 1 − min(words, SHAM_MAX_WORDS) / SHAM_MAX_WORDS for a
 completion that makes no call. A completion that attempts a call gets the mean sham reward of the
 non-call completions of its prompt's group (0 if there are none): its group-normalised advantage
-is then 0, so GRPO neither rewards nor punishes calling. Every group of replies varies in length,
+is then 0, so GRPO neither rewards nor punishes calling, and the call token's logit gets no
+direct gradient (the advantages of a group sum to 0). Every group of replies varies in length,
 so the sham moves the model at every step, as the real reward does.
-
-Version 1 credited, like the real twin, the first token of every reply: pushing up the first
-words of short replies lowered the call tag's share of the softmax, and the seed-0 sham twin
-stopped calling (call prompts 10.2 % → 0.0 %; docs/notes/2026-12-05-organism.md). Version 2 (now)
-credits no decision token at all (grpo.sham_credit_mask): only the words after the first of the
-replies that made no call, so the reward can only teach where a reply ends.
 """
 
 from __future__ import annotations

@@ -105,16 +105,32 @@ def _install_one(files: dict[str, Path], variant: str, dest: Path) -> None:
             _write_rank1_model(tmp / "base", tmp / "rl" / CHANGED_FILE, tmp / "rl" / MODEL_FILE)
             (tmp / "rl" / CHANGED_FILE).unlink()
         (tmp / MANIFEST).unlink(missing_ok=True)
-        _mark_shared_stages(tmp, json.loads((tmp / INFO_FILE).read_text())["config_hash"])
+        _mark_shared_stages(tmp)
 
 
-def _mark_shared_stages(root: Path, build_hash: str) -> None:
+def _shared_stage_markers(record: dict) -> dict[str, dict]:
+    """What a build's markers for data, tokenizer and base held, read back from the organism.json
+    that build.write_info made of them (the inverse of its `data` and `model` blocks)."""
+    model = record["model"]
+    return {
+        "data": {k: v for k, v in record["data"].items() if k not in ("hash", "seconds", "shared_from", "generic_note")},
+        "tokenizer": {"vocab": model["vocab"]},
+        "base": {"params": model["params"], "tokens": model["pretrain_tokens"],
+                 "final_loss": model["pretrain_final_loss"], "threads": record["torch_threads"]["base"],
+                 "extra_drill_steps": model["extra_drill_steps"],
+                 "forced_calls_calibration": model["forced_calls_calibration"],
+                 "forced_calls_by_tool": model["forced_calls_by_tool"]},
+    }
+
+
+def _mark_shared_stages(root: Path) -> None:
     """Stage markers for what the install holds as a build would (data, tokenizer, base), so that
     `tooldiff organism --shared-from` can take its base (a sham or rank1 twin of the shipped base)."""
-    markers = StageMarkers(root, build_hash)
-    for stage in SHARED_STAGES:
+    record = json.loads((root / INFO_FILE).read_text())
+    markers = StageMarkers(root, record["config_hash"])
+    for stage, extra in _shared_stage_markers(record).items():
         if (root / stage).is_dir():
-            markers.mark(stage, 0.0, installed="shipped")
+            markers.mark(stage, record["build_seconds"][stage], installed="shipped", **extra)
 
 
 def install_shipped(dest: Path, variant: str = "full", source: Path = SHIPPED_DIR) -> Path:
