@@ -4,7 +4,8 @@
   three families, a crosscoder, padded batches, a layer recorder) and their constants.
 - `synthetic`: experiment results made up condition by condition, analysed by the experiment
   stage (effects, control-panel verdicts): for the experiment's analysis and for the report.
-- `tiny_organism`: the tiny organism, built once per session.
+- `tiny_organism`: the tiny organism, built once per session by the command line
+  (`tiny_build_log`: what that build printed).
 - `tiny_study`: crosscoders trained on it and the experiment grid run with them, once per session.
 - `tiny_dashboard`: the dashboard of that study (with a positive-control study), once per session.
 - `serve_cli`: `tooldiff serve` in a subprocess on a free loopback port, as a context manager.
@@ -30,6 +31,9 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import pytest  # noqa: E402
 
 
+TINY_BUILD_LOG = "build.log"  # beside the tiny organism: what its build printed
+
+
 @pytest.fixture(scope="session")
 def tiny_organism(tmp_path_factory):
     """Directory of the tiny organism (preset "tiny", seed 0), built once per test session.
@@ -37,14 +41,26 @@ def tiny_organism(tmp_path_factory):
     Layout: base/ rl/ tokenizer/ data/{pretrain,rl,calibration,test,generic}.jsonl eval/
     organism.json; open it with `tooldiff.organism.load_organism(path)`.
 
+    Built as a user builds it, by `tooldiff organism` in a subprocess; what that printed is kept in
+    TINY_BUILD_LOG beside the directory, for the quiet-output check (tests/test_wheel.py).
     TOOLDIFF_TEST_ORGANISM=DIR keeps it in DIR across sessions (built there once, then reused
     while the tiny config is unchanged): for iterating on one test file without the 80 s build.
     """
-    from tooldiff.organism import build_organism
-
     keep = os.environ.get("TOOLDIFF_TEST_ORGANISM")
     out = Path(keep) if keep else tmp_path_factory.mktemp("organism") / "tiny"
-    return build_organism(out, preset="tiny", seed=0)
+    done = subprocess.run([sys.executable, "-m", "tooldiff.cli", "organism", "--preset", "tiny", "--seed", "0",
+                           "--out", str(out)], env={**os.environ, "COLUMNS": "400"}, text=True, timeout=1200,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    (out.parent / TINY_BUILD_LOG).write_text(done.stdout)
+    if done.returncode != 0:
+        pytest.fail(f"the tiny organism's build failed:\n{done.stdout[-4000:]}")
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_build_log(tiny_organism) -> str:
+    """What `tooldiff organism` printed while it built the session's tiny organism."""
+    return (tiny_organism.parent / TINY_BUILD_LOG).read_text()
 
 
 # --- the command line in a subprocess ----------------------------------------------------------

@@ -59,6 +59,39 @@ def test_experiment_writes_every_condition_and_resumes_without_regenerating(tiny
     assert (tmp_path / "report" / "dose_response.png").stat().st_size > 1000
 
 
+def test_every_splice_has_its_loss_recovered_in_the_summary_and_the_report(experiment, tmp_path):
+    """Each crosscoder's reconstruction, in each model, on generic text and on tool prompts, at
+    every token (CE and KL) and at the decision position (KL only)."""
+    from tooldiff.experiment.splice_loss import GENERIC, TOOL_PROMPTS
+
+    summary = experiment[0]
+    cells = {(r.crosscoder, r.model, r.texts, r.positions) for r in summary.splice_loss}
+    assert cells == {(cc, m, t, p) for cc in ("plain", "dfc") for m in ("base", "rl")
+                     for t in (GENERIC, TOOL_PROMPTS) for p in ("all", "last_prompt")}
+    for r in summary.splice_loss:
+        assert r.n_texts > 0 and r.kl_zero > 0 and r.kl_splice >= 0
+        if r.positions == "all":  # a trained reconstruction beats zeroing the layer
+            assert r.n_tokens > 0 and r.ce_zero > r.ce_clean and r.ce_recovered > 0
+        else:
+            assert r.n_tokens == 0 and r.ce_recovered is None and r.kl_recovered is not None
+    report = write_report(summary, tmp_path)
+    assert len(report.splice_loss) == len(cells)
+    assert (tmp_path / "report.md").read_text().count("| dfc | rl | tool prompts | last_prompt |") == 1
+
+
+def test_loss_texts_sample_each_set_and_leave_out_what_a_pair_lacks(tiny_study):
+    from tooldiff.experiment.splice_loss import GENERIC, TOOL_PROMPTS, loss_texts, placements
+    from tooldiff.hf import load_tokenizer
+
+    tok = load_tokenizer(tiny_study.pair.tokenizer)
+    records = tiny_study.pair.records("calibration")
+    texts = loss_texts(records, tok, 5, 0)
+    assert set(texts) == {GENERIC, TOOL_PROMPTS} and all(len(t) == 5 for t in texts.values())
+    assert texts == loss_texts(records, tok, 5, 0) != loss_texts(records, tok, 5, 1)
+    assert set(loss_texts([r for r in records if "messages" in r], tok, 5, 0)) == {TOOL_PROMPTS}
+    assert placements("last_prompt") == ("all", "last_prompt") and placements("all") == placements("prompt") == ("all",)
+
+
 def test_crosscoder_from_another_pair_is_refused(tiny_study, crosscoders, grid, tmp_path):
     cc = tmp_path / "cc" / "dfc"
     shutil.copytree(crosscoders / "dfc", cc)

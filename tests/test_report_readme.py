@@ -27,3 +27,26 @@ def test_a_changed_number_in_the_results_changes_the_readme(tmp_path):
 def test_a_readme_without_its_blocks_is_an_error():
     with pytest.raises(ValueError, match="no results block"):
         render("# a README\n", {"results": ["x"]})
+
+
+def test_the_splice_cost_line_reads_the_range_over_crosscoders():
+    from tooldiff.report.readme import _splice_loss_line
+    from tooldiff.report.results import Results
+
+    results = Results.model_construct(splice_loss=[])
+    assert _splice_loss_line(results) == []
+
+    def row(cc, model, texts, positions, ce, kl=0.9):
+        from tooldiff.experiment.summary import SpliceLoss
+
+        return SpliceLoss(crosscoder=cc, model=model, texts=texts, positions=positions, n_texts=4, n_tokens=9,
+                          kl_splice=0.1, kl_zero=1.0, ce_recovered=ce, kl_recovered=kl)
+
+    results = Results.model_construct(splice_loss=[row("a", "rl", "generic", "all", 0.91),
+                                                   row("b", "rl", "generic", "all", 0.42),
+                                                   row("a", "rl", "generic", "last_prompt", None, kl=0.97),
+                                                   row("a", "base", "tool_prompts", "all", 0.5)])
+    (line,) = _splice_loss_line(results)
+    decision, every = line.split("CE recovered")
+    assert "rl on generic 0.97 to 0.97" in decision
+    assert "rl on generic 0.42 to 0.91" in every and "base on tool prompts 0.50 to 0.50" in every

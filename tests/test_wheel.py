@@ -1,7 +1,8 @@
 """The package works without the checkout: a wheel of the project, installed into a bare folder,
 runs the tiny demo and plans the paper's study (a config shipped as package data) from a directory
-that is not the repository — and the demo prints only tooldiff's own lines (no library warning,
-no tqdm bar: SPEC's quiet-output rule)."""
+that is not the repository — and the demo, like the organism's build, prints only tooldiff's own
+lines (no library warning, no tqdm bar: SPEC's quiet-output rule). The demo reuses the session's
+tiny organism (built once by `tooldiff organism`, whose printed lines are checked here too)."""
 
 import os
 import re
@@ -25,11 +26,33 @@ OURS = [re.compile(p) for p in (
     r"^[\w ():,-]+ done in [\d.]+ s$",  # a stage's time
     r"^demo done in \d+ s: ",
     r"^organism ready in ",
+    r"^reusing the organism in ",
     r"^RL checkpoint kept: ",
     r"^warning: the base writes a right call",  # ours: the organism's honesty warning
     r"^positive control \(rank1 organism\) running beside the full study",
     r"^experiment: \d+ conditions x \d+ prompts",
 )]
+# The demo's own sweep trains 4 crosscoders for 2000 steps (minutes); this one is a user's --sweep file.
+TINY_SWEEP = """
+[train]
+batch_size = 128
+eval_rows = 256
+
+[[crosscoder]]
+name = "plain"
+dict_size = 64
+k = 4
+steps = 100
+
+[[crosscoder]]
+name = "dfc"
+dict_size = 64
+excl_a = 0.125
+excl_b = 0.125
+tie_shared = true
+k = 4
+steps = 100
+"""
 LIBRARY = re.compile(r"Warning|warnings\.warn|\d+%\|[█▏▎▍▌▋▊▉ ]*\||it/s\]|s/it\]|Traceback")
 
 
@@ -79,10 +102,24 @@ def test_the_wheel_plans_the_shipped_paper_study(installed):
     assert "3.09 B params" in done.stdout and "total" in done.stdout
 
 
-def test_the_wheel_runs_the_tiny_demo_printing_only_its_own_lines(installed):
+def test_the_organism_build_prints_only_its_own_lines(tiny_build_log):
+    """The session's tiny organism was built by `tooldiff organism` (conftest.tiny_organism)."""
+    log = tiny_build_log
+    if "reusing the organism in " in log:
+        pytest.skip("the tiny organism was reused (TOOLDIFF_TEST_ORGANISM), not built by this session")
+    assert "organism ready in " in log, log[-4000:]
+    assert _foreign(log) == [], log[-4000:]
+
+
+def test_the_wheel_runs_the_tiny_demo_printing_only_its_own_lines(installed, tiny_organism):
+    """The demo finds the session's tiny organism in its output directory and reuses it (its
+    build's lines are checked above), trains a small sweep of the user's; the positive control's
+    RL stage, study and dashboard run as in every demo."""
     env, work = installed
+    shutil.copytree(tiny_organism, work / "X" / "organism")
+    (work / "sweep.toml").write_text(TINY_SWEEP)
     done = subprocess.run([sys.executable, "-m", "tooldiff.cli", "demo", "--preset", "tiny", "--out", "X",
-                           "--n-per-kind", "8", "--threads", "1"], env=env, cwd=work, text=True, timeout=600,
+                           "--sweep", "sweep.toml", "--n-per-kind", "8", "--threads", "1"], env=env, cwd=work, text=True, timeout=600,
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     assert done.returncode == 0, done.stdout[-4000:]
     assert (work / "X" / "report.md").is_file() and (work / "X" / "dashboard" / "index.html").is_file()

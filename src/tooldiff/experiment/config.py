@@ -31,6 +31,7 @@ class ExperimentConfig(BaseModel):
     max_new_tokens: int = 40
     parse_format: str = "hermes"  # how outputs are parsed: hermes | toolrl | openai
     batch_size: int = 256  # tiny models generate ~1.5x faster per row at 256 than at 64 on CPU
+    loss_texts: int = Field(64, ge=0)  # calibration texts per set for each splice's loss recovered (0: skip)
     n_boot: int = 1000
     seed: int = 0
     device: str = "cpu"

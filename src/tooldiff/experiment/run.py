@@ -16,6 +16,7 @@ from tooldiff.experiment.conditions import A, B, crosscoder_conditions, none_con
 from tooldiff.experiment.config import ExperimentConfig
 from tooldiff.experiment.data import CALIBRATION_FILE, calibration_acts, stratified_sample
 from tooldiff.experiment.runner import run_conditions
+from tooldiff.experiment.splice_loss import loss_texts, splice_losses
 from tooldiff.experiment.summary import ExperimentSummary, summary_of, write_summary
 from tooldiff.features import CalibrationActs, plot_d_vs_delta, rank_features
 from tooldiff.features.ranking import write_ranking
@@ -117,6 +118,8 @@ def run_experiment(pair: ModelPair, crosscoders: Path, out: Path, config: Experi
         if planted_D is not None:
             positive[name] = planted_check(cc, planted_D, cand.top, acts)
     results = run_conditions(conditions, models, tokenizer, test, ccs, out / "results.jsonl", config)
+    texts = loss_texts(pair.records("calibration"), tokenizer, config.loss_texts, config.seed)
+    losses = splice_losses(ccs, models, tokenizer, texts, layer, config.positions) if texts else []
     kinds = [r["kind"] for r in test]
     add_effects(results, kinds, config.seed, config.n_boot)
     add_verdicts(results)
@@ -124,7 +127,7 @@ def run_experiment(pair: ModelPair, crosscoders: Path, out: Path, config: Experi
                           "config": config.model_dump(), "conditions": list(results.values()),
                           "sweep": sweep_summary(results), "rankings": rankings,
                           "crosscoders": {n: _train_metrics(Path(crosscoders), n) for n in ccs},
-                          "positive_control": positive})
+                          "positive_control": positive, "splice_loss": [x.to_dict() for x in losses]})
     write_summary(summary, out)
     return summary
 

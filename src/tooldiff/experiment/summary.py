@@ -122,6 +122,24 @@ class PlantedCheck(Record):
     captured_n: Optional[int] = None
 
 
+class SpliceLoss(Record):
+    """The loss recovered of one splice: a crosscoder's reconstruction in one model, on one text set."""
+
+    crosscoder: str
+    model: str  # base | rl
+    texts: str  # generic | tool_prompts
+    positions: str  # all | last_prompt
+    n_texts: int
+    n_tokens: int  # predicted tokens the CE averages over (0 at last_prompt)
+    ce_clean: Optional[Num] = None
+    ce_splice: Optional[Num] = None
+    ce_zero: Optional[Num] = None
+    kl_splice: Num
+    kl_zero: Num
+    ce_recovered: Optional[Num] = None
+    kl_recovered: Optional[Num] = None
+
+
 class ExperimentSummary(Artifact):
     WHAT: ClassVar[str] = "experiment summary"
     RERUN: ClassVar[str] = "rerun `tooldiff experiment` with this version of tooldiff"
@@ -135,6 +153,7 @@ class ExperimentSummary(Artifact):
     rankings: dict[str, FeatureRanking]
     crosscoders: dict[str, dict[str, Any]]  # name -> training metrics
     positive_control: dict[str, PlantedCheck] = {}
+    splice_loss: list[SpliceLoss] = []  # the loss recovered of each reconstruction splice
 
     @property
     def seed(self) -> int:

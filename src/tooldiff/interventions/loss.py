@@ -68,9 +68,10 @@ class _Sums:
 
 def loss_recovered(model: nn.Module, tokenizer: Any, texts: Sequence[str], splice: Sequence[Any],
                    crosscoder: Any = None, model_index: int = 0, positions: str = "all", batch_size: int = 16,
-                   max_tokens: int = 256) -> LossRecovered:
+                   max_tokens: int = 256, progress: bool = True) -> LossRecovered:
     """CE and KL with `splice` (interventions, e.g. one `reconstruct` at `positions`) and with
-    layer L zeroed at the same positions, against the clean model, over `texts`."""
+    layer L zeroed at the same positions, against the clean model, over `texts` (a progress bar
+    unless `progress` is off: a caller measuring many splices shows its own)."""
     if positions not in POSITIONS:
         raise UserError(f"loss recovered is measured at {'|'.join(POSITIONS)} positions, not {positions!r}")
     layers = {getattr(s, "layer", None) for s in splice}
@@ -79,7 +80,7 @@ def loss_recovered(model: nn.Module, tokenizer: Any, texts: Sequence[str], splic
     (layer,) = layers
     device = next(model.parameters()).device
     clean, spliced, zeroed, n_tokens, n_positions = _Sums(), _Sums(), _Sums(), 0, 0
-    with progress_bar("loss recovered", total=len(texts)) as advance:
+    with progress_bar("loss recovered", total=len(texts), enabled=progress) as advance:
         for start in range(0, len(texts), batch_size):
             ids_BT, mask_BT = right_padded(tokenizer, texts[start:start + batch_size], max_tokens, device)
             logits = {"clean": logits_of(model, ids_BT, mask_BT)}

@@ -109,6 +109,27 @@ def _findings(results: Results) -> list[str]:
     return lines
 
 
+def _num(x: float | None, digits: int = 3) -> str:
+    return "–" if x is None else f"{x:.{digits}f}"
+
+
+def _splice_loss(results: Results) -> list[str]:
+    """Each reconstruction splice's cost in next-token loss (experiment/splice_loss.py)."""
+    if not results.splice_loss:
+        return ["Not measured in this run."]
+    lines = ["CE recovered = (CE_zero − CE_splice) / (CE_zero − CE_clean): 1 when the splice costs nothing, 0 when it "
+             "is as bad as zeroing the layer; KL(clean ‖ spliced) per position, nats. Calibration texts; at "
+             "`last_prompt` (where the experiment splices) the prompt has no next token, so only KL.", "",
+             "| crosscoder | model | texts | positions | n | CE clean / splice / zero | CE recovered | "
+             "KL splice / zero | KL recovered |", "|---|---|---|---|---|---|---|---|---|"]
+    for r in results.splice_loss:
+        ce = "–" if r.ce_clean is None else f"{r.ce_clean:.3f} / {r.ce_splice:.3f} / {r.ce_zero:.3f}"
+        lines.append(f"| {r.crosscoder} | {r.model} | {r.texts.replace('_', ' ')} | {r.positions} | {r.n_texts} | "
+                     f"{ce} | {_num(r.ce_recovered)} | {r.kl_splice:.4f} / {r.kl_zero:.4f} | "
+                     f"{_num(r.kl_recovered)} |")
+    return lines
+
+
 def _pc_verdict(v: dict) -> str:  # a verdict of experiment.positive (per-crosscoder flags)
     if v.get("passed_by_latent_ablation"):
         return "**passed**"
@@ -171,6 +192,7 @@ def render_report(results: Results, plots: dict[str, str], machine: str | None =
         "## Models without intervention", "", *_models_table(results), "",
         "## The paper's table, our numbers beside it", "", *_paper_table(results), "",
         "## What held, what did not", "", *_findings(results), "",
+        "## What each splice costs the model (loss recovered)", "", *_splice_loss(results), "",
         "## Positive control", "", *_positive(results), "",
         "## Plots", "",
         *[f"![{name}]({file})" for name, file in plots.items()], "",

@@ -111,6 +111,30 @@ def _single_latent_line(results: Results) -> str:
     return line
 
 
+def _ranges(rows: list, value) -> str:
+    """Lowest to highest `value` over the crosscoders, per model and text set."""
+    parts = []
+    for model in ("rl", "base"):
+        for texts in dict.fromkeys(r.texts for r in rows):
+            vals = [value(r) for r in rows if r.model == model and r.texts == texts and value(r) is not None]
+            if vals:
+                parts.append(f"{model} on {texts.replace('_', ' ')} {min(vals):.2f} to {max(vals):.2f}")
+    return "; ".join(parts)
+
+
+def _splice_loss_line(results: Results) -> list[str]:
+    """What the reconstruction splice costs: KL recovered where the experiment splices, CE
+    recovered at every token (experiment/splice_loss.py)."""
+    every = _ranges([r for r in results.splice_loss if r.positions == "all"], lambda r: r.ce_recovered)
+    last = _ranges([r for r in results.splice_loss if r.positions == "last_prompt"], lambda r: r.kl_recovered)
+    if not every:
+        return []
+    where = f"KL recovered at the decision position, where the experiment splices: {last}; " if last else ""
+    return [f"- **What a splice costs** (1: nothing, 0: as much as zeroing the layer; lowest to highest over the "
+            f"crosscoders): {where}CE recovered with the reconstruction at every token: {every}. Every splice: "
+            "report.md."]
+
+
 def results_block(results: Results) -> list[str]:
     """The committed demo run: when and where, the models, the positive control, the paper's
     table beside ours (report.md holds every condition and control)."""
@@ -121,13 +145,14 @@ def results_block(results: Results) -> list[str]:
         f"The committed `tooldiff demo` run (`docs/results/demo/`: results.json, report.md and plots): "
         f"**{results.finished_at or 'n/a'}**, {results.machine or 'n/a'}, organism "
         f"{results.organism_source or 'n/a'}; layer {results.layer}, n = {results.n_test} test prompts "
-        f"per condition (a third of each kind), seed {results.seed}; 4 crosscoders ({', '.join(results.crosscoders)}).",
+        f"per condition (a third of each kind), seed {results.seed}; {len(results.crosscoders)} crosscoders "
+        f"({', '.join(results.crosscoders)}).",
         "",
         *_models_table(results), "",
         f"- **Positive control (rank1): {'PASSED' if pc.passed else 'NOT PASSED'}**, "
         f"{len(pc.passed_by)} of {len(pc.verdicts)} crosscoders "
         f"(validated kinds: {', '.join(pc.validated_kinds) or 'none'}).",
-        _single_latent_line(results), "",
+        _single_latent_line(results), *_splice_loss_line(results), "",
         "The paper's table, our numbers beside it:", "", *_paper_table(results), "",
         f"Time: {results.wall_s or 0:.0f} s wall ({stages}).",
     ]

@@ -12,8 +12,8 @@ from typing import Any, ClassVar, Optional, Union
 
 from tooldiff.artifacts import Artifact, Num, Record, read_artifact, write_artifact
 from tooldiff.experiment.positive import PositiveSummary, crosscoder_kind  # noqa: F401 - the report's name for it
-from tooldiff.experiment.summary import (ConditionResult, Effect, ExperimentSummary, KindRates, ModelMetrics, Stat,
-                                         SweepRow, Verdict)
+from tooldiff.experiment.summary import (ConditionResult, Effect, ExperimentSummary, KindRates, ModelMetrics,
+                                         SpliceLoss, Stat, SweepRow, Verdict)
 
 RESULTS_FILE = "results.json"
 CONDITION_KEYS = ("model", "intervention", "crosscoder", "features", "alpha", "dose", "positions", "role",
@@ -116,6 +116,7 @@ class Results(Artifact):
     sweep: list[SweepRow]
     findings: Findings
     positive_control: Optional[PositiveSummary] = None
+    splice_loss: list[SpliceLoss] = []  # what each reconstruction splice costs next-token loss
     layer: int
     n_test: int
     seed: int
@@ -231,6 +232,7 @@ def build_results(experiment: ExperimentSummary, organism_info: dict | None = No
                   "recon_artifact": recon_artifact(conditions),
                   "single_latent_validated": _validated_claim(conditions, positive)},
         positive_control=positive.to_dict() if positive else None,
+        splice_loss=[x.to_dict() for x in experiment.splice_loss],
         layer=experiment.layer,
         n_test=experiment.n_test,
         seed=experiment.seed,
