@@ -71,3 +71,22 @@ def test_the_claims_table_reads_one_pre_registered_condition_per_claim_and_seed(
     assert (steer.verdict == "not testable here") == (1 - rl_strict < 0.65 / 2)
     table = write_claims([demo], [], tmp_path / "claims.md").read_text()
     assert table.count("\n| ") == len(CLAIMS) + 1 and "organism seeds 0" in table
+
+
+def test_every_report_judges_the_claims_on_its_own_run(tmp_path):
+    """results.json carries the claims judged on the run alone; report.md shows them; the
+    committed demo's entries are what the rules give on its numbers."""
+    from pathlib import Path
+
+    from tooldiff.report.claims_table import CLAIMS, claim_entries
+    from tooldiff.report.markdown import claims_lines
+    from tooldiff.report.results import read_results
+
+    demo = read_results(Path(__file__).resolve().parents[1] / "docs" / "results" / "demo" / "results.json")
+    assert [c.to_dict() for c in demo.claims] == claim_entries(demo)
+    assert [c.key for c in demo.claims] == [spec.claim.key for spec in CLAIMS]
+    for c in demo.claims:
+        assert c.seed == 0 and c.n == demo.n_test and c.label.startswith(c.verdict)
+    lines = claims_lines(demo)
+    assert sum(line.startswith("| ") for line in lines) == len(CLAIMS) + 1
+    assert claims_lines(demo.with_facts(claims=[])) == ["Not judged in this run."]

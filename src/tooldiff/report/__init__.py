@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 
 from tooldiff.features.ranking import ranking_file
+from tooldiff.report.claims_table import claim_entries
 from tooldiff.report.markdown import render_report
 from tooldiff.report.plots import plot_delta_histogram, plot_dose_response
 from tooldiff.experiment.positive import PositiveSummary
@@ -18,6 +19,7 @@ def write_report(experiment: ExperimentSummary, out: Path, organism_info: dict |
     """Write out/results.json, out/report.md and the PNGs beside it; returns the results."""
     out.mkdir(parents=True, exist_ok=True)
     results = build_results(experiment, organism_info, positive)
+    results = results.with_facts(claims=claim_entries(results))
     write_results(results, out)
     plots = {"dose-response": plot_dose_response(results, out / "dose_response.png").name,
              "Δ histogram": plot_delta_histogram(experiment.rankings, out / "delta_hist.png").name}

@@ -12,7 +12,9 @@ organism seed they record. Per claim and seed it reads one pre-registered condit
   furthest in the claimed direction; the null: the same condition on the null pairs of that
   seed, the one that moves furthest in the claimed direction.
 
-`tooldiff claims RESULTS... [--null NULL_RESULTS...] --out claims.md` writes the table.
+`tooldiff claims RESULTS... [--null NULL_RESULTS...] --out claims.md` writes the table; every
+report also judges the claims on its own run (`claim_entries`: one seed, no null pair) into
+results.json, report.md and the README.
 """
 
 from __future__ import annotations
@@ -118,6 +120,18 @@ def claims_table(runs: list[Results], nulls: list[Results] = ()) -> list[ClaimRo
                                                                if organism_seed(n) == organism_seed(r)])) is not None]
         rows.append(ClaimRow(spec, measured, judge(spec.claim, measured, context(spec, runs))))
     return rows
+
+
+def claim_entries(results: Results) -> list[dict]:
+    """The claims judged on `results` alone, as results.json lists them (report.results.ClaimEntry)."""
+    entries = []
+    for row in claims_table([results]):
+        claim, m = row.spec.claim, (row.measured[0] if row.measured else None)
+        measured = {} if m is None else {"seed": m.seed, "diff": m.diff, "ci95": list(m.ci95), "n": m.n,
+                                          "holds": m.holds(claim.sign), "rival_diff": m.rival_diff}
+        entries.append({"key": claim.key, "claim": claim.text, "paper": claim.paper, **measured,
+                        "verdict": row.verdict.verdict, "label": row.verdict.label()})
+    return entries
 
 
 def _pp(diff: Optional[float], ci=None) -> str:

@@ -109,6 +109,21 @@ def _findings(results: Results) -> list[str]:
     return lines
 
 
+def claims_lines(results: Results) -> list[str]:
+    """The paper's claims judged on this run alone (results.claims), as a table."""
+    if not results.claims:
+        return ["Not judged in this run."]
+    lines = ["Each claim's pre-registered condition on this run, judged by the written rules of docs/claims.md; "
+             "✓ = its CI excludes zero in the claimed direction and beats its control panel. One organism seed "
+             "and no null pair: `tooldiff null-pairs` and `tooldiff claims` add them.", "",
+             "| claim | paper | ours: Δstrict [95 % CI] (n) | DoM rival | verdict |", "|---|---|---|---|---|"]
+    for c in results.claims:
+        ours = "–" if c.diff is None else f"{_pp(c.diff)} {_ci(c.ci95)} {'✓' if c.holds else '✗'} (n {c.n})"
+        rival = "–" if c.rival_diff is None else _pp(c.rival_diff)
+        lines.append(f"| {c.claim} | {c.paper} | {ours} | {rival} | {c.label} |")
+    return lines
+
+
 def _num(x: float | None, digits: int = 3) -> str:
     return "–" if x is None else f"{x:.{digits}f}"
 
@@ -192,6 +207,7 @@ def render_report(results: Results, plots: dict[str, str], machine: str | None =
         "## Models without intervention", "", *_models_table(results), "",
         "## The paper's table, our numbers beside it", "", *_paper_table(results), "",
         "## What held, what did not", "", *_findings(results), "",
+        "## The paper's claims, judged", "", *claims_lines(results), "",
         "## What each splice costs the model (loss recovered)", "", *_splice_loss(results), "",
         "## Positive control", "", *_positive(results), "",
         "## Plots", "",

@@ -18,7 +18,7 @@ import re
 import sys
 from pathlib import Path
 
-from tooldiff.report.markdown import _models_table, _paper_table, _pct
+from tooldiff.report.markdown import _models_table, _paper_table, _pct, claims_lines
 from tooldiff.experiment.positive import PositiveSummary
 from tooldiff.report.results import Results, read_results
 
@@ -153,6 +153,7 @@ def results_block(results: Results) -> list[str]:
         f"{len(pc.passed_by)} of {len(pc.verdicts)} crosscoders "
         f"(validated kinds: {', '.join(pc.validated_kinds) or 'none'}).",
         _single_latent_line(results), *_splice_loss_line(results), "",
+        "The paper's claims, judged on this run:", "", *claims_lines(results), "",
         "The paper's table, our numbers beside it:", "", *_paper_table(results), "",
         f"Time: {results.wall_s or 0:.0f} s wall ({stages}).",
     ]

@@ -103,6 +103,22 @@ class Findings(Record):
     single_latent_validated: Optional[ValidatedClaim] = None
 
 
+class ClaimEntry(Record):
+    """One of the paper's claims judged on this run alone (report/claims.py rules, no null pair)."""
+
+    key: str
+    claim: str
+    paper: str
+    seed: Optional[int] = None  # the organism seed; None: the claim's condition did not run
+    diff: Optional[Num] = None  # Δstrict of the pre-registered condition
+    ci95: Optional[list[Num]] = None
+    n: Optional[int] = None
+    holds: Optional[bool] = None  # CI excludes zero in the claimed direction and beats the controls
+    rival_diff: Optional[Num] = None  # the difference-of-means rival at the same size
+    verdict: str
+    label: str  # the verdict with its reason or seed count, as the tables print it
+
+
 class Results(Artifact):
     """results.json: the models, every condition, the features, the findings and the run's facts."""
 
@@ -117,6 +133,7 @@ class Results(Artifact):
     findings: Findings
     positive_control: Optional[PositiveSummary] = None
     splice_loss: list[SpliceLoss] = []  # what each reconstruction splice costs next-token loss
+    claims: list[ClaimEntry] = []  # the paper's claims judged on this run (report/claims_table.py)
     layer: int
     n_test: int
     seed: int
