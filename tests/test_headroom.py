@@ -46,3 +46,4 @@ def test_the_headroom_run_steers_the_checkpoint_at_both_positions(tiny_study, tm
     for positions in POSITIONS:
         assert f"## Steering at positions: {positions}" in text
     assert text.count("| 16 |") >= 2  # the grid's alpha 16 at both positions
+    assert text.count("on its call prompts") == len(POSITIONS)  # the paper's baseline is on tool prompts

@@ -111,8 +111,11 @@ def markdown(step: int, strict: float, runs: dict) -> str:
              "their Δstrict); rival: the difference-of-means direction.", ""]
     for positions, summary in runs.items():
         none, by_key = summary.reference("rl"), {c.key: c for c in summary.conditions}
+        call = (none.per_kind or {}).get("call")
+        on_calls = f"; on its call prompts {100 * call.strict:.1f} % (n = {call.n})" if call else ""
         lines += [f"## Steering at positions: {positions}", "",
-                  f"Unsteered: strict {100 * none.metrics.strict.mean:.1f} % (n = {none.metrics.n}).", "",
+                  f"Unsteered: strict {100 * none.metrics.strict.mean:.1f} % over every kind (n = {none.metrics.n})"
+                  f"{on_calls}.", "",
                   "| crosscoder | latent(s) | α | Δstrict [95 % CI] | controls (range) | DoM rival | beats controls |",
                   "|---|---|---|---|---|---|---|"]
         lines += [_row(c, by_key) for c in _steer_effects(summary)] + [""]
