@@ -1,12 +1,15 @@
-"""Null pairs: the same pipeline on the real pair and on base vs base, side by side."""
+"""Null pairs: the same pipeline on the real pair and on base vs base, side by side; the matrix
+that runs them at every organism seed and judges the claims with the null beside them."""
 
 import json
+import shutil
 from dataclasses import replace
 
 import pytest
 
 from tooldiff.errors import UserError
-from tooldiff.nullpairs import BASE_VS_BASE, JSON_FILE, REAL, SHAM, TABLE_FILE, null_pairs, run_null_pairs
+from tooldiff.matrix import MATRIX_FILE, MatrixConfig, run_matrix, seed_dir
+from tooldiff.nullpairs import BASE_VS_BASE, JSON_FILE, REAL, SHAM, TABLE_FILE, null_pairs
 
 
 @pytest.fixture(scope="module")
@@ -25,19 +28,39 @@ def test_base_vs_base_puts_the_base_in_both_slots_and_a_sham_must_share_the_base
         null_pairs(tiny_pair, foreign)
 
 
-def test_the_pipeline_runs_on_each_pair_and_the_null_has_no_model_difference(tiny_study, tmp_path):
+def test_the_matrix_runs_each_pair_judges_the_claims_and_resumes(tiny_study, tmp_path):
+    """`tooldiff matrix` at one organism seed (the session's tiny organism, copied where the
+    matrix keeps seed 0's): the pipeline on the real pair and on base vs base, the null pairs'
+    table, the claims judged with the null beside them; run again, it only re-judges."""
+    out = tmp_path / "matrix"
+    shutil.copytree(tiny_study.organism, seed_dir(out, 0) / "organism")
     sweep = tmp_path / "sweep.toml"
     sweep.write_text(tiny_study.SWEEP)
-    outcomes = run_null_pairs(null_pairs(tiny_study.pair), sweep, tiny_study.config, tmp_path / "nulls", 0.7)
-    real, null = outcomes
-    assert (real.name, null.name) == (REAL, BASE_VS_BASE)
+    config = MatrixConfig(seeds=(0,), preset="tiny", n_per_kind=tiny_study.GRID["n_per_kind"], sweep=str(sweep),
+                          positive_control=False, experiment=tiny_study.GRID)
+    claims = run_matrix(config, out)
+    pairs = seed_dir(out, 0) / "pairs"
+    saved = json.loads((pairs / JSON_FILE).read_text())
+    real, null = saved["pairs"]
+    assert (real["name"], null["name"]) == (REAL, BASE_VS_BASE) and "strict AUROC" in saved["selection"]
     # the same model in both slots decodes the same outputs: its "RL" strict is the base's
-    assert null.strict["rl"] == null.strict["base"] == real.strict["base"]
-    assert null.n_latents == real.n_latents and set(null.sweep) == set(real.sweep)
-    for o in outcomes:  # each pair is a whole pipeline run of its own
-        assert (tmp_path / "nulls" / o.name / "results.json").is_file()
-        assert all(len(ls) <= o.n_latents[cc] for cc, ls in o.passing.items())
-    saved = json.loads((tmp_path / "nulls" / JSON_FILE).read_text())
-    assert [p["name"] for p in saved["pairs"]] == [REAL, BASE_VS_BASE] and "strict AUROC" in saved["selection"]
-    table = (tmp_path / "nulls" / TABLE_FILE).read_text()
+    assert null["strict"]["rl"] == null["strict"]["base"] == real["strict"]["base"]
+    assert null["n_latents"] == real["n_latents"] and set(null["sweep"]) == set(real["sweep"])
+    table = (pairs / TABLE_FILE).read_text()
     assert f"| {BASE_VS_BASE} |" in table and "| condition | real | base-vs-base |" in table
+    text = claims.read_text()
+    # the small grid has no α 32 and no dose 1: three claims measured, each with its null beside it
+    assert "organism seeds 0" in text and text.count("| seed 0:") == 3 and text.count("| +0.0 [") >= 3, text
+    record = json.loads((out / MATRIX_FILE).read_text())
+    assert [r["seed"] for r in record["seeds"]] == [0] and record["seeds"][0]["null"].endswith("results.json")
+
+    rows = pairs / REAL / "experiment" / "results.jsonl"  # every generated row, appended as it is made
+    before = (rows.stat().st_mtime_ns, rows.read_bytes())
+    run_matrix(config, out)
+    assert (rows.stat().st_mtime_ns, rows.read_bytes()) == before, "a finished matrix generated again"
+
+
+def test_a_matrix_config_refuses_repeated_or_negative_seeds():
+    for seeds in ((), (1, 1), (-1,)):
+        with pytest.raises(UserError, match="distinct organism seeds"):
+            MatrixConfig(seeds=seeds)

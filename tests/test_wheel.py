@@ -4,6 +4,7 @@ that is not the repository — and the demo, like the organism's build, prints o
 lines (no library warning, no tqdm bar: SPEC's quiet-output rule). The demo reuses the session's
 tiny organism (built once by `tooldiff organism`, whose printed lines are checked here too)."""
 
+import json
 import os
 import re
 import shutil
@@ -114,7 +115,7 @@ def test_the_organism_build_prints_only_its_own_lines(tiny_build_log):
 def test_the_wheel_runs_the_tiny_demo_printing_only_its_own_lines(installed, tiny_organism):
     """The demo finds the session's tiny organism in its output directory and reuses it (its
     build's lines are checked above), trains a small sweep of the user's; the positive control's
-    RL stage, study and dashboard run as in every demo."""
+    RL stage, study (on that sweep too: the user's instrument) and dashboard run as in every demo."""
     env, work = installed
     shutil.copytree(tiny_organism, work / "X" / "organism")
     (work / "sweep.toml").write_text(TINY_SWEEP)
@@ -123,6 +124,9 @@ def test_the_wheel_runs_the_tiny_demo_printing_only_its_own_lines(installed, tin
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     assert done.returncode == 0, done.stdout[-4000:]
     assert (work / "X" / "report.md").is_file() and (work / "X" / "dashboard" / "index.html").is_file()
+    for run in ("full", "rank1"):  # the control tests the user's sweep, not the demo's
+        sweep = json.loads((work / "X" / run / "crosscoders" / "sweep.json").read_text())
+        assert sweep["identity"]["configs"] == ["plain", "dfc"], (run, sweep["identity"])
     assert _foreign(done.stdout) == [], done.stdout[-4000:]
     child = (work / "X" / "rank1" / "log.txt").read_text()  # the positive control's own console
     assert _foreign(child) == [], child[-4000:]

@@ -281,13 +281,39 @@ def claims(
     Console().print(write_claims(results, null, out).read_text(), highlight=False, soft_wrap=True)
 
 
+@app.command()
+def matrix(
+    out: Path = typer.Option(..., help="OUT/seed-<s>/ per organism seed, OUT/claims.md and OUT/matrix.json."),
+    seed: list[int] = typer.Option([0, 1, 2], help="Organism seeds (repeat the option); each with its crosscoder "
+                                                   "seeds, positive control and null pair."),
+    preset: str = typer.Option("default", help="Organism preset: tiny|default."),
+    n_per_kind: int = typer.Option(70, help="Test prompts per request kind in each experiment (n = 3x per condition)."),
+    sweep: Optional[str] = typer.Option(None, help="Sweep TOML, or a shipped sweep's name: the study's crosscoders and "
+                                                   "the positive control's (default: sweep-demo and sweep-positive)."),
+    nulls: bool = typer.Option(True, help="Run base vs base beside each real pair (the instrument's false positives)."),
+    positive_control: bool = typer.Option(True, help="Run the rank1 positive control at each seed."),
+    rebuild: bool = typer.Option(False, help="Build seed 0 from the recipe too (default: the shipped pair)."),
+    threads: int = typer.Option(os.cpu_count() or 1, help="Torch threads for the organism builds."),
+    device: str = typer.Option("cpu", help="cpu|cuda|cuda:N."),
+) -> None:
+    """Every organism seed through the study, its positive control and a null pair, then the claims
+    judged across seeds; resumes where it stopped."""
+    from tooldiff.matrix import MatrixConfig, run_matrix
+
+    config = MatrixConfig(seeds=tuple(seed), preset=preset, n_per_kind=n_per_kind, sweep=sweep, nulls=nulls,
+                          positive_control=positive_control, rebuild=rebuild, threads=threads, device=device)
+    Console().print(run_matrix(config, out).read_text(), highlight=False, soft_wrap=True)
+
+
 # --- demo -------------------------------------------------------------------------------
 @app.command()
 def demo(
     out: Path = typer.Option(Path("runs/demo"), help="Output directory."),
     preset: str = typer.Option("default", help="Organism preset: tiny|default."),
     seed: int = typer.Option(0, help="Seed of every stage."),
-    sweep: Optional[str] = typer.Option(None, help="Sweep TOML, or a shipped sweep's name (default: sweep-demo)."),
+    sweep: Optional[str] = typer.Option(None, help="Sweep TOML, or a shipped sweep's name: the study's crosscoders "
+                                                   "and the positive control's (default: sweep-demo, and its DFC "
+                                                   "kinds, sweep-positive, for the control)."),
     n_per_kind: int = typer.Option(60, help="Test prompts per request kind in the experiment."),
     positive_control: bool = typer.Option(True, help="Also run the rank1 positive-control organism."),
     threads: int = typer.Option(os.cpu_count() or 1, help="Torch threads for the organism's pretraining and RL "

@@ -94,6 +94,9 @@ def run_demo(out: Path, preset: str = "default", seed: int = 0, sweep: str | Pat
     from tooldiff.report import write_results
     from tooldiff.report.markdown import machine_description
 
+    # A user's sweep is the instrument under test, so the positive control trains it too; the
+    # demo's own control trains only the demo sweep's DFC kinds (sweep-positive.toml says why).
+    control_sweep = configs.resolve(sweep) if sweep is not None else POSITIVE_SWEEP
     sweep = configs.resolve(sweep) if sweep is not None else DEMO_SWEEP
     torch.manual_seed(seed)
     started = time.perf_counter()
@@ -102,7 +105,8 @@ def run_demo(out: Path, preset: str = "default", seed: int = 0, sweep: str | Pat
     with clock.stage("organism (full)"):
         source = organisms(out, preset, seed, threads, rebuild, positive_control)
     with one_thread():
-        child = PositiveControl(out, preset, seed, exp_cfg.model_dump()) if positive_control else None
+        job = ControlJob(out, preset, seed, exp_cfg.model_dump(), control_sweep)
+        child = PositiveControl(job) if positive_control else None
         try:
             pair = organism_pair(out / "organism")
             experiment = study(pair, out / "full", sweep, exp_cfg, clock, "full")
@@ -133,27 +137,39 @@ def dashboard(out: Path, with_positive: bool, device: str) -> Path:
     return write_dashboard(paths, out / "dashboard", device=device).out
 
 
-def run_positive_control(out: Path, preset: str, seed: int, exp_cfg: dict) -> tuple[dict, Clock]:
+@dataclass(frozen=True)
+class ControlJob:
+    """What the positive control's process needs: the demo's output directory, the organism's
+    preset and seed, the experiment config (a dict: it crosses the process boundary) and the sweep."""
+
+    out: Path
+    preset: str
+    seed: int
+    exp_cfg: dict
+    sweep: Path
+
+
+def run_positive_control(job: ControlJob) -> tuple[dict, Clock]:
     """The rank1 organism and its study; returns (positive summary, its stages' clock)."""
     from tooldiff.experiment import load_experiment_config
     from tooldiff.organism import build_organism
 
-    clock = Clock()
+    out, clock = job.out, Clock()
     with clock.stage("organism (rank1)"):
-        build_organism(out / "organism-rank1", preset=preset, seed=seed, variant="rank1",
+        build_organism(out / "organism-rank1", preset=job.preset, seed=job.seed, variant="rank1",
                        shared_from=out / "organism")  # same data, tokenizer and base: only RL differs
     # The instrument under test is the main study's ranking (contrast and pool); the steering
     # grids are cut to one point, since the control asks about ablation. The planted change is
     # spread over every token (its gate is centred over all of them), so the crosscoder learns
     # from every prompt token and the ablation acts at every position: harvested at the decision
     # token only, no latent came closer than |cos| 0.86 and ablation changed nothing (docs/organism.md).
-    pc_cfg = load_experiment_config({**exp_cfg, "alphas": [1], "doses": [1.0], "positions": "all"})
-    pc = study(organism_pair(out / "organism-rank1"), out / "rank1", POSITIVE_SWEEP, pc_cfg, clock, "rank1",
+    pc_cfg = load_experiment_config({**job.exp_cfg, "alphas": [1], "doses": [1.0], "positions": "all"})
+    pc = study(organism_pair(out / "organism-rank1"), out / "rank1", job.sweep, pc_cfg, clock, "rank1",
                harvest_positions="prompt")
     return positive_summary(pc), clock
 
 
-def _child_main(conn, out: Path, preset: str, seed: int, exp_cfg: dict, log: Path) -> None:
+def _child_main(conn, job: ControlJob, log: Path) -> None:
     """Entry of the child process: its console output goes to `log`, its result up the pipe."""
     log.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
@@ -161,7 +177,7 @@ def _child_main(conn, out: Path, preset: str, seed: int, exp_cfg: dict, log: Pat
     os.dup2(fd, 2)
     torch.set_num_threads(1)
     try:
-        conn.send(("ok", run_positive_control(out, preset, seed, exp_cfg)))
+        conn.send(("ok", run_positive_control(job)))
     except BaseException as e:  # noqa: BLE001 - every failure must reach the parent
         conn.send(("error", e if isinstance(e, UserError) else RuntimeError(f"{type(e).__name__}: {e}")))
         raise
@@ -173,11 +189,11 @@ def _child_main(conn, out: Path, preset: str, seed: int, exp_cfg: dict, log: Pat
 class PositiveControl:
     """The positive control running in a child process (spawned: no fork of a threaded parent)."""
 
-    def __init__(self, out: Path, preset: str, seed: int, exp_cfg: dict):
+    def __init__(self, job: ControlJob):
         ctx = multiprocessing.get_context("spawn")
-        self.log = out / "rank1" / "log.txt"
+        self.log = job.out / "rank1" / "log.txt"
         self.conn, child_conn = ctx.Pipe(duplex=False)
-        self.process = ctx.Process(target=_child_main, args=(child_conn, out, preset, seed, exp_cfg, self.log),
+        self.process = ctx.Process(target=_child_main, args=(child_conn, job, self.log),
                                    name="tooldiff-positive-control")
         self.process.start()
         child_conn.close()

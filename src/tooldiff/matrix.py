@@ -1,0 +1,118 @@
+"""The full matrix: every organism seed through the same study, its positive control and a null
+pair, then the paper's claims judged across the seeds — one command that resumes.
+
+One twin is one draw: the RL outcome varies by seed as much as by setting (docs/notes), and
+crosscoder seeds are not organism seeds. So a verdict must say at how many organism seeds it holds
+(report/claims.py: "robust" only at all of them), and each seed needs its own instrument check
+(the rank1 positive control, built on that seed's base) and its own false-positive check (base vs
+base: the same model twice, where nothing may be found).
+
+Per seed s, under OUT/seed-<s>/ (the demo's layout, so that `tooldiff dashboard` reads it):
+- organism/ (the shipped pair at seed 0 unless --rebuild, else built from the recipe), and
+  organism-rank1/ (its positive-control twin: same data, tokenizer and base);
+- pairs/real/ and pairs/base-vs-base/: the pipeline on each (nullpairs.run_null_pairs), with
+  pairs/null_pairs.md beside them; pairs/real/results.json carries the positive control's verdict;
+- rank1/: the positive control's study (demo.run_positive_control).
+Then OUT/claims.md (report/claims_table.py) and OUT/matrix.json: the seeds, settings and the wall
+seconds of every stage. Every stage resumes from what is on disk, so an interrupted matrix goes
+on where it stopped; a finished one is re-judged in seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from tooldiff.errors import UserError
+
+CLAIMS_FILE, MATRIX_FILE = "claims.md", "matrix.json"
+
+
+@dataclass(frozen=True)
+class MatrixConfig:
+    """What `tooldiff matrix` runs (every field is also a command-line option)."""
+
+    seeds: tuple[int, ...] = (0, 1, 2)
+    preset: str = "default"
+    n_per_kind: int = 70  # test prompts per request kind: n = 210 per condition
+    sweep: str | None = None  # the study's crosscoders (default: the demo's sweep)
+    nulls: bool = True  # base vs base beside the real pair
+    positive_control: bool = True
+    rebuild: bool = False  # build seed 0 from the recipe too, instead of installing the shipped pair
+    threads: int = 1  # torch threads for the organism builds
+    device: str = "cpu"
+    experiment: dict = field(default_factory=dict)  # other ExperimentConfig fields (tests use a small grid)
+
+    def __post_init__(self):
+        if not self.seeds or len(set(self.seeds)) != len(self.seeds) or min(self.seeds) < 0:
+            raise UserError(f"--seed must name distinct organism seeds >= 0, got {list(self.seeds)}")
+        if self.n_per_kind < 1:
+            raise UserError(f"--n-per-kind must be at least 1, got {self.n_per_kind}")
+
+
+@dataclass
+class SeedRun:
+    """Where one seed's artifacts are, and how long each of its stages took (wall seconds)."""
+
+    seed: int
+    results: str
+    null: str | None
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def seed_dir(out: Path, seed: int) -> Path:
+    return out / f"seed-{seed}"
+
+
+def run_seed(config: MatrixConfig, seed: int, out: Path) -> SeedRun:
+    """Organism, real and null pipelines, positive control, and the real pair's results.json."""
+    from tooldiff import configs
+    from tooldiff.demo import DEMO_SWEEP, POSITIVE_SWEEP, Clock, ControlJob, organism_pair, organisms, run_positive_control
+    from tooldiff.experiment import load_experiment_config
+    from tooldiff.experiment.summary import read_summary
+    from tooldiff.features.ranking import MIN_AUROC, RUN_EXPERIMENT
+    from tooldiff.nullpairs import BASE_VS_BASE, REAL, null_pairs, run_null_pairs
+    from tooldiff.pipeline import write_pipeline_report
+    from tooldiff.report.markdown import machine_description
+    from tooldiff.threads import one_thread
+
+    root, clock = seed_dir(out, seed), Clock()
+    users = configs.resolve(config.sweep) if config.sweep else None  # then the control trains it too (demo.py)
+    exp_cfg = load_experiment_config({**config.experiment, "n_per_kind": config.n_per_kind, "seed": seed,
+                                      "device": config.device})
+    with clock.stage(f"seed {seed}: organism"):
+        organisms(root, config.preset, seed, config.threads, config.rebuild, config.positive_control)
+    pair = organism_pair(root / "organism")
+    pairs = null_pairs(pair) if config.nulls else {REAL: pair}
+    with one_thread():
+        with clock.stage(f"seed {seed}: pipelines ({', '.join(pairs)})"):
+            run_null_pairs(pairs, users or DEMO_SWEEP, exp_cfg, root / "pairs", MIN_AUROC)
+        positive = None
+        if config.positive_control:
+            job = ControlJob(root, config.preset, seed, exp_cfg.model_dump(), users or POSITIVE_SWEEP)
+            positive, control_clock = run_positive_control(job)
+            clock.merge(control_clock)
+    real = root / "pairs" / REAL
+    write_pipeline_report(read_summary(real / RUN_EXPERIMENT), real, pair, positive=positive,
+                          machine=machine_description())
+    return SeedRun(seed, str(real / "results.json"),
+                   str(root / "pairs" / BASE_VS_BASE / "results.json") if config.nulls else None, clock.wall)
+
+
+def run_matrix(config: MatrixConfig, out: Path) -> Path:
+    """Every seed (resuming what is done), then OUT/claims.md and OUT/matrix.json; returns claims.md."""
+    from tooldiff.report.claims_table import write_claims
+
+    out.mkdir(parents=True, exist_ok=True)
+    started, runs = time.perf_counter(), []
+    for seed in config.seeds:
+        runs.append(run_seed(config, seed, out))
+    path = write_claims([Path(r.results) for r in runs], [Path(r.null) for r in runs if r.null], out / CLAIMS_FILE)
+    record = {"config": asdict(config), "seeds": [asdict(r) for r in runs],
+              "wall_s": round(time.perf_counter() - started, 1)}
+    tmp = out / (MATRIX_FILE + ".tmp")
+    tmp.write_text(json.dumps(record, indent=2))
+    tmp.replace(out / MATRIX_FILE)
+    return path
