@@ -7,7 +7,7 @@ crosscoder seeds are not organism seeds. So a verdict must say at how many organ
 (the rank1 positive control, built on that seed's base) and its own false-positive check (base vs
 base: the same model twice, where nothing may be found).
 
-Per seed s, under OUT/seed-<s>/ (the demo's layout, so that `tooldiff dashboard` reads it):
+Per seed s, under OUT/seed-<s>/ (organism directories and rank1/ as the demo lays them out):
 - organism/ (the shipped pair at seed 0 unless --rebuild, else built from the recipe), and
   organism-rank1/ (its positive-control twin: same data, tokenizer and base);
 - pairs/real/ and pairs/base-vs-base/: the pipeline on each (nullpairs.run_null_pairs), with
@@ -20,7 +20,6 @@ on where it stopped; a finished one is re-judged in seconds.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -103,6 +102,7 @@ def run_seed(config: MatrixConfig, seed: int, out: Path) -> SeedRun:
 
 def run_matrix(config: MatrixConfig, out: Path) -> Path:
     """Every seed (resuming what is done), then OUT/claims.md and OUT/matrix.json; returns claims.md."""
+    from tooldiff.organism.store import write_json_atomic
     from tooldiff.report.claims_table import write_claims
 
     out.mkdir(parents=True, exist_ok=True)
@@ -112,7 +112,5 @@ def run_matrix(config: MatrixConfig, out: Path) -> Path:
     path = write_claims([Path(r.results) for r in runs], [Path(r.null) for r in runs if r.null], out / CLAIMS_FILE)
     record = {"config": asdict(config), "seeds": [asdict(r) for r in runs],
               "wall_s": round(time.perf_counter() - started, 1)}
-    tmp = out / (MATRIX_FILE + ".tmp")
-    tmp.write_text(json.dumps(record, indent=2))
-    tmp.replace(out / MATRIX_FILE)
+    write_json_atomic(out / MATRIX_FILE, record)
     return path
