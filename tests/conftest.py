@@ -4,8 +4,9 @@
   three families, a crosscoder, padded batches, a layer recorder) and their constants.
 - `synthetic`: experiment results made up condition by condition, analysed by the experiment
   stage (effects, control-panel verdicts): for the experiment's analysis and for the report.
-- `tiny_organism`: the tiny organism, built once per session by the command line
-  (`tiny_build_log`: what that build printed).
+- `tiny_organism`: the tiny organism, built once per session by the command line in the
+  background from the first test on; the tests that need it run last (`tiny_build_log`: what
+  that build printed).
 - `tiny_study`: crosscoders trained on it and the experiment grid run with them, once per session.
 - `tiny_dashboard`: the dashboard of that study (with a positive-control study), once per session.
 - `serve_cli`: `tooldiff serve` in a subprocess on a free loopback port, as a context manager.
@@ -34,27 +35,71 @@ import pytest  # noqa: E402
 TINY_BUILD_LOG = "build.log"  # beside the tiny organism: what its build printed
 
 
+def _needs_organism(item) -> bool:
+    return "tiny_organism" in getattr(item, "fixturenames", ())
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """The test files that reach the tiny organism run last (whole files, so that module fixtures
+    are set up once): its build, started in the background before the first test, then runs on
+    the second core while every other test runs (they pin torch to one thread) — not after them."""
+    late = {item.module for item in items if _needs_organism(item)}
+    items.sort(key=lambda item: item.module in late)  # stable: each group keeps pytest's order
+
+
+class TinyBuild:
+    """`tooldiff organism --preset tiny --seed 0 --out OUT` in a subprocess, as a user builds it;
+    what it printed goes to TINY_BUILD_LOG beside OUT (for the quiet-output check, test_wheel)."""
+
+    def __init__(self, out: Path):
+        self.out, self.log = out, out.parent / TINY_BUILD_LOG
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log, "w") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "tooldiff.cli", "organism", "--preset", "tiny", "--seed", "0", "--out", str(out)],
+                env={**os.environ, "COLUMNS": "400"}, text=True, stdout=log, stderr=subprocess.STDOUT)
+
+    def wait(self) -> Path:
+        """OUT once the build has finished; a failed build fails the test that needed it."""
+        try:
+            code = self.proc.wait(timeout=1200)
+        except subprocess.TimeoutExpired:
+            self.stop()
+            pytest.fail("the tiny organism's build took more than 20 minutes")
+        if code != 0:
+            pytest.fail(f"the tiny organism's build failed:\n{self.log.read_text()[-4000:]}")
+        return self.out
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _tiny_build(request, tmp_path_factory):
+    """Starts the tiny organism's build before the first test when any collected test needs it."""
+    if not any(_needs_organism(item) for item in request.session.items):
+        yield None
+        return
+    keep = os.environ.get("TOOLDIFF_TEST_ORGANISM")
+    build = TinyBuild(Path(keep) if keep else tmp_path_factory.mktemp("organism") / "tiny")
+    yield build
+    build.stop()
+
+
 @pytest.fixture(scope="session")
-def tiny_organism(tmp_path_factory):
+def tiny_organism(_tiny_build):
     """Directory of the tiny organism (preset "tiny", seed 0), built once per test session.
 
     Layout: base/ rl/ tokenizer/ data/{pretrain,rl,calibration,test,generic}.jsonl eval/
     organism.json; open it with `tooldiff.organism.load_organism(path)`.
 
-    Built as a user builds it, by `tooldiff organism` in a subprocess; what that printed is kept in
-    TINY_BUILD_LOG beside the directory, for the quiet-output check (tests/test_wheel.py).
-    TOOLDIFF_TEST_ORGANISM=DIR keeps it in DIR across sessions (built there once, then reused
-    while the tiny config is unchanged): for iterating on one test file without the 80 s build.
+    Built by `TinyBuild` in the background from the session's start (the tests that need it run
+    last). TOOLDIFF_TEST_ORGANISM=DIR keeps it in DIR across sessions (built there once, then
+    reused while the tiny config is unchanged): for iterating on one test file without the build.
     """
-    keep = os.environ.get("TOOLDIFF_TEST_ORGANISM")
-    out = Path(keep) if keep else tmp_path_factory.mktemp("organism") / "tiny"
-    done = subprocess.run([sys.executable, "-m", "tooldiff.cli", "organism", "--preset", "tiny", "--seed", "0",
-                           "--out", str(out)], env={**os.environ, "COLUMNS": "400"}, text=True, timeout=1200,
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    (out.parent / TINY_BUILD_LOG).write_text(done.stdout)
-    if done.returncode != 0:
-        pytest.fail(f"the tiny organism's build failed:\n{done.stdout[-4000:]}")
-    return out
+    return _tiny_build.wait()
 
 
 @pytest.fixture(scope="session")
