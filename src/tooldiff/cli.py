@@ -252,6 +252,8 @@ def headroom(
     out: Path = typer.Option(..., help="The exported checkpoint, one pipeline run per positions, headroom.md."),
     sweep: Optional[str] = typer.Option(None, help="Sweep TOML, or a shipped sweep's name (default: sweep-demo)."),
     n_per_kind: int = typer.Option(70, help="Test prompts per request kind in each experiment."),
+    transfer_from: Optional[Path] = typer.Option(None, help="The final twin's crosscoders (RUN/crosscoders of the "
+                                                          "real pair's run): add their top latents into the checkpoint."),
     seed: int = typer.Option(0, help="Seed of every stage."),
     device: str = typer.Option("cpu", help="cpu|cuda|cuda:N."),
 ) -> None:
@@ -259,12 +261,13 @@ def headroom(
     from tooldiff import configs
     from tooldiff.demo import DEMO_SWEEP
     from tooldiff.experiment import load_experiment_config
-    from tooldiff.headroom import run_headroom
+    from tooldiff.headroom import HeadroomJob, run_headroom
     from tooldiff.organism import load_organism
 
     cfg = load_experiment_config({"n_per_kind": n_per_kind, "seed": seed, "device": device})
     real = load_organism(organism, models=False).as_pair()
-    table = run_headroom(real, organism, emergence, configs.resolve(sweep) if sweep else DEMO_SWEEP, cfg, out)
+    table = run_headroom(HeadroomJob(real, organism, emergence, configs.resolve(sweep) if sweep else DEMO_SWEEP, cfg,
+                                     out, transfer_from))
     Console().print(table.read_text(), highlight=False, soft_wrap=True)
 
 

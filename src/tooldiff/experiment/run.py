@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -12,7 +13,7 @@ from tooldiff.crosscoder.train import METRICS_FILE
 from tooldiff.errors import UserError
 from tooldiff.experiment.analysis import add_effects, add_verdicts, sweep_summary
 from tooldiff.experiment.candidates import build_candidates
-from tooldiff.experiment.conditions import A, B, crosscoder_conditions, none_conditions
+from tooldiff.experiment.conditions import A, B, crosscoder_conditions, none_conditions, transfer_conditions
 from tooldiff.experiment.config import ExperimentConfig
 from tooldiff.experiment.data import CALIBRATION_FILE, calibration_acts, stratified_sample
 from tooldiff.experiment.runner import run_conditions
@@ -103,31 +104,59 @@ def run_experiment(pair: ModelPair, crosscoders: Path, out: Path, config: Experi
     """Run the whole grid on `pair` (its calibration and test prompts, its planted direction if
     any); returns the analysed results (also written to out/experiment.json)."""
     tokenizer, base, rl = pair.load_models(config.device)
-    ccs = load_crosscoders(Path(crosscoders), pair)
-    layer = next(iter(ccs.values())).info.layer
-    out.mkdir(parents=True, exist_ok=True)
-    acts = _harvest_calibration(pair, layer, out, config.device)
+    ccs, layer, acts, rankings, cands = _select(pair, Path(crosscoders), out, config)
     test = stratified_sample(pair.records("test"), config.n_per_kind, config.seed, pair.source("test"))
     models, planted_D = {"base": base, "rl": rl}, pair.planted_D
-    conditions, rankings, positive = none_conditions(config.positions), {}, {}
-    for name, cc in ccs.items():
-        rankings[name] = _rank(name, cc, acts, out, checkpoint_dir(Path(crosscoders), name))
-        cand = build_candidates(cc, rankings[name], acts, config.contrast, config.top_s,
-                                config.n_unrelated, config.n_random, config.seed, config.pool)
+    conditions, positive = none_conditions(config.positions), {}
+    for name, cand in cands.items():
         conditions += crosscoder_conditions(name, layer, config, cand)
         if planted_D is not None:
-            positive[name] = planted_check(cc, planted_D, cand.top, acts)
+            positive[name] = planted_check(ccs[name], planted_D, cand.top, acts)
     results = run_conditions(conditions, models, tokenizer, test, ccs, out / "results.jsonl", config)
     texts = loss_texts(pair.records("calibration"), tokenizer, config.loss_texts, config.seed)
     losses = splice_losses(ccs, models, tokenizer, texts, layer, config.positions) if texts else []
-    kinds = [r["kind"] for r in test]
-    add_effects(results, kinds, config.seed, config.n_boot)
+    return _analysed(results, test, config, out, layer=layer, rankings=rankings,
+                     crosscoders={n: _train_metrics(Path(crosscoders), n) for n in ccs},
+                     positive_control=positive, splice_loss=[x.to_dict() for x in losses])
+
+
+def run_transfer(source: ModelPair, crosscoders: Path, target: Path, out: Path,
+                 config: ExperimentConfig) -> ExperimentSummary:
+    """Transfer without retraining into another model of the pair's family: the top latent of each
+    crosscoder of `source`, selected on source's calibration split exactly as run_experiment
+    selects it, added into the model at `target` at config.doses, beside the same panel (random
+    directions, unrelated latents, the difference-of-means rivals). `target` takes the conditions'
+    "base" slot (an RL checkpoint with headroom, say); "rl" stays source's RL model."""
+    tokenizer, model, rl = replace(source, base=Path(target)).load_models(config.device)
+    ccs, layer, _, rankings, cands = _select(source, Path(crosscoders), out, config)
+    test = stratified_sample(source.records("test"), config.n_per_kind, config.seed, source.source("test"))
+    conditions = none_conditions(config.positions)
+    for name, cand in cands.items():
+        conditions += transfer_conditions(name, layer, config, cand) if cand.top else []
+    results = run_conditions(conditions, {"base": model, "rl": rl}, tokenizer, test, ccs, out / "results.jsonl", config)
+    return _analysed(results, test, config, out, layer=layer, rankings=rankings, target=str(target),
+                     crosscoders={n: _train_metrics(Path(crosscoders), n) for n in ccs})
+
+
+def _select(pair: ModelPair, crosscoders: Path, out: Path, config: ExperimentConfig):
+    """(crosscoders, layer, calibration acts, rankings, candidates): the selection on `pair`'s
+    calibration split, one ranking file per crosscoder under `out`."""
+    ccs = load_crosscoders(crosscoders, pair)
+    layer = next(iter(ccs.values())).info.layer
+    out.mkdir(parents=True, exist_ok=True)
+    acts = _harvest_calibration(pair, layer, out, config.device)
+    rankings = {name: _rank(name, cc, acts, out, checkpoint_dir(crosscoders, name)) for name, cc in ccs.items()}
+    cands = {name: build_candidates(cc, rankings[name], acts, config.contrast, config.top_s, config.n_unrelated,
+                                    config.n_random, config.seed, config.pool) for name, cc in ccs.items()}
+    return ccs, layer, acts, rankings, cands
+
+
+def _analysed(results: dict, test: list[dict], config: ExperimentConfig, out: Path, **fields) -> ExperimentSummary:
+    """Effects and verdicts on the test prompts, written to out/experiment.json."""
+    add_effects(results, [r["kind"] for r in test], config.seed, config.n_boot)
     add_verdicts(results)
-    summary = summary_of({"layer": layer, "n_test": len(test), "test_ids": [r["id"] for r in test],
-                          "config": config.model_dump(), "conditions": list(results.values()),
-                          "sweep": sweep_summary(results), "rankings": rankings,
-                          "crosscoders": {n: _train_metrics(Path(crosscoders), n) for n in ccs},
-                          "positive_control": positive, "splice_loss": [x.to_dict() for x in losses]})
+    summary = summary_of({"n_test": len(test), "test_ids": [r["id"] for r in test], "config": config.model_dump(),
+                          "conditions": list(results.values()), "sweep": sweep_summary(results), **fields})
     write_summary(summary, out)
     return summary
 

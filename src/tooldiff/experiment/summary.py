@@ -154,6 +154,7 @@ class ExperimentSummary(Artifact):
     crosscoders: dict[str, dict[str, Any]]  # name -> training metrics
     positive_control: dict[str, PlantedCheck] = {}
     splice_loss: list[SpliceLoss] = []  # the loss recovered of each reconstruction splice
+    target: Optional[str] = None  # run_transfer: the model in the conditions' "base" slot (else the pair's base)
 
     @property
     def seed(self) -> int:
