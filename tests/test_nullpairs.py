@@ -31,7 +31,9 @@ def test_base_vs_base_puts_the_base_in_both_slots_and_a_sham_must_share_the_base
 def test_the_matrix_runs_each_pair_judges_the_claims_and_resumes(tiny_study, tmp_path):
     """`tooldiff matrix` at one organism seed (the session's tiny organism, copied where the
     matrix keeps seed 0's): the pipeline on the real pair and on base vs base, the null pairs'
-    table, the claims judged with the null beside them; run again, it only re-judges."""
+    table, the claims judged with the null beside them, the seed's RL course (emergence, headroom
+    with the final twin's transfer: the tiny organism keeps its checkpoints); run again, it only
+    re-judges."""
     out = tmp_path / "matrix"
     shutil.copytree(tiny_study.organism, seed_dir(out, 0) / "organism")
     sweep = tmp_path / "sweep.toml"
@@ -53,11 +55,34 @@ def test_the_matrix_runs_each_pair_judges_the_claims_and_resumes(tiny_study, tmp
     assert "organism seeds 0" in text and text.count("| seed 0:") == 3 and text.count("| +0.0 [") >= 3, text
     record = json.loads((out / MATRIX_FILE).read_text())
     assert [r["seed"] for r in record["seeds"]] == [0] and record["seeds"][0]["null"].endswith("results.json")
+    assert {"seed 0: emergence", "seed 0: headroom"} <= set(record["seeds"][0]["seconds"])
+    course = seed_dir(out, 0)
+    assert json.loads((course / "emergence" / "emergence.json").read_text())["retrained"]
+    _check_headroom(course / "headroom", pairs / REAL / "experiment")
 
-    rows = pairs / REAL / "experiment" / "results.jsonl"  # every generated row, appended as it is made
-    before = (rows.stat().st_mtime_ns, rows.read_bytes())
+    made = [pairs / REAL / "experiment" / "results.jsonl", course / "headroom" / "transfer" / "results.jsonl",
+            course / "emergence" / "emergence.json"]  # generated rows are appended as they are made
+    before = [(p.stat().st_mtime_ns, p.read_bytes()) for p in made]
     run_matrix(config, out)
-    assert (rows.stat().st_mtime_ns, rows.read_bytes()) == before, "a finished matrix generated again"
+    assert [(p.stat().st_mtime_ns, p.read_bytes()) for p in made] == before, "a finished matrix generated again"
+
+
+def _check_headroom(out, final_experiment):
+    """The checkpoint steered at both positions (the small grid's α 16), and the final twin's top
+    latents (its crosscoders, its selection) added into it: the transfer's unsteered "base" slot is
+    the checkpoint itself, on the same test prompts."""
+    from tooldiff.experiment.summary import read_summary
+    from tooldiff.headroom import MODEL_DIR, POSITIONS, TABLE_FILE, TRANSFER_DIR
+
+    text = (out / TABLE_FILE).read_text()
+    for positions in POSITIONS:
+        assert f"## Steering at positions: {positions}" in text
+    assert text.count("| 16 |") >= 2 and text.count("on its call prompts") == len(POSITIONS) + 1  # tool prompts
+    transfer, steered = read_summary(out / TRANSFER_DIR), read_summary(out / POSITIONS[0] / "experiment")
+    assert transfer.target == str(out / MODEL_DIR) and {c.intervention for c in transfer.conditions} == {"none", "add"}
+    assert transfer.reference("base").metrics.strict.mean == steered.reference("rl").metrics.strict.mean
+    assert transfer.rankings.keys() == read_summary(final_experiment).rankings.keys()
+    assert "(transfer)" in text and text.count("| 0.5 |") == len(transfer.rankings)  # a row per crosscoder, dose 0.5
 
 
 def test_a_matrix_config_refuses_repeated_or_negative_seeds():

@@ -296,6 +296,8 @@ def matrix(
     nulls: bool = typer.Option(True, help="Run base vs base beside each real pair (the instrument's false positives)."),
     positive_control: bool = typer.Option(True, help="Run the rank1 positive control at each seed."),
     rebuild: bool = typer.Option(False, help="Build seed 0 from the recipe too (default: the shipped pair)."),
+    rl_course: bool = typer.Option(True, help="Emergence and the headroom twin at each seed built here (the "
+                                              "shipped pair keeps no RL checkpoints)."),
     threads: int = typer.Option(os.cpu_count() or 1, help="Torch threads for the organism builds."),
     device: str = typer.Option("cpu", help="cpu|cuda|cuda:N."),
 ) -> None:
@@ -304,7 +306,8 @@ def matrix(
     from tooldiff.matrix import MatrixConfig, run_matrix
 
     config = MatrixConfig(seeds=tuple(seed), preset=preset, n_per_kind=n_per_kind, sweep=sweep, nulls=nulls,
-                          positive_control=positive_control, rebuild=rebuild, threads=threads, device=device)
+                          positive_control=positive_control, rebuild=rebuild, rl_course=rl_course, threads=threads,
+                          device=device)
     Console().print(run_matrix(config, out).read_text(), highlight=False, soft_wrap=True)
 
 

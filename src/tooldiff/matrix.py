@@ -12,7 +12,12 @@ Per seed s, under OUT/seed-<s>/ (organism directories and rank1/ as the demo lay
   organism-rank1/ (its positive-control twin: same data, tokenizer and base);
 - pairs/real/ and pairs/base-vs-base/: the pipeline on each (nullpairs.run_null_pairs), with
   pairs/null_pairs.md beside them; pairs/real/results.json carries the positive control's verdict;
-- rank1/: the positive control's study (demo.run_positive_control).
+- rank1/: the positive control's study (demo.run_positive_control);
+- emergence/ and headroom/, where the organism keeps its RL checkpoints (a seed built here; the
+  shipped pair leaves them out): the final twin's top latent followed along RL, with crosscoders
+  of their own at the first, middle, last and kept steps (`tooldiff emergence --train-at auto`),
+  then the checkpoint nearest 25 % calibration strict steered with the paper's grid, and the
+  final twin's top latent added into it (`tooldiff headroom --transfer-from`).
 Then OUT/claims.md (report/claims_table.py) and OUT/matrix.json: the seeds, settings and the wall
 seconds of every stage. Every stage resumes from what is on disk, so an interrupted matrix goes
 on where it stopped; a finished one is re-judged in seconds.
@@ -40,6 +45,7 @@ class MatrixConfig:
     nulls: bool = True  # base vs base beside the real pair
     positive_control: bool = True
     rebuild: bool = False  # build seed 0 from the recipe too, instead of installing the shipped pair
+    rl_course: bool = True  # emergence and the headroom twin, at seeds whose organism keeps its RL checkpoints
     threads: int = 1  # torch threads for the organism builds
     device: str = "cpu"
     experiment: dict = field(default_factory=dict)  # other ExperimentConfig fields (tests use a small grid)
@@ -93,11 +99,35 @@ def run_seed(config: MatrixConfig, seed: int, out: Path) -> SeedRun:
             job = ControlJob(root, config.preset, seed, exp_cfg.model_dump(), users or POSITIVE_SWEEP)
             positive, control_clock = run_positive_control(job)
             clock.merge(control_clock)
+        if config.rl_course:
+            rl_course(root, pair, users or DEMO_SWEEP, exp_cfg, clock)
     real = root / "pairs" / REAL
     write_pipeline_report(read_summary(real / RUN_EXPERIMENT), real, pair, positive=positive,
                           machine=machine_description())
     return SeedRun(seed, str(real / "results.json"),
                    str(root / "pairs" / BASE_VS_BASE / "results.json") if config.nulls else None, clock.wall)
+
+
+def rl_course(root: Path, pair, sweep, exp_cfg, clock) -> None:
+    """Emergence along the seed's RL run, then its headroom twin (module docstring); skipped where
+    the organism keeps no RL checkpoints. A finished emergence table is not computed again."""
+    from tooldiff.experiment.emergence import JSON_FILE, EmergenceConfig, run_emergence
+    from tooldiff.features.ranking import RUN_CROSSCODERS, RUN_EXPERIMENT
+    from tooldiff.headroom import HeadroomJob, run_headroom
+    from tooldiff.nullpairs import REAL
+    from tooldiff.organism.checkpoints import CHECKPOINTS_DIR
+
+    organism, real = root / "organism", root / "pairs" / REAL
+    if not any((organism / "rl" / CHECKPOINTS_DIR).glob("step-*.safetensors")):
+        return
+    emergence = root / "emergence"
+    with clock.stage(f"seed {exp_cfg.seed}: emergence"):
+        if not (emergence / JSON_FILE).is_file():
+            run_emergence(organism, real / RUN_EXPERIMENT, emergence, EmergenceConfig(
+                seed=exp_cfg.seed, device=exp_cfg.device, train_at="auto"), real / RUN_CROSSCODERS)
+    with clock.stage(f"seed {exp_cfg.seed}: headroom"):
+        run_headroom(HeadroomJob(pair, organism, emergence / JSON_FILE, sweep, exp_cfg, root / "headroom",
+                                 transfer_from=real / RUN_CROSSCODERS))
 
 
 def run_matrix(config: MatrixConfig, out: Path) -> Path:
