@@ -53,6 +53,7 @@ def test_the_matrix_runs_each_pair_judges_the_claims_and_resumes(tiny_study, tmp
     text = claims.read_text()
     # the small grid has no α 32 and no dose 1: three claims measured, each with its null beside it
     assert "organism seeds 0" in text and text.count("| seed 0:") == 3 and text.count("| +0.0 [") >= 3, text
+    assert "| in the headroom twin" in text and "| the final twin's top RL latent added into the headroom" in text
     record = json.loads((out / MATRIX_FILE).read_text())
     assert [r["seed"] for r in record["seeds"]] == [0] and record["seeds"][0]["null"].endswith("results.json")
     assert {"seed 0: emergence", "seed 0: headroom"} <= set(record["seeds"][0]["seconds"])

@@ -73,6 +73,24 @@ def test_the_claims_table_reads_one_pre_registered_condition_per_claim_and_seed(
     assert table.count("\n| ") == len(CLAIMS) + 1 and "organism seeds 0" in table
 
 
+def test_a_headroom_twin_is_judged_on_the_real_runs_crosscoder_without_the_room_rule():
+    """The demo's run standing in for a headroom twin (steered and transfer): the headroom rows
+    read the same conditions as the final-twin rows, and the room rule, which can make the
+    final twin's steering claim untestable, does not apply to a twin chosen for its room."""
+    from pathlib import Path
+
+    from tooldiff.report.claims_table import CLAIMS, HEADROOM_CLAIMS, claims_table
+    from tooldiff.report.results import read_results
+
+    run = read_results(Path(__file__).resolve().parents[1] / "docs" / "results" / "demo" / "results.json")
+    rows = {r.spec.claim.key: r for r in claims_table([run], [], [(run, run)])}
+    assert list(rows) == [s.claim.key for s in CLAIMS + HEADROOM_CLAIMS]
+    for final, twin in (("steer_up", "steer_up_headroom"), ("transfer", "transfer_headroom")):
+        assert rows[twin].measured == rows[final].measured and rows[twin].measured
+    assert rows["steer_up_headroom"].verdict.verdict != "not testable here"
+    assert rows["steer_up_headroom"].verdict.verdict == "not reproduced" or rows["steer_up"].measured[0].holds(+1)
+
+
 def test_every_report_judges_the_claims_on_its_own_run(tmp_path):
     """results.json carries the claims judged on the run alone; report.md shows them; the
     committed demo's entries are what the rules give on its numbers."""

@@ -276,12 +276,17 @@ def claims(
     results: list[Path] = typer.Argument(..., help="results.json of the real pair, one per organism seed."),
     null: list[Path] = typer.Option([], help="results.json of a null pair (OUT/<pair>/results.json of "
                                             "`tooldiff null-pairs`); repeat. Matched to a seed by its organism seed."),
+    headroom: list[Path] = typer.Option([], help="A headroom run's directory (`tooldiff headroom --transfer-from`); "
+                                                 "repeat. Adds the steering and transfer claims in that twin."),
     out: Path = typer.Option(Path("claims.md"), help="The claims table (markdown)."),
 ) -> None:
     """Each of the paper's claims beside our number, its rival and a null, with a verdict by written rules."""
+    from tooldiff.features.ranking import RUN_EXPERIMENT
+    from tooldiff.headroom import POSITIONS, TRANSFER_DIR
     from tooldiff.report.claims_table import write_claims
 
-    Console().print(write_claims(results, null, out).read_text(), highlight=False, soft_wrap=True)
+    twins = [(h / POSITIONS[0] / RUN_EXPERIMENT, h / TRANSFER_DIR) for h in headroom]
+    Console().print(write_claims(results, null, out, twins).read_text(), highlight=False, soft_wrap=True)
 
 
 @app.command()

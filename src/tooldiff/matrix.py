@@ -65,6 +65,7 @@ class SeedRun:
     results: str
     null: str | None
     seconds: dict[str, float] = field(default_factory=dict)
+    headroom: tuple[str, str] | None = None  # (steered, transfer) experiment directories of its headroom twin
 
 
 def seed_dir(out: Path, seed: int) -> Path:
@@ -105,7 +106,18 @@ def run_seed(config: MatrixConfig, seed: int, out: Path) -> SeedRun:
     write_pipeline_report(read_summary(real / RUN_EXPERIMENT), real, pair, positive=positive,
                           machine=machine_description())
     return SeedRun(seed, str(real / "results.json"),
-                   str(root / "pairs" / BASE_VS_BASE / "results.json") if config.nulls else None, clock.wall)
+                   str(root / "pairs" / BASE_VS_BASE / "results.json") if config.nulls else None, clock.wall,
+                   headroom_dirs(root))
+
+
+def headroom_dirs(root: Path) -> tuple[str, str] | None:
+    """(steered, transfer) experiment directories of the seed's headroom twin, once both exist."""
+    from tooldiff.experiment.summary import SUMMARY_FILE
+    from tooldiff.features.ranking import RUN_EXPERIMENT
+    from tooldiff.headroom import POSITIONS, TRANSFER_DIR
+
+    dirs = (root / "headroom" / POSITIONS[0] / RUN_EXPERIMENT, root / "headroom" / TRANSFER_DIR)
+    return tuple(map(str, dirs)) if all((d / SUMMARY_FILE).is_file() for d in dirs) else None
 
 
 def rl_course(root: Path, pair, sweep, exp_cfg, clock) -> None:
@@ -139,7 +151,8 @@ def run_matrix(config: MatrixConfig, out: Path) -> Path:
     started, runs = time.perf_counter(), []
     for seed in config.seeds:
         runs.append(run_seed(config, seed, out))
-    path = write_claims([Path(r.results) for r in runs], [Path(r.null) for r in runs if r.null], out / CLAIMS_FILE)
+    path = write_claims([Path(r.results) for r in runs], [Path(r.null) for r in runs if r.null], out / CLAIMS_FILE,
+                        [tuple(map(Path, r.headroom)) for r in runs if r.headroom])
     record = {"config": asdict(config), "seeds": [asdict(r) for r in runs],
               "wall_s": round(time.perf_counter() - started, 1)}
     write_json_atomic(out / MATRIX_FILE, record)

@@ -12,7 +12,10 @@ organism seed they record. Per claim and seed it reads one pre-registered condit
   furthest in the claimed direction; the null: the same condition on the null pairs of that
   seed, the one that moves furthest in the claimed direction.
 
-`tooldiff claims RESULTS... [--null NULL_RESULTS...] --out claims.md` writes the table; every
+Where the final twin is too good to show an increase, the headroom twins (headroom.py) test the
+steering claim and the transfer of the final twin's latent again (HEADROOM_CLAIMS).
+
+`tooldiff claims RESULTS... [--null NULL_RESULTS...] [--headroom H...] --out claims.md` writes the table; every
 report also judges the claims on its own run (`claim_entries`: one seed, no null pair) into
 results.json, report.md and the README.
 """
@@ -57,6 +60,21 @@ CLAIMS: tuple[ClaimSpec, ...] = (
 )
 
 
+# The same two claims where the model has room to rise: the headroom twin of each organism seed
+# (headroom.py), steered; and the final twin's top latent added into it (experiment.run_transfer:
+# the headroom twin holds the "base" slot there). Fed by `headroom=` (steered, transfer) runs.
+HEADROOM_CLAIMS: tuple[ClaimSpec, ClaimSpec] = (
+    ClaimSpec(Claim("steer_up_headroom", "in the headroom twin (the RL checkpoint nearest 25 % calibration strict): "
+                    "one RL-exclusive latent steered up (α = 32) raises tool correctness",
+                    "+65 pp [47.9, 82.1] (22.5 → 87.5 %)", +1, 0.65, ("positive_control",)),
+              "rl", CLAIMS[2].picks),
+    ClaimSpec(Claim("transfer_headroom", "the final twin's top RL latent added into the headroom twin (dose 1) "
+                    "raises its tool correctness", "(ours: does the final feature lift a model with room?)", +1, 0.0,
+                    ("positive_control",)),
+              "base", CLAIMS[3].picks),
+)
+
+
 def organism_seed(results: Results) -> int:
     return int((results.organism or {}).get("seed", results.seed))
 
@@ -79,9 +97,11 @@ def _furthest(effects: list, sign: int):
     return max(effects, key=lambda e: sign * e.diff, default=None)
 
 
-def measure(spec: ClaimSpec, results: Results, nulls: list[Results]) -> Optional[Measured]:
-    """The claim's effect at the seed of `results`, with its rival and null; None if not run."""
-    crosscoder = chosen_crosscoder(results)
+def measure(spec: ClaimSpec, results: Results, nulls: list[Results],
+            crosscoder: Optional[str] = None) -> Optional[Measured]:
+    """The claim's effect at the seed of `results`, with its rival and null; None if not run.
+    `crosscoder`: the one to read (default: chosen_crosscoder(results))."""
+    crosscoder = crosscoder or chosen_crosscoder(results)
     c = _condition(results, spec, crosscoder)
     if c is None:
         return None
@@ -113,12 +133,22 @@ class ClaimRow:
     verdict: ClaimVerdict
 
 
-def claims_table(runs: list[Results], nulls: list[Results] = ()) -> list[ClaimRow]:
+def claims_table(runs: list[Results], nulls: list[Results] = (),
+                 headroom: list[tuple[Results, Results]] = ()) -> list[ClaimRow]:
+    """A row per claim over the seeds of `runs`; with `headroom` ((steered, transfer) results of
+    the headroom twins, any seeds of `runs`), the HEADROOM_CLAIMS rows too, each read on the
+    crosscoder pre-registered for that seed's real run."""
     rows = []
     for spec in CLAIMS:
         measured = [m for r in runs if (m := measure(spec, r, [n for n in nulls
                                                                if organism_seed(n) == organism_seed(r)])) is not None]
         rows.append(ClaimRow(spec, measured, judge(spec.claim, measured, context(spec, runs))))
+    if headroom:
+        chosen = {organism_seed(r): chosen_crosscoder(r) for r in runs}
+        for spec, at in zip(HEADROOM_CLAIMS, (0, 1)):
+            measured = [m for pair in headroom
+                        if (m := measure(spec, pair[at], [], chosen.get(organism_seed(pair[at])))) is not None]
+            rows.append(ClaimRow(spec, measured, judge(spec.claim, measured, context(spec, runs))))
     return rows
 
 
@@ -158,10 +188,14 @@ def markdown(rows: list[ClaimRow], runs: list[Results]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_claims(results: list[Path], nulls: list[Path], out: Path) -> Path:
-    from tooldiff.report.results import read_results
+def write_claims(results: list[Path], nulls: list[Path], out: Path, headroom: list[tuple[Path, Path]] = ()) -> Path:
+    """The table at `out` from results.json files; `headroom`: (steered, transfer) experiment
+    directories of headroom twins (OUT/headroom/last_prompt/experiment, OUT/headroom/transfer)."""
+    from tooldiff.experiment.summary import read_summary
+    from tooldiff.report.results import build_results, read_results
 
     runs, null_runs = [read_results(p) for p in results], [read_results(p) for p in nulls]
+    twins = [(build_results(read_summary(a)), build_results(read_summary(b))) for a, b in headroom]
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(markdown(claims_table(runs, null_runs), runs))
+    out.write_text(markdown(claims_table(runs, null_runs, twins), runs))
     return out
