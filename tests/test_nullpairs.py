@@ -3,13 +3,18 @@ that runs them at every organism seed and judges the claims with the null beside
 
 import json
 import shutil
+import subprocess
+import sys
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
 from tooldiff.errors import UserError
 from tooldiff.matrix import MATRIX_FILE, MatrixConfig, run_matrix, seed_dir
 from tooldiff.nullpairs import BASE_VS_BASE, JSON_FILE, REAL, SHAM, TABLE_FILE, null_pairs
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -54,9 +59,9 @@ def test_the_matrix_runs_each_pair_judges_the_claims_and_resumes(tiny_study, tmp
     # the small grid has no α 32 and no dose 1: three claims measured, each with its null beside it
     assert "organism seeds 0" in text and text.count("| seed 0:") == 3 and text.count("| +0.0 [") >= 3, text
     assert "| in the headroom twin" in text and "| the final twin's top RL latent added into the headroom" in text
-    record = json.loads((out / MATRIX_FILE).read_text())
-    assert [r["seed"] for r in record["seeds"]] == [0] and record["seeds"][0]["null"].endswith("results.json")
-    assert {"seed 0: emergence", "seed 0: headroom"} <= set(record["seeds"][0]["seconds"])
+    (run,) = json.loads((out / MATRIX_FILE).read_text())["runs"]
+    assert [r["seed"] for r in run["seeds"]] == [0] and run["seeds"][0]["null"].endswith("results.json")
+    assert {"seed 0: emergence", "seed 0: headroom"} <= set(run["seeds"][0]["seconds"])
     course = seed_dir(out, 0)
     assert json.loads((course / "emergence" / "emergence.json").read_text())["retrained"]
     _check_headroom(course / "headroom", pairs / REAL / "experiment")
@@ -66,6 +71,14 @@ def test_the_matrix_runs_each_pair_judges_the_claims_and_resumes(tiny_study, tmp
     before = [(p.stat().st_mtime_ns, p.read_bytes()) for p in made]
     run_matrix(config, out)
     assert [(p.stat().st_mtime_ns, p.read_bytes()) for p in made] == before, "a finished matrix generated again"
+    record = json.loads((out / MATRIX_FILE).read_text())  # the timings add up over the invocations
+    assert len(record["runs"]) == 2 and record["wall_s"] == round(sum(r["wall_s"] for r in record["runs"]), 1)
+    first, again = (r["seeds"][0]["seconds"]["seed 0: headroom"] for r in record["runs"])
+    assert record["stage_s"]["0"]["seed 0: headroom"] == round(first + again, 1) and again < first
+    bench = subprocess.run([sys.executable, str(REPO / "benchmarks" / "matrix_time.py"), "--out", str(out),
+                            "--report-only", "--target", "1e6"], capture_output=True, text=True, timeout=60)
+    assert bench.returncode == 0, bench.stderr
+    assert "organism seed 0:" in bench.stdout and "over 2 invocation(s): within" in bench.stdout
 
 
 def _check_headroom(out, final_experiment):

@@ -18,9 +18,10 @@ Per seed s, under OUT/seed-<s>/ (organism directories and rank1/ as the demo lay
   of their own at the first, middle, last and kept steps (`tooldiff emergence --train-at auto`),
   then the checkpoint nearest 25 % calibration strict steered with the paper's grid, and the
   final twin's top latent added into it (`tooldiff headroom --transfer-from`).
-Then OUT/claims.md (report/claims_table.py) and OUT/matrix.json: the seeds, settings and the wall
-seconds of every stage. Every stage resumes from what is on disk, so an interrupted matrix goes
-on where it stopped; a finished one is re-judged in seconds.
+Then OUT/claims.md (report/claims_table.py) and OUT/matrix.json: every invocation's seeds,
+settings and stage wall seconds, and their totals per seed and stage (benchmarks/matrix_time.py).
+Every stage resumes from what is on disk, so an interrupted matrix goes on where it stopped; a
+finished one is re-judged in seconds.
 """
 
 from __future__ import annotations
@@ -148,12 +149,38 @@ def run_matrix(config: MatrixConfig, out: Path) -> Path:
     from tooldiff.report.claims_table import write_claims
 
     out.mkdir(parents=True, exist_ok=True)
+    history = _history(out / MATRIX_FILE)
     started, runs = time.perf_counter(), []
     for seed in config.seeds:
         runs.append(run_seed(config, seed, out))
     path = write_claims([Path(r.results) for r in runs], [Path(r.null) for r in runs if r.null], out / CLAIMS_FILE,
                         [tuple(map(Path, r.headroom)) for r in runs if r.headroom])
-    record = {"config": asdict(config), "seeds": [asdict(r) for r in runs],
-              "wall_s": round(time.perf_counter() - started, 1)}
-    write_json_atomic(out / MATRIX_FILE, record)
+    history.append({"config": asdict(config), "seeds": [asdict(r) for r in runs],
+                    "wall_s": round(time.perf_counter() - started, 1)})
+    write_json_atomic(out / MATRIX_FILE, {"runs": history, **_totals(history)})
     return path
+
+
+def _history(path: Path) -> list[dict]:
+    """The invocations an earlier matrix.json records, oldest first (a resumed stage's time is
+    only what its own invocation spent, so the totals add them up)."""
+    import json
+
+    if not path.is_file():
+        return []
+    try:
+        old = json.loads(path.read_text())
+    except ValueError:
+        raise UserError(f"{path} is not JSON; move it away to start its timing history afresh") from None
+    return old.get("runs", [old] if "seeds" in old else [])
+
+
+def _totals(history: list[dict]) -> dict:
+    """Wall seconds over every invocation, in all and per seed and stage."""
+    stage_s: dict[str, dict[str, float]] = {}
+    for run in history:
+        for seed in run["seeds"]:
+            stages = stage_s.setdefault(str(seed["seed"]), {})
+            for name, seconds in seed["seconds"].items():
+                stages[name] = round(stages.get(name, 0.0) + seconds, 1)
+    return {"wall_s": round(sum(run["wall_s"] for run in history), 1), "stage_s": stage_s}
