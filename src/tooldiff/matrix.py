@@ -95,14 +95,15 @@ def run_seed(config: MatrixConfig, seed: int, out: Path) -> SeedRun:
     pairs = null_pairs(pair) if config.nulls else {REAL: pair}
     with one_thread():
         with clock.stage(f"seed {seed}: pipelines ({', '.join(pairs)})"):
-            run_null_pairs(pairs, users or DEMO_SWEEP, exp_cfg, root / "pairs", MIN_AUROC)
+            once(root, "pipelines", config, lambda: run_null_pairs(pairs, users or DEMO_SWEEP, exp_cfg, root / "pairs",
+                                                                    MIN_AUROC))
         positive = None
         if config.positive_control:
             job = ControlJob(root, config.preset, seed, exp_cfg.model_dump(), users or POSITIVE_SWEEP)
             positive, control_clock = run_positive_control(job)
             clock.merge(control_clock)
         if config.rl_course:
-            rl_course(root, pair, users or DEMO_SWEEP, exp_cfg, clock)
+            rl_course(root, pair, users or DEMO_SWEEP, exp_cfg, clock, config)
     real = root / "pairs" / REAL
     write_pipeline_report(read_summary(real / RUN_EXPERIMENT), real, pair, positive=positive,
                           machine=machine_description())
@@ -121,7 +122,30 @@ def headroom_dirs(root: Path) -> tuple[str, str] | None:
     return tuple(map(str, dirs)) if all((d / SUMMARY_FILE).is_file() for d in dirs) else None
 
 
-def rl_course(root: Path, pair, sweep, exp_cfg, clock) -> None:
+def once(root: Path, stage: str, config: MatrixConfig, run) -> None:
+    """`run()` unless root/.matrix/<stage>.json says it finished with these settings: every stage
+    resumes on its own, but opening a finished one again still costs seconds per experiment
+    (models, rankings, the loss recovered), and a finished matrix should only be re-judged."""
+    import json
+
+    from tooldiff.organism.store import write_json_atomic
+
+    marker, identity = root / ".matrix" / f"{stage}.json", _identity(config)
+    if marker.is_file() and json.loads(marker.read_text()) == identity:
+        return
+    run()
+    marker.parent.mkdir(exist_ok=True)
+    write_json_atomic(marker, identity)
+
+
+def _identity(config: MatrixConfig) -> dict:
+    """The settings that change what a seed's stages compute (the sweep's text, when it is a file)."""
+    keep = {k: v for k, v in asdict(config).items() if k not in ("seeds", "threads", "device", "rl_course")}
+    sweep = Path(config.sweep) if config.sweep else None
+    return keep | ({"sweep_text": sweep.read_text()} if sweep and sweep.is_file() else {})
+
+
+def rl_course(root: Path, pair, sweep, exp_cfg, clock, config: MatrixConfig) -> None:
     """Emergence along the seed's RL run, then its headroom twin (module docstring); skipped where
     the organism keeps no RL checkpoints. A finished emergence table is not computed again."""
     from tooldiff.experiment.emergence import JSON_FILE, EmergenceConfig, run_emergence
@@ -139,8 +163,9 @@ def rl_course(root: Path, pair, sweep, exp_cfg, clock) -> None:
             run_emergence(organism, real / RUN_EXPERIMENT, emergence, EmergenceConfig(
                 seed=exp_cfg.seed, device=exp_cfg.device, train_at="auto"), real / RUN_CROSSCODERS)
     with clock.stage(f"seed {exp_cfg.seed}: headroom"):
-        run_headroom(HeadroomJob(pair, organism, emergence / JSON_FILE, sweep, exp_cfg, root / "headroom",
-                                 transfer_from=real / RUN_CROSSCODERS))
+        job = HeadroomJob(pair, organism, emergence / JSON_FILE, sweep, exp_cfg, root / "headroom",
+                          transfer_from=real / RUN_CROSSCODERS)
+        once(root, "headroom", config, lambda: run_headroom(job))
 
 
 def run_matrix(config: MatrixConfig, out: Path) -> Path:
