@@ -6,7 +6,7 @@
   stage (effects, control-panel verdicts): for the experiment's analysis and for the report.
 - `tiny_organism`: the tiny organism, built once per session by the command line in the
   background from the first test on; the tests that need it run last (`tiny_build_log`: what
-  that build printed).
+  that build printed); `tiny_sham`: its sham twin, built in the background after it.
 - `tiny_study`: crosscoders trained on it and the experiment grid run with them, once per session.
 - `tiny_dashboard`: the dashboard of that study (with a positive-control study), once per session.
 - `serve_cli`: `tooldiff serve` in a subprocess on a free loopback port, as a context manager.
@@ -35,29 +35,31 @@ import pytest  # noqa: E402
 TINY_BUILD_LOG = "build.log"  # beside the tiny organism: what its build printed
 
 
-def _needs_organism(item) -> bool:
-    return "tiny_organism" in getattr(item, "fixturenames", ())
+def _needs(item, fixture: str) -> bool:
+    return fixture in getattr(item, "fixturenames", ())
 
 
 def pytest_collection_modifyitems(session, config, items):
-    """The test files that reach the tiny organism run last (whole files, so that module fixtures
-    are set up once): its build, started in the background before the first test, then runs on
-    the second core while every other test runs (they pin torch to one thread) — not after them."""
-    late = {item.module for item in items if _needs_organism(item)}
-    items.sort(key=lambda item: item.module in late)  # stable: each group keeps pytest's order
+    """The test files that reach the tiny organism run last, those that reach its sham twin last
+    of all (whole files, so that module fixtures are set up once): the organism's build, started
+    in the background before the first test, runs on the second core while every other test runs
+    (they pin torch to one thread), and the sham's while the organism's tests run."""
+    late = {item.module for item in items if _needs(item, "tiny_organism")}
+    last = {item.module for item in items if _needs(item, "tiny_sham")}
+    items.sort(key=lambda item: (item.module in late, item.module in last))  # stable within each group
 
 
 class TinyBuild:
-    """`tooldiff organism --preset tiny --seed 0 --out OUT` in a subprocess, as a user builds it;
-    what it printed goes to TINY_BUILD_LOG beside OUT (for the quiet-output check, test_wheel)."""
+    """`tooldiff organism --preset tiny --seed 0 --out OUT ARGS` in a subprocess, as a user builds
+    it; what it printed goes to `log` (for the quiet-output check, test_wheel)."""
 
-    def __init__(self, out: Path):
-        self.out, self.log = out, out.parent / TINY_BUILD_LOG
+    def __init__(self, out: Path, log: Path, *args: str):
+        self.out, self.log = out, log
         out.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.log, "w") as log:
+        with open(self.log, "w") as stream:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "tooldiff.cli", "organism", "--preset", "tiny", "--seed", "0", "--out", str(out)],
-                env={**os.environ, "COLUMNS": "400"}, text=True, stdout=log, stderr=subprocess.STDOUT)
+                [sys.executable, "-m", "tooldiff.cli", "organism", "--preset", "tiny", "--seed", "0", "--out", str(out),
+                 *args], env={**os.environ, "COLUMNS": "400"}, text=True, stdout=stream, stderr=subprocess.STDOUT)
 
     def wait(self) -> Path:
         """OUT once the build has finished; a failed build fails the test that needed it."""
@@ -65,9 +67,9 @@ class TinyBuild:
             code = self.proc.wait(timeout=1200)
         except subprocess.TimeoutExpired:
             self.stop()
-            pytest.fail("the tiny organism's build took more than 20 minutes")
+            pytest.fail(f"the tiny build of {self.out.name} took more than 20 minutes")
         if code != 0:
-            pytest.fail(f"the tiny organism's build failed:\n{self.log.read_text()[-4000:]}")
+            pytest.fail(f"the tiny build of {self.out.name} failed:\n{self.log.read_text()[-4000:]}")
         return self.out
 
     def stop(self) -> None:
@@ -76,16 +78,43 @@ class TinyBuild:
             self.proc.wait()
 
 
+class TinyBuilds:
+    """The session's background builds: the tiny organism from the first test on, then, if a test
+    asks for it, its sham twin (the same base, RL with the sham reward) once the organism is done."""
+
+    def __init__(self, organism: Path, sham: bool):
+        self.organism_build = TinyBuild(organism, organism.parent / TINY_BUILD_LOG)
+        self.sham_build, self.want_sham = None, sham
+
+    def organism(self) -> Path:
+        out = self.organism_build.wait()
+        if self.want_sham and self.sham_build is None:
+            self.sham_build = TinyBuild(out.parent / "sham", out.parent / "sham.log", "--variant", "sham",
+                                        "--shared-from", str(out))
+        return out
+
+    def sham(self) -> Path:
+        self.organism()
+        return self.sham_build.wait()
+
+    def stop(self) -> None:
+        for build in (self.organism_build, self.sham_build):
+            if build is not None:
+                build.stop()
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _tiny_build(request, tmp_path_factory):
     """Starts the tiny organism's build before the first test when any collected test needs it."""
-    if not any(_needs_organism(item) for item in request.session.items):
+    items = request.session.items
+    if not any(_needs(item, "tiny_organism") for item in items):
         yield None
         return
     keep = os.environ.get("TOOLDIFF_TEST_ORGANISM")
-    build = TinyBuild(Path(keep) if keep else tmp_path_factory.mktemp("organism") / "tiny")
-    yield build
-    build.stop()
+    builds = TinyBuilds(Path(keep) if keep else tmp_path_factory.mktemp("organism") / "tiny",
+                        sham=any(_needs(item, "tiny_sham") for item in items))
+    yield builds
+    builds.stop()
 
 
 @pytest.fixture(scope="session")
@@ -99,7 +128,14 @@ def tiny_organism(_tiny_build):
     last). TOOLDIFF_TEST_ORGANISM=DIR keeps it in DIR across sessions (built there once, then
     reused while the tiny config is unchanged): for iterating on one test file without the build.
     """
-    return _tiny_build.wait()
+    return _tiny_build.organism()
+
+
+@pytest.fixture(scope="session")
+def tiny_sham(tiny_organism, _tiny_build):
+    """The tiny organism's sham twin (`--variant sham --shared-from` it), built in the background
+    while the organism's tests run; its tests run last."""
+    return _tiny_build.sham()
 
 
 @pytest.fixture(scope="session")

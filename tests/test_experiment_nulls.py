@@ -52,14 +52,12 @@ def test_a_twin_checked_against_itself_moves_like_rl_and_its_calls_decide(tiny_o
     assert "fair null" in result.output
 
 
-def test_the_sham_reward_leaves_tool_calls_untouched_on_the_tiny_organism(tiny_organism, tmp_path):
+def test_the_sham_reward_leaves_tool_calls_untouched_on_the_tiny_organism(tiny_organism, tiny_sham):
     """Same base, same RL settings and prompts: the real reward teaches the tiny twin to call, the
     sham reward (organism/reward.py) leaves every kind's call rate where the base has it, while
     it still moves the model (the check has power: the real twin's call shift is large)."""
-    from tooldiff.organism.build import build_organism
-
-    sham = build_organism(tmp_path / "sham", preset="tiny", seed=0, variant="sham", shared_from=tiny_organism)
-    report = null_check(tiny_organism, sham, n_prompts=16, seed=0)
+    assert load_organism(tiny_sham, models=False).info["variant"] == "sham"
+    report = null_check(tiny_organism, tiny_sham, n_prompts=16, seed=0)
     assert all(report["criteria"]["tool_use_untouched"].values()), report["sham"]["shifts"]
     assert max(abs(s["diff"]) for s in report["real"]["shifts"]) > 0.5, report["real"]["shifts"]
     assert report["sham"]["drift"]["weight_norm"] > 0 and report["sham"]["drift"]["kl_all"] > 0
