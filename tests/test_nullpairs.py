@@ -65,6 +65,8 @@ def test_the_matrix_runs_each_pair_judges_the_claims_and_resumes(tiny_study, tmp
     course = seed_dir(out, 0)
     assert json.loads((course / "emergence" / "emergence.json").read_text())["retrained"]
     _check_headroom(course / "headroom", pairs / REAL / "experiment")
+    results = json.loads((pairs / REAL / "results.json").read_text())  # the run's facts, as the demo's
+    assert results["organism_source"] == "built from the recipe" and results["finished_at"] and results["machine"]
 
     made = [pairs / REAL / "experiment" / "results.jsonl", course / "headroom" / "transfer" / "results.jsonl",
             course / "emergence" / "emergence.json"]  # generated rows are appended as they are made

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 
 from tooldiff.errors import UserError
@@ -82,6 +83,7 @@ def run_seed(config: MatrixConfig, seed: int, out: Path) -> SeedRun:
     from tooldiff.features.ranking import MIN_AUROC, RUN_EXPERIMENT
     from tooldiff.nullpairs import BASE_VS_BASE, REAL, null_pairs, run_null_pairs
     from tooldiff.pipeline import write_pipeline_report
+    from tooldiff.report import write_results
     from tooldiff.report.markdown import machine_description
     from tooldiff.threads import one_thread
 
@@ -90,7 +92,7 @@ def run_seed(config: MatrixConfig, seed: int, out: Path) -> SeedRun:
     exp_cfg = load_experiment_config({**config.experiment, "n_per_kind": config.n_per_kind, "seed": seed,
                                       "device": config.device})
     with clock.stage(f"seed {seed}: organism"):
-        organisms(root, config.preset, seed, config.threads, config.rebuild, config.positive_control)
+        source = organisms(root, config.preset, seed, config.threads, config.rebuild, config.positive_control)
     pair = organism_pair(root / "organism")
     pairs = null_pairs(pair) if config.nulls else {REAL: pair}
     with one_thread():
@@ -104,9 +106,10 @@ def run_seed(config: MatrixConfig, seed: int, out: Path) -> SeedRun:
             clock.merge(control_clock)
         if config.rl_course:
             rl_course(root, pair, users or DEMO_SWEEP, exp_cfg, clock, config)
-    real = root / "pairs" / REAL
-    write_pipeline_report(read_summary(real / RUN_EXPERIMENT), real, pair, positive=positive,
-                          machine=machine_description())
+    real, machine = root / "pairs" / REAL, machine_description()
+    results = write_pipeline_report(read_summary(real / RUN_EXPERIMENT), real, pair, positive=positive, machine=machine)
+    write_results(results.with_facts(organism_source=source, machine=machine,
+                                     finished_at=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")), real)
     return SeedRun(seed, str(real / "results.json"),
                    str(root / "pairs" / BASE_VS_BASE / "results.json") if config.nulls else None, clock.wall,
                    headroom_dirs(root))

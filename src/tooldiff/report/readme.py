@@ -1,10 +1,10 @@
 """The README's generated blocks: the tool-world examples and the results, from committed files.
 
-A README whose numbers were typed by hand drifts from what a user gets. Its two blocks of
-numbers are therefore rendered from files in the repository: the tool-world examples from the
-shipped organism (its stored greedy test outputs and organism.json), and the results from the
-committed demo run (docs/results/demo/results.json, made by `tooldiff demo` on the shipped
-pair). tests/test_report_readme.py fails when the README differs from what this module renders.
+A README whose numbers were typed by hand drifts from what a user gets. Its blocks of numbers
+are therefore rendered from files in the repository: the tool-world examples from the shipped
+organism (its stored greedy test outputs and organism.json), the results from the committed demo
+run (docs/results/demo/results.json, made by `tooldiff demo` on the shipped pair), and the claims
+across organism seeds from the committed matrix run (docs/results/matrix/, `tooldiff matrix`). tests/test_report_readme.py fails when the README differs from what this module renders.
 
     python -m tooldiff.report.readme            # rewrite the blocks in README.md
     python -m tooldiff.report.readme --check    # exit 1 if they are stale
@@ -25,7 +25,7 @@ from tooldiff.report.results import Results, read_results
 REPO = Path(__file__).resolve().parents[3]
 README = REPO / "README.md"
 DEMO_RESULTS = REPO / "docs" / "results" / "demo" / "results.json"
-BLOCKS = ("tool-world", "results")
+MATRIX_RESULTS = REPO / "docs" / "results" / "matrix"
 EXAMPLES_PER_KIND = 2
 KIND_NAMES = {"call": "call", "not_offered": "not offered", "chitchat": "chit-chat"}
 
@@ -159,6 +159,28 @@ def results_block(results: Results) -> list[str]:
     ]
 
 
+def matrix_block(matrix: Path) -> list[str]:
+    """The committed matrix run: when and where, each seed's twin, instrument check and null,
+    then its claims table (claims.md, as `tooldiff matrix` wrote it)."""
+    record = json.loads((matrix / "matrix.json").read_text())
+    seeds = [read_results(p) for p in sorted(matrix.glob("seed-*/results.json"))]
+    lines = [f"The committed `tooldiff matrix` run (`docs/results/matrix/`: claims.md, and per organism seed "
+             f"its report, null pairs, emergence and headroom tables): **{max(r.finished_at or '' for r in seeds)}**, "
+             f"{seeds[0].machine if seeds else 'n/a'}; n = {seeds[0].n_test if seeds else 0} test prompts per "
+             f"condition; {record['wall_s']:.0f} s of stages over {len(record['runs'])} invocation(s) "
+             "(benchmarks/matrix_time.py).", ""]
+    for r in seeds:
+        nulls = json.loads((matrix / f"seed-{r.seed}" / "null_pairs.json").read_text())["pairs"]
+        passing = ", ".join(f"{p['name']} {sum(map(len, p['passing'].values()))}" for p in nulls)
+        pc = r.positive_control or PositiveSummary()
+        lines.append(f"- seed {r.seed} ({r.organism_source or 'n/a'}): strict over every kind: RL "
+                     f"{_pct(r.models['rl'].strict.mean)}, base {_pct(r.models['base'].strict.mean)}; positive control "
+                     f"{'passed' if pc.passed else 'not passed'} ({len(pc.passed_by)} of {len(pc.verdicts)}); "
+                     f"latents passing the tool-feature selection: {passing}.")
+    claims = (matrix / "claims.md").read_text().splitlines()
+    return [*lines, "", *claims[2:]]
+
+
 def render(readme: str, blocks: dict[str, list[str]]) -> str:
     for name, lines in blocks.items():
         begin, end = _marks(name)
@@ -173,7 +195,8 @@ def current_blocks(results_file: Path = DEMO_RESULTS, shipped: Path | None = Non
     from tooldiff.organism.ship import SHIPPED_DIR
 
     return {"tool-world": tool_world_block(shipped or SHIPPED_DIR),
-            "results": results_block(read_results(results_file))}
+            "results": results_block(read_results(results_file)),
+            "matrix": matrix_block(MATRIX_RESULTS)}
 
 
 def main() -> int:
