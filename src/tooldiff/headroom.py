@@ -12,7 +12,7 @@ the experiment again with the interventions at every position, and writes OUT/he
 steer of the top latent beside its random, unrelated-latent and difference-of-means rivals. Given
 the final twin's crosscoders (`--transfer-from`), it also adds each one's top RL latent (selected
 on the real pair's calibration split, as the study selects it) into the headroom checkpoint at the
-usual doses (experiment.run_transfer): does the final twin's feature lift a model that has room?
+usual doses (experiment.run.run_transfer): does the final twin's feature lift a model that has room?
 """
 
 from __future__ import annotations
