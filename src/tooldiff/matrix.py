@@ -26,6 +26,7 @@ finished one is re-judged in seconds.
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -129,8 +130,6 @@ def once(root: Path, stage: str, config: MatrixConfig, run) -> None:
     """`run()` unless root/.matrix/<stage>.json says it finished with these settings: every stage
     resumes on its own, but opening a finished one again still costs seconds per experiment
     (models, rankings, the loss recovered), and a finished matrix should only be re-judged."""
-    import json
-
     from tooldiff.organism.store import write_json_atomic
 
     marker, identity = root / ".matrix" / f"{stage}.json", _identity(config)
@@ -192,8 +191,6 @@ def run_matrix(config: MatrixConfig, out: Path) -> Path:
 def _history(path: Path) -> list[dict]:
     """The invocations an earlier matrix.json records, oldest first (a resumed stage's time is
     only what its own invocation spent, so the totals add them up)."""
-    import json
-
     if not path.is_file():
         return []
     try:
