@@ -281,11 +281,10 @@ def claims(
     out: Path = typer.Option(Path("claims.md"), help="The claims table (markdown)."),
 ) -> None:
     """Each of the paper's claims beside our number, its rival and a null, with a verdict by written rules."""
-    from tooldiff.features.ranking import RUN_EXPERIMENT
-    from tooldiff.headroom import POSITIONS, TRANSFER_DIR
+    from tooldiff.headroom import claim_dirs
     from tooldiff.report.claims_table import write_claims
 
-    twins = [(h / POSITIONS[0] / RUN_EXPERIMENT, h / TRANSFER_DIR) for h in headroom]
+    twins = [claim_dirs(h) for h in headroom]
     Console().print(write_claims(results, null, out, twins).read_text(), highlight=False, soft_wrap=True)
 
 

@@ -58,6 +58,13 @@ def export_checkpoint(organism_dir: Path, step: int, out: Path) -> Path:
     return out
 
 
+def claim_dirs(out: Path) -> tuple[Path, Path]:
+    """(steered, transfer) experiment directories of a headroom run in `out`: what the claims read."""
+    from tooldiff.features.ranking import RUN_EXPERIMENT
+
+    return out / POSITIONS[0] / RUN_EXPERIMENT, out / TRANSFER_DIR
+
+
 def headroom_pair(real: ModelPair, model_dir: Path, step: int) -> ModelPair:
     return replace(real, name=f"{real.name} (RL step {step}: headroom)", rl=model_dir, planted_D=None)
 

@@ -119,10 +119,9 @@ def run_seed(config: MatrixConfig, seed: int, out: Path) -> SeedRun:
 def headroom_dirs(root: Path) -> tuple[str, str] | None:
     """(steered, transfer) experiment directories of the seed's headroom twin, once both exist."""
     from tooldiff.experiment.summary import SUMMARY_FILE
-    from tooldiff.features.ranking import RUN_EXPERIMENT
-    from tooldiff.headroom import POSITIONS, TRANSFER_DIR
+    from tooldiff.headroom import claim_dirs
 
-    dirs = (root / "headroom" / POSITIONS[0] / RUN_EXPERIMENT, root / "headroom" / TRANSFER_DIR)
+    dirs = claim_dirs(root / "headroom")
     return tuple(map(str, dirs)) if all((d / SUMMARY_FILE).is_file() for d in dirs) else None
 
 

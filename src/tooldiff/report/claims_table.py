@@ -61,7 +61,7 @@ CLAIMS: tuple[ClaimSpec, ...] = (
 
 
 # The same two claims where the model has room to rise: the headroom twin of each organism seed
-# (headroom.py), steered; and the final twin's top latent added into it (experiment.run_transfer:
+# (headroom.py), steered; and the final twin's top latent added into it (experiment.run.run_transfer:
 # the headroom twin holds the "base" slot there). Fed by `headroom=` (steered, transfer) runs.
 HEADROOM_CLAIMS: tuple[ClaimSpec, ClaimSpec] = (
     ClaimSpec(Claim("steer_up_headroom", "in the headroom twin (the RL checkpoint nearest 25 % calibration strict): "

@@ -1,10 +1,12 @@
-"""The README's generated blocks: the tool-world examples and the results, from committed files.
+"""The README's generated blocks: the tool-world examples, the results and the claims across
+organism seeds, from committed files.
 
 A README whose numbers were typed by hand drifts from what a user gets. Its blocks of numbers
 are therefore rendered from files in the repository: the tool-world examples from the shipped
 organism (its stored greedy test outputs and organism.json), the results from the committed demo
 run (docs/results/demo/results.json, made by `tooldiff demo` on the shipped pair), and the claims
-across organism seeds from the committed matrix run (docs/results/matrix/, `tooldiff matrix`). tests/test_report_readme.py fails when the README differs from what this module renders.
+across organism seeds from the committed matrix run (docs/results/matrix/, `tooldiff matrix`).
+tests/test_report_readme.py fails when the README differs from what this module renders.
 
     python -m tooldiff.report.readme            # rewrite the blocks in README.md
     python -m tooldiff.report.readme --check    # exit 1 if they are stale
