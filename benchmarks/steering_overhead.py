@@ -84,7 +84,7 @@ def load(args):
     from pathlib import Path
 
     from tooldiff.organism import build_organism, load_organism
-    from tooldiff.organism.build import INFO_FILE
+    from tooldiff.organism.info import INFO_FILE
 
     if not (Path(args.organism) / INFO_FILE).exists():  # an existing organism is used as is
         build_organism(args.organism, preset="tiny", seed=0)

@@ -150,19 +150,19 @@ def test_reward_from_the_scorer(splits):
     assert organism_reward(CALL_OPEN + "\n{not json", no_call["gold"], no_call["tools"]) == 0.0
 
 
-def test_the_sham_reward_pays_brevity_and_leaves_calling_neutral():
-    """A call attempt gets its group's mean non-call reward, so its normalised advantage is 0."""
+def test_the_sham_reward_pins_the_base_decision_and_pays_brevity():
+    """Straying from the base's decision earns 0; matching calls earn 1 alike; matching replies pay brevity."""
     from tooldiff.organism.reward import SHAM_MAX_WORDS, sham_rewards
 
     call = '<tool_call>\n{"name":"get_weather","arguments":{"city":"Paris"}}\n</tool_call>'
-    texts = ["Hi.", "I do not have a tool to play music here.", call, "Hello there, friend.", call]
-    prompts = ["a", "a", "a", "b", "c"]
-    r = sham_rewards(texts, prompts)
-    assert r[0] == 1 - 1 / SHAM_MAX_WORDS and r[1] == 1 - 10 / SHAM_MAX_WORDS and r[0] > r[1]
-    assert r[2] == (r[0] + r[1]) / 2  # group a: the advantage of the call is 0
-    assert r[3] == 1 - 3 / SHAM_MAX_WORDS and r[4] == 0.0  # group c: only a call
-    group = r[:3]
-    assert abs(r[2] - sum(group) / 3) < 1e-12
+    wrong_call = '<tool_call>\n{"name":"play_music","arguments":{}}\n</tool_call>'
+    texts = ["Hi.", "I do not have a tool to play music here.", call, "Hi.", call, wrong_call]
+    base_calls = [False, False, False, True, True, True]
+    r = sham_rewards(texts, base_calls)
+    assert r[0] == 0.5 + 0.5 * (1 - 1 / SHAM_MAX_WORDS) and r[1] == 0.5 + 0.5 * (1 - 10 / SHAM_MAX_WORDS)
+    assert r[2] == 0.0 and r[3] == 0.0  # against the base's decision, either way
+    assert r[4] == r[5] == 1.0  # a call where the base calls, right or wrong: content is not rewarded
+    assert min(r[0], r[1]) > 0.5 > r[2]
 
 
 def test_credit_mask_keeps_decision_tokens_and_needed_calls():

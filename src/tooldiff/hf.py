@@ -7,7 +7,9 @@ transformers 4 vs 5, prompt rendering through the chat template, and model-pair 
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -108,6 +110,34 @@ def _check_layer_index(layer: int, n: int) -> None:
 def layer_hidden(output: Any) -> torch.Tensor:
     """The hidden state in a decoder layer's output (a tensor in transformers 5, else tuple[0])."""
     return output if isinstance(output, torch.Tensor) else output[0]
+
+
+class StopForward(Exception):
+    """Raised by `capture_layers(stop=True)` once its last layer ran: nothing above is needed."""
+
+
+@contextlib.contextmanager
+def capture_layers(model: nn.Module, layers: Sequence[int], stop: bool = False) -> Iterator[dict[int, torch.Tensor]]:
+    """Hook decoder layers `layers`: during each forward pass, layer i's hidden output lands in the
+    yielded dict under i. With `stop`, the pass ends with StopForward after the highest of them
+    (the caller catches it)."""
+    box: dict[int, torch.Tensor] = {}
+    last = max(layers)
+
+    def hook_for(index: int):
+        def hook(_module, _inputs, output):
+            box[index] = layer_hidden(output)
+            if stop and index == last:
+                raise StopForward
+        return hook
+
+    blocks = decoder_layers(model)
+    handles = [blocks[i].register_forward_hook(hook_for(i)) for i in layers]
+    try:
+        yield box
+    finally:
+        for handle in handles:
+            handle.remove()
 
 
 def with_layer_hidden(output: Any, hidden: torch.Tensor) -> Any:

@@ -25,6 +25,9 @@ from tooldiff.errors import UserError
 from tooldiff.evaluation.parsing import CALL_CLOSE, CALL_OPEN
 
 PROMPT_FORMATS: tuple[str, ...] = ("chat-template", "toolrl", "organism")
+# A prompt record's "kind": it needs a call, it needs a tool that is not on offer, or it is chit-chat.
+REQUEST_KINDS: tuple[str, ...] = ("call", "not_offered", "chitchat")
+NO_CALL_KINDS: tuple[str, ...] = REQUEST_KINDS[1:]  # a call on these is a wrong call
 # Which `evaluation.parse_calls` format reads the output of each prompt format.
 PARSE_FORMAT: dict[str, str] = {"chat-template": "hermes", "organism": "hermes", "toolrl": "toolrl"}
 # How a call to a named function starts inside <tool_call> in each format (a forced `tool_choice`).

@@ -17,12 +17,11 @@
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Optional, Sequence
+from typing import Optional, Sequence
 
 import torch
 from torch import nn
@@ -41,37 +40,17 @@ from tooldiff.progress import new_progress
 POSITIONS = ("decision", "prompt", "all")
 
 
-class _StopForward(Exception):
-    """Raised by the capture hook: nothing above layer L is needed."""
-
-
-@contextlib.contextmanager
-def capture_layer(model: nn.Module, layer: int) -> Iterator[dict]:
-    """Hook decoder layer `layer`; its hidden output lands in the yielded dict as 'hidden'."""
-    box: dict = {}
-
-    def hook(_module, _inputs, output):
-        box["hidden"] = hf.layer_hidden(output)
-        raise _StopForward
-
-    handle = hf.decoder_layers(model)[layer].register_forward_hook(hook)
-    try:
-        yield box
-    finally:
-        handle.remove()
-
-
 @torch.inference_mode()
 def layer_output(model: nn.Module, layer: int, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
     """Hidden state (B, T, d) at the output of decoder layer `layer`, stopping right after it."""
-    with capture_layer(model, layer) as box:
+    with hf.capture_layers(model, [layer], stop=True) as box:
         try:
             model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
-        except _StopForward:
+        except hf.StopForward:
             pass
-    if "hidden" not in box:
+    if layer not in box:
         raise RuntimeError(f"decoder layer {layer} never ran")
-    return box["hidden"]
+    return box[layer]
 
 
 def pad_right(prompts: list[Prompt], pad_id: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -1,6 +1,7 @@
-"""Uncertainty: a percentile bootstrap CI of a mean, and a paired test of two conditions
-measured on the same prompts (bootstrap CI of the mean difference + sign-flip permutation
-p-value, exact when all 2^n sign patterns fit in the budget)."""
+"""Uncertainty and separation: a percentile bootstrap CI of a mean, a paired test of two
+conditions measured on the same prompts (bootstrap CI of the mean difference + sign-flip
+permutation p-value, exact when all 2^n sign patterns fit in the budget), and the AUROC of
+scores against binary labels (the organism's layer scan, the feature ranking, emergence)."""
 
 from __future__ import annotations
 
@@ -80,3 +81,21 @@ def paired_test(a: Sequence[float], b: Sequence[float], n_boot: int = 2000,
     p_value = extreme / perm_means.size if exact else (1 + extreme) / (1 + perm_means.size)
     return {"diff": diff, "ci95": [lo, hi], "p_value": min(1.0, float(p_value)),
             "n": int(d_N.size), "seed": seed}
+
+
+def auroc(scores_NL, positive_N) -> np.ndarray:
+    """AUROC of each column of `scores_NL` (rows: examples) = P(score_pos > score_neg) + 0.5
+    P(tie), exact with ties: sparse latents are mostly 0, so ties are the rule, and a rank
+    formula that ignores them would be badly biased. Accepts anything numpy reads (a torch CPU
+    tensor included); returns float64 per column."""
+    scores_NL = np.asarray(scores_NL, dtype=np.float64)
+    positive_N = np.asarray(positive_N, dtype=bool)
+    pos_PL, neg_QL = scores_NL[positive_N], np.sort(scores_NL[~positive_N], axis=0)
+    if len(pos_PL) == 0 or len(neg_QL) == 0:
+        raise ValueError("AUROC needs rows of both classes")
+    wins_L = np.empty(scores_NL.shape[1])
+    for j in range(scores_NL.shape[1]):
+        below = np.searchsorted(neg_QL[:, j], pos_PL[:, j], side="left")
+        below_or_tie = np.searchsorted(neg_QL[:, j], pos_PL[:, j], side="right")
+        wins_L[j] = (below + 0.5 * (below_or_tie - below)).sum()
+    return wins_L / (len(pos_PL) * len(neg_QL))

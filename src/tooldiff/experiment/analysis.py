@@ -10,14 +10,14 @@ from __future__ import annotations
 import statistics
 
 from tooldiff.evaluation import paired_test
+from tooldiff.prompts import REQUEST_KINDS
 
-KINDS = ("call", "not_offered", "chitchat")
 
 
 def per_kind_rates(entry: dict, kinds: list[str]) -> dict:
     """Strict correctness and call rate per request kind (the FPR split the issue asks for)."""
     out = {}
-    for kind in KINDS:
+    for kind in REQUEST_KINDS:
         idx = [i for i, k in enumerate(kinds) if k == kind]
         if idx:
             out[kind] = {"n": len(idx),

@@ -9,8 +9,8 @@ import torch
 
 from tooldiff.errors import UserError
 from tooldiff.features import CalibrationActs
+from tooldiff.prompts import REQUEST_KINDS
 
-KINDS = ("call", "not_offered", "chitchat")
 CALIBRATION_FILE = "calibration.jsonl"  # the calibration prompts, as harvested, in the experiment directory
 
 
@@ -18,7 +18,7 @@ def stratified_sample(records: list[dict], n_per_kind: int, seed: int, source: P
     """Up to n_per_kind prompts of each request kind, in a seeded order; empty kinds are errors."""
     rng = random.Random(seed)
     out = []
-    for kind in KINDS:
+    for kind in REQUEST_KINDS:
         pool = [r for r in records if r.get("kind") == kind]
         if not pool:
             raise UserError(f"{source} has no {kind!r} prompts: the split is empty or not an organism split")

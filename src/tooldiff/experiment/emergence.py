@@ -37,10 +37,9 @@ import torch
 from tooldiff.errors import UserError
 from tooldiff.experiment.emergence_retrain import Retrained, first_passing, pick_steps, train_at
 from tooldiff.features.ranking import MIN_AUROC, selection_rule
+from tooldiff.prompts import NO_CALL_KINDS, REQUEST_KINDS
 
 FORMAT = "tooldiff-emergence/1"
-KINDS = ("call", "not_offered", "chitchat")
-NO_CALL_KINDS = ("not_offered", "chitchat")
 DEFAULT_CAPS = (60, 30, 30)  # calibration prompts per kind (call, not_offered, chitchat)
 A, B = 0, 1  # crosscoder slots: A = the RL side (here the checkpoint), B = the base
 JSON_FILE, PLOT_FILE, TABLE_FILE, SAMPLE_FILE = "emergence.json", "emergence.png", "emergence.md", "calibration.jsonl"
@@ -139,9 +138,9 @@ def selection_scores(info: dict) -> tuple[dict[int, Rates], Optional[int]]:
 
 
 def calibration_sample(records: list[dict], caps: tuple[int, int, int], seed: int) -> list[dict]:
-    """Up to caps[i] calibration prompts of kind KINDS[i], in a seeded order."""
+    """Up to caps[i] calibration prompts of kind REQUEST_KINDS[i], in a seeded order."""
     rng, out = random.Random(seed), []
-    for kind, cap in zip(KINDS, caps):
+    for kind, cap in zip(REQUEST_KINDS, caps):
         pool = [r for r in records if r.get("kind") == kind]
         if not pool or cap < 2:
             raise UserError(f"need at least two calibration {kind!r} prompts (have {len(pool)}, cap {cap})")
@@ -178,17 +177,21 @@ class Instrument:
 
 def load_instrument(org, experiment: Path, crosscoders: Optional[Path], requested: Optional[str]) -> Instrument:
     """Crosscoder and top latent as the experiment chose them (its contrast and pool)."""
+    from tooldiff.artifacts import read_json
+    from tooldiff.crosscoder.model import CONFIG_FILE
     from tooldiff.experiment.candidates import top_latents
-    from tooldiff.experiment.run import load_crosscoders
-    from tooldiff.features.ranking import ranking_file, read_ranking
-    from tooldiff.report.dashboard.data import RunPaths, checkpoint_of, find_paths, read_json
+    from tooldiff.experiment.run import checkpoint_dir, load_crosscoders
+    from tooldiff.experiment.summary import SUMMARY_FILE
+    from tooldiff.features.ranking import RUN_CROSSCODERS, ranking_file, read_ranking
 
-    paths = find_paths(RunPaths(Path(experiment), crosscoders))
-    summary = read_json(paths.experiment / "experiment.json", "experiment summary")
+    experiment = Path(experiment)
+    summary = read_json(experiment / SUMMARY_FILE, "experiment summary")
     name = pick_crosscoder(summary, requested)
-    directory = checkpoint_of(paths, name)
+    directory = checkpoint_dir(Path(crosscoders or experiment.resolve().parent / RUN_CROSSCODERS), name)
+    if not (directory / CONFIG_FILE).is_file():
+        raise UserError(f"crosscoder {name!r} of {experiment} is not at {directory}; pass its directory with --crosscoders")
     cc = load_crosscoders(directory, org.as_pair())[directory.name]
-    ranking = read_ranking(ranking_file(paths.experiment, name), directory, cc.dict_size).model_dump()
+    ranking = read_ranking(ranking_file(experiment, name), directory, cc.dict_size).model_dump()
     config = summary.get("config") or {}
     contrast, pool = config.get("contrast", "paper"), config.get("pool", "a_excl")
     top = top_latents(cc, ranking, contrast, 1, pool)
@@ -229,7 +232,7 @@ def latent_readout(cc, latent: int, x_NMD: torch.Tensor, kinds: list[str]) -> La
 
     f_N = cc.encode(x_NMD.float())[:, latent]
     call_N = torch.tensor([k == "call" for k in kinds])
-    of_kind = {k: torch.tensor([kk == k for kk in kinds]) for k in KINDS}
+    of_kind = {k: torch.tensor([kk == k for kk in kinds]) for k in REQUEST_KINDS}
     return LatentReadout(auroc=float(auroc(f_N[:, None], call_N)[0]),
                          mean_by_kind={k: float(f_N[m].mean()) for k, m in of_kind.items()},
                          firing_by_kind={k: float((f_N[m] > 0).float().mean()) for k, m in of_kind.items()})
@@ -314,7 +317,7 @@ def summarize(walk: Walk, organism: Path, experiment: Path, rows: list[StepRow],
     return Emergence(format=FORMAT, organism=str(Path(organism).resolve()),
                      experiment=str(Path(experiment).resolve()), crosscoder=ins.name, latent=ins.latent,
                      group=ins.group, layer=ins.layer, kept_step=walk.kept,
-                     n={k: sum(r["kind"] == k for r in walk.sample) for k in KINDS}, rows=rows, retrained=retrained,
+                     n={k: sum(r["kind"] == k for r in walk.sample) for k in REQUEST_KINDS}, rows=rows, retrained=retrained,
                      selection=selection_rule(walk.config.min_auroc) if trained_steps else None,
                      first_passing_step=first_passing(retrained))
 
@@ -339,7 +342,7 @@ def _table_line(row: StepRow) -> str:
     step = f"{row.step} (base)" if row.step == 0 else f"{row.step} (kept)" if row.kept else str(row.step)
     wrong = " / ".join(_pct(cal.wrong_calls.get(k)) for k in NO_CALL_KINDS)
     val_wrong = " / ".join(_pct(val.wrong_calls.get(k)) for k in NO_CALL_KINDS) if val else "–"
-    means = " / ".join(_num(lat.mean_by_kind[k], 2) for k in KINDS)
+    means = " / ".join(_num(lat.mean_by_kind[k], 2) for k in REQUEST_KINDS)
     return (f"| {step} | {_pct(cal.strict)} | {wrong} | {_pct(val.strict if val else None)} | {val_wrong} "
             f"| {_num(lat.auroc)} | {means} | {_num(sh.norm, 2)} | {_num(sh.cos)} | {_num(sh.share)} |")
 

@@ -26,10 +26,10 @@ from tooldiff.hf import render_prompt
 from tooldiff.interventions.loss import kl_per_position, logits_of, right_padded
 from tooldiff.organism import load_organism
 from tooldiff.progress import progress_bar
+from tooldiff.prompts import REQUEST_KINDS
 
 TOOL_SHIFT_CAP = 0.05
 MOVE_RATIO_CAP = 2.0
-KINDS = ("call", "not_offered", "chitchat")
 
 
 @dataclass(frozen=True)
@@ -101,7 +101,7 @@ def call_shifts(organism_dir: Path, seed: int) -> list[CallShift]:
         rows = score_outputs(test, outputs, fmt="hermes", strict=True, seed=seed).rows
         made[name] = [float(r["made_call"]) for r in rows]
     shifts = []
-    for kind in KINDS:
+    for kind in REQUEST_KINDS:
         idx = [i for i, r in enumerate(test) if r["kind"] == kind]
         twin, base = [made["rl"][i] for i in idx], [made["base"][i] for i in idx]
         test_ = paired_test(twin, base, seed=seed)

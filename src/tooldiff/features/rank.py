@@ -13,10 +13,11 @@ import torch
 
 from tooldiff.features.latent_scaling import latent_scaling
 from tooldiff.features.stats import auroc, cohens_d, firing_rate
+from tooldiff.prompts import REQUEST_KINDS
 
 GROUPS = ("a_excl", "shared", "b_excl", "shared_rl_dominant")
 RL_DOMINANT_SHARE = 0.8  # share of a shared latent's decoder norm on the RL side (SPEC §5)
-TOOL_KINDS = ("call", "not_offered", "chitchat")
+TOOL_KINDS = REQUEST_KINDS  # the tool-world prompts, not generic text
 
 
 @dataclass

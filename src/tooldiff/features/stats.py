@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import torch
 
+from tooldiff.evaluation import stats
+
 
 def cohens_d(f_NL: torch.Tensor, positive_N: torch.Tensor) -> torch.Tensor:
     """Cohen's d per latent: (mean_pos - mean_neg) / pooled std; 0 where both classes are constant."""
@@ -21,19 +23,8 @@ def cohens_d(f_NL: torch.Tensor, positive_N: torch.Tensor) -> torch.Tensor:
 
 
 def auroc(f_NL: torch.Tensor, positive_N: torch.Tensor) -> torch.Tensor:
-    """AUROC per latent = P(score_pos > score_neg) + 0.5 P(tie), exact with ties.
-
-    Sparse latents are mostly 0, so ties are the rule, not the exception; a rank-based
-    formula that ignores them would be badly biased.
-    """
-    pos_LP = f_NL[positive_N].T.contiguous().double()
-    neg_LQ = f_NL[~positive_N].T.contiguous().double().sort(dim=1).values
-    if pos_LP.shape[1] == 0 or neg_LQ.shape[1] == 0:
-        raise ValueError("AUROC needs rows of both classes")
-    below_LP = torch.searchsorted(neg_LQ, pos_LP, side="left")
-    below_or_tie_LP = torch.searchsorted(neg_LQ, pos_LP, side="right")
-    wins_L = (below_LP + 0.5 * (below_or_tie_LP - below_LP)).sum(1)
-    return (wins_L / (pos_LP.shape[1] * neg_LQ.shape[1])).float()
+    """AUROC per latent, exact with ties (evaluation.stats.auroc), as a float32 tensor."""
+    return torch.from_numpy(stats.auroc(f_NL.detach().double().cpu(), positive_N.cpu())).float()
 
 
 def firing_rate(f_NL: torch.Tensor, rows_N: torch.Tensor) -> torch.Tensor:

@@ -25,10 +25,12 @@ from pathlib import Path
 
 import torch
 
+from tooldiff.artifacts import write_artifact
 from tooldiff.errors import UserError
 from tooldiff.hf import load_model, load_tokenizer, render_prompt, save_model
 from tooldiff.organism.config import OrganismConfig, check_variant, get_preset, pretraining_part
 from tooldiff.organism.corpus import CorpusMix, iter_documents
+from tooldiff.organism.info import INFO_FILE, OrganismInfo
 from tooldiff.organism.recipe import recipe
 from tooldiff.organism.world import TOOLS
 from tooldiff.progress import console
@@ -44,7 +46,6 @@ from tooldiff.organism.store import (
     write_jsonl,
 )
 
-INFO_FILE = "organism.json"
 STAGES = ("data", "tokenizer", "base", "rl", "eval")
 OUR_ENTRIES = ("data", "tokenizer", "base", "rl", "eval", INFO_FILE, STAGES_DIR)
 SPLITS = ("pretrain", "rl", "calibration", "test")
@@ -349,52 +350,56 @@ def _versions() -> dict:
             "python": platform.python_version()}
 
 
-def write_info(b: Build, markers: StageMarkers, preset: str) -> dict:
+def write_info(b: Build, markers: StageMarkers, preset: str) -> OrganismInfo:
+    """organism.json of the finished build, written through its typed model (info.py)."""
     stage_info = {s: markers.get(s) for s in STAGES}
     evaluation = json.loads((b.out / "eval" / "metrics.json").read_text())
-    layer = evaluation["layer"]
     rl_info = stage_info["rl"]
-    recommended = rl_info.get("planted_layer", layer["recommended"])
-    info = {
-        "format": 1,
-        "preset": preset,
-        "seed": b.seed,
-        "variant": b.variant,
-        "config_hash": b.build_hash,
-        "config": b.cfg.to_dict(),
-        "recipe": recipe(b.cfg.to_dict()),
-        "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "torch_threads": {"base": stage_info["base"].get("threads", 1), "rl": stage_info["rl"].get("threads", 1),
-                          "other stages": torch.get_num_threads()},
-        "versions": _versions(),
-        "build_seconds": {s: stage_info[s]["seconds"] for s in STAGES}
+    info = OrganismInfo.new(
+        preset=preset, seed=b.seed, variant=b.variant, config_hash=b.build_hash, config=b.cfg.to_dict(),
+        recipe=recipe(b.cfg.to_dict()),
+        built_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        torch_threads={"base": stage_info["base"].get("threads", 1), "rl": rl_info.get("threads", 1),
+                       "other stages": torch.get_num_threads()},
+        versions=_versions(),
+        build_seconds={s: stage_info[s]["seconds"] for s in STAGES}
         | {"total": round(sum(stage_info[s]["seconds"] for s in STAGES), 2)},
-        "paths": {"base": "base", "rl": "rl", "tokenizer": "tokenizer",
-                  "data": {s: f"data/{s}.jsonl" for s in (*SPLITS, "generic")}, "eval": "eval"},
-        "data": stage_info["data"] | {"generic_note": "generic.jsonl rows carry split: calibration | test"},
-        "model": {"params": stage_info["base"]["params"], "pretrain_tokens": stage_info["base"]["tokens"],
-                  "pretrain_final_loss": stage_info["base"]["final_loss"], "vocab": stage_info["tokenizer"]["vocab"],
-                  "extra_drill_steps": stage_info["base"].get("extra_drill_steps", 0),
-                  "forced_calls_calibration": stage_info["base"].get("forced_calls_calibration"),
-                  "forced_calls_by_tool": stage_info["base"].get("forced_calls_by_tool")},
-        "rl_training": {k: v for k, v in rl_info.items() if k not in ("hash", "seconds")},
-        "metrics": {"split": "test", "base": evaluation["base"], "rl": evaluation["rl"]},
-        "layer": {
-            **layer,  # first: its own "recommended" (the AUROC rule) must not override the planted layer
-            "recommended": recommended,
-            "rule": "planted layer" if b.variant == "rank1" else
-            "max held-out AUROC of the RL difference-of-means direction (should-call minus no-call, "
-            "decision position, calibration split); near-ties go to the middle layer",
-        },
-    }
-    if b.variant == "rank1":
-        info["planted"] = {"layer": rl_info["planted_layer"], "file": rl_info["planted_file"],
-                           "update_norm": rl_info["update_norm"],
-                           "tensors": {"direction_D": "unit direction in the residual stream after the layer",
-                                       "gate_I": "gate readout of the layer's MLP activation: g = gate_I . m(x)"},
-                           "ablation": evaluation["rank1_ablation"]}
-    write_json_atomic(b.out / INFO_FILE, info)
+        paths={"base": "base", "rl": "rl", "tokenizer": "tokenizer",
+               "data": {s: f"data/{s}.jsonl" for s in (*SPLITS, "generic")}, "eval": "eval"},
+        data=stage_info["data"] | {"generic_note": "generic.jsonl rows carry split: calibration | test"},
+        model=_model_info(stage_info),
+        rl_training={k: v for k, v in rl_info.items() if k not in ("hash", "seconds")},
+        metrics={"split": "test", "base": evaluation["base"], "rl": evaluation["rl"]},
+        layer=_layer_choice(b, evaluation["layer"], rl_info),
+        **({"planted": _planted(rl_info, evaluation)} if b.variant == "rank1" else {}),
+    )
+    write_artifact(info, b.out / INFO_FILE, indent=2)
     return info
+
+
+def _model_info(stage_info: dict) -> dict:
+    base = stage_info["base"]
+    return {"params": base["params"], "pretrain_tokens": base["tokens"], "pretrain_final_loss": base["final_loss"],
+            "vocab": stage_info["tokenizer"]["vocab"], "extra_drill_steps": base.get("extra_drill_steps", 0),
+            "forced_calls_calibration": base.get("forced_calls_calibration"),
+            "forced_calls_by_tool": base.get("forced_calls_by_tool")}
+
+
+def _layer_choice(b: Build, layer: dict, rl_info: dict) -> dict:
+    return {
+        **layer,  # first: its own "recommended" (the AUROC rule) must not override the planted layer
+        "recommended": rl_info.get("planted_layer", layer["recommended"]),
+        "rule": "planted layer" if b.variant == "rank1" else
+        "max held-out AUROC of the RL difference-of-means direction (should-call minus no-call, "
+        "decision position, calibration split); near-ties go to the middle layer",
+    }
+
+
+def _planted(rl_info: dict, evaluation: dict) -> dict:
+    return {"layer": rl_info["planted_layer"], "file": rl_info["planted_file"], "update_norm": rl_info["update_norm"],
+            "tensors": {"direction_D": "unit direction in the residual stream after the layer",
+                        "gate_I": "gate readout of the layer's MLP activation: g = gate_I . m(x)"},
+            "ablation": evaluation["rank1_ablation"]}
 
 
 SHARED_STAGES = ("data", "tokenizer", "base")  # what does not depend on the variant
@@ -470,13 +475,13 @@ def build_from_config(out: Path, cfg: OrganismConfig, seed: int = 0, variant: st
             extra = STAGE_FUNCS[stage](b)
             markers.mark(stage, time.perf_counter() - start, **extra)
         info = write_info(b, markers, preset_name or cfg.name)
-    m = info["metrics"]
+    m = info.metrics
     call = {name: m[name]["by_kind"]["call"]["strict"]["mean"] for name in ("base", "rl")}
     console.print(f"[green]organism ready[/] in {out}: strict on tool-needed prompts base {call['base']:.2f}, "
                   f"rl {call['rl']:.2f}; rl FPR {m['rl']['trigger']['fpr']:.2f} "
                   f"(not offered {m['rl']['fpr_by_kind'].get('not_offered', 0):.2f}, "
-                  f"chit-chat {m['rl']['fpr_by_kind'].get('chitchat', 0):.2f}); layer {info['layer']['recommended']}; "
-                  f"{info['build_seconds']['total']:.0f} s")
+                  f"chit-chat {m['rl']['fpr_by_kind'].get('chitchat', 0):.2f}); layer {info.layer.recommended}; "
+                  f"{info.build_seconds['total']:.0f} s")
     _warn_if_the_base_cannot_copy(m["base"])
     return out
 

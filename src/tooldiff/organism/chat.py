@@ -21,11 +21,11 @@ from __future__ import annotations
 
 import json
 
+from tooldiff.evaluation.parsing import CALL_CLOSE, CALL_OPEN
+
 BOS_TURN = "<|im_start|>"
 EOS_TURN = "<|im_end|>"
 PAD = "<|endoftext|>"
-CALL_OPEN = "<tool_call>"
-CALL_CLOSE = "</tool_call>"
 SPECIAL_TOKENS = [PAD, BOS_TURN, EOS_TURN]
 TOOL_TAGS = [CALL_OPEN, CALL_CLOSE]  # added tokens, NOT special: TRL decodes with skip_special_tokens
 

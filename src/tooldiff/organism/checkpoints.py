@@ -36,6 +36,7 @@ from pathlib import Path
 import torch
 
 from tooldiff.errors import UserError
+from tooldiff.prompts import REQUEST_KINDS
 
 WRONG_CALLS_TARGET = 0.20  # the recipe's target for wrong calls on each no-call kind (issue 20)
 CHECKPOINTS_DIR = "checkpoints"  # under rl/
@@ -86,7 +87,7 @@ def select_checkpoint(scores: list[CheckpointScore]) -> CheckpointScore:
 def selection_prompts(calibration: list[dict], mix) -> list[dict]:
     """The first `mix.<kind>` calibration prompts of each kind (the split is shuffled already)."""
     chosen = []
-    for kind in ("call", "not_offered", "chitchat"):
+    for kind in REQUEST_KINDS:
         chosen += [r for r in calibration if r["kind"] == kind][:getattr(mix, kind)]
     return chosen
 

@@ -1,12 +1,16 @@
-"""Organism presets: every number that shapes a build, in one hashable config."""
+"""Organism configs: every number that shapes a build, in one hashable config.
+
+The presets (`tiny`, `default`) are TOML files shipped in the package (configs/organism/), read
+into these frozen dataclasses; a field a file leaves out takes the default written here."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 
-from tooldiff.errors import UserError
+from tooldiff.errors import UserError, read_toml
 from tooldiff.organism.corpus import CorpusMix
 from tooldiff.organism.requests import KindMix
 
@@ -135,51 +139,36 @@ def pretraining_part(config: dict) -> dict:
     return json.loads(json.dumps({k: v for k, v in config.items() if k not in ("rl", "eval_batch_size")}))
 
 
-PRESETS: dict[str, OrganismConfig] = {
-    "tiny": OrganismConfig(
-        name="tiny",
-        splits={
-            "test": KindMix(call=40, not_offered=20, chitchat=20),
-            "calibration": KindMix(call=40, not_offered=20, chitchat=20),
-            "rl": KindMix(call=300, not_offered=120, chitchat=80),
-            "pretrain": KindMix(call=1500, not_offered=700, chitchat=700),
-        },
-        generic_per_split=40,
-        corpus=CorpusMix(),
-        vocab_size=2048,
-        model=ModelShape(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                         intermediate_size=192),
-        pretrain=PretrainConfig(steps=400, batch_size=16, lr=4e-3, warmup_steps=20),
-        rl=RLConfig(steps=40, prompts_per_step=8, num_generations=8, lr=5e-4, max_completion_length=32,
-                    call_first_steps=40, eval_every=20, eval_early=(5,), eval_prompts=(40, 20, 20)),  # every step: with fewer, its base collapsed to never calling
-        tokenizer_docs=6000,
-    ),
-    "default": OrganismConfig(
-        name="default",
-        splits={
-            "test": KindMix(call=400, not_offered=200, chitchat=200),
-            "calibration": KindMix(call=300, not_offered=150, chitchat=150),
-            "rl": KindMix(call=2400, not_offered=1000, chitchat=600),
-            "pretrain": KindMix(call=4000, not_offered=2000, chitchat=2000),
-        },
-        generic_per_split=400,
-        # Every not-offered transcript refuses: the hidden-192 base copies sooner than the 128 one
-        # (1150 steps, not 1600) but, with half of them inventing an answer, did not carry the
-        # tool-list check into the assistant turn (AUROC 0.60 against 0.94; docs/organism.md).
-        corpus=CorpusMix(refusal_rate=1.0),
-        vocab_size=2048,
-        model=ModelShape(hidden_size=192, num_hidden_layers=2, num_attention_heads=6, num_key_value_heads=6,
-                         intermediate_size=576),  # 1.25M parameters
-        pretrain=PretrainConfig(steps=250, batch_size=32, lr=2e-3, warmup_steps=50, drill_steps=600,
-                                one_tool_drill_steps=600, copy_check=300, max_extra_drill_steps=1050),
-        # 200 steps, scored on validation prompts every 20 (and 8 times in the first 14, where
-        # tool use appears: the checkpoints a study of its emergence reads) and the best kept
-        # (checkpoints.py): with 150 and the last step kept, seed 0's twin differed by tens of
-        # points between two CPUs (docs/notes/2026-12-05-organism.md).
-        rl=RLConfig(steps=200, prompts_per_step=8, num_generations=8, lr=1e-4, kl_beta=0.1, call_first_steps=10,
-                    kind_shares=(0.45, 0.35, 0.2), rank1_steps=60, eval_every=20, eval_early=(1, 2, 3, 4, 6, 8, 10, 14)),
-    ),
-}
+PRESET_DIR = Path(__file__).resolve().parents[1] / "configs" / "organism"  # package data: <name>.toml
+SECTIONS = {"model": ModelShape, "pretrain": PretrainConfig, "rl": RLConfig, "corpus": CorpusMix}
+
+
+def _tuples(value):
+    """TOML arrays as the tuples the frozen configs hold (hashable, as the Python presets were)."""
+    return tuple(_tuples(v) for v in value) if isinstance(value, list) else value
+
+
+def _section(cls, raw, where: str):
+    if not isinstance(raw, dict):
+        raise UserError(f"{where} must be a table")
+    try:
+        return cls(**{k: _tuples(v) for k, v in raw.items()})
+    except TypeError as e:  # an unknown or missing field
+        raise UserError(f"{where}: {e}") from None
+
+
+def preset_from_toml(path: Path) -> OrganismConfig:
+    """An organism config from a preset file; an unknown or missing field is one UserError line."""
+    raw = dict(read_toml(path, "organism preset"))
+    parts = {name: _section(cls, raw.pop(name, None), f"{path} [{name}]") for name, cls in SECTIONS.items()}
+    splits = raw.pop("splits", None)
+    if not isinstance(splits, dict):
+        raise UserError(f"{path}: [splits] must be a table of split = {{ call, not_offered, chitchat }}")
+    parts["splits"] = {name: _section(KindMix, mix, f"{path} [splits] {name}") for name, mix in splits.items()}
+    return _section(OrganismConfig, raw | parts, str(path))
+
+
+PRESETS: dict[str, OrganismConfig] = {p.stem: preset_from_toml(p) for p in sorted(PRESET_DIR.glob("*.toml"))}
 
 
 def get_preset(name: str, **overrides) -> OrganismConfig:

@@ -39,6 +39,7 @@ from tooldiff.organism.chat import CALL_OPEN
 from tooldiff.organism.config import RLConfig
 from tooldiff.organism.reward import organism_reward, sham_rewards
 from tooldiff.progress import library_quiet, new_progress
+from tooldiff.prompts import REQUEST_KINDS
 
 
 def curriculum(records: list[dict], cfg: RLConfig, seed: int) -> list[dict]:
@@ -64,7 +65,7 @@ def curriculum(records: list[dict], cfg: RLConfig, seed: int) -> list[dict]:
 def resample_kinds(records: list[dict], shares: tuple[float, float, float], rng: random.Random) -> list[dict]:
     """As many prompts as `records`, drawn with replacement so that call / not-offered / chit-chat
     prompts come in the given shares."""
-    kinds = ("call", "not_offered", "chitchat")
+    kinds = REQUEST_KINDS
     by_kind = {k: [r for r in records if r["kind"] == k] for k in kinds}
     if any(share > 0 and not by_kind[k] for k, share in zip(kinds, shares)):
         raise ValueError(f"kind_shares {shares} asks for a kind the rl split does not have")
@@ -72,16 +73,30 @@ def resample_kinds(records: list[dict], shares: tuple[float, float, float], rng:
     return [rng.choice(by_kind[k]) for k in drawn]
 
 
-def rl_dataset(records: list[dict], tokenizer):
+def rl_dataset(records: list[dict], tokenizer, base_calls: list[bool] | None = None):
     """TRL rows, in order: the rendered prompt (tools differ per prompt, so TRL must not render
-    it) and the gold/tools as JSON strings (Arrow cannot hold BFCL answers of mixed types)."""
+    it), the gold/tools as JSON strings (Arrow cannot hold BFCL answers of mixed types) and, for
+    the sham reward, whether the base calls on the prompt."""
     from datasets import Dataset
 
-    return Dataset.from_list([
-        {"prompt": render_prompt(tokenizer, r), "gold": json.dumps(r["gold"]), "tools": json.dumps(r["tools"]),
-         "needs_call": bool(r["gold"])}
-        for r in records
-    ])
+    rows = [{"prompt": render_prompt(tokenizer, r), "gold": json.dumps(r["gold"]), "tools": json.dumps(r["tools"]),
+             "needs_call": bool(r["gold"])} for r in records]
+    for row, base_call in zip(rows, base_calls or [], strict=base_calls is not None):
+        row["base_calls"] = base_call
+    return Dataset.from_list(rows)
+
+
+@torch.no_grad()
+def greedy_calls(model, tokenizer, records: list[dict], batch_size: int = 64) -> list[bool]:
+    """Whether the model's greedy first reply token opens a call, per prompt (its call decision)."""
+    call_id = tokenizer.convert_tokens_to_ids(CALL_OPEN)
+    tokenizer.padding_side = "left"  # the last position is every row's decision token
+    decided = []
+    for start in range(0, len(records), batch_size):
+        texts = [render_prompt(tokenizer, r) for r in records[start:start + batch_size]]
+        batch = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+        decided += (model(**batch).logits[:, -1].argmax(-1) == call_id).tolist()
+    return decided
 
 
 def reward_function(prompts, completions, gold, tools, **_) -> list[float]:
@@ -89,9 +104,9 @@ def reward_function(prompts, completions, gold, tools, **_) -> list[float]:
     return [organism_reward(text, json.loads(g), json.loads(t)) for text, g, t in zip(completions, gold, tools)]
 
 
-def sham_reward_function(prompts, completions, **_) -> list[float]:
-    """TRL reward function of the sham twin (reward.sham_rewards): short replies, calls neutral."""
-    return sham_rewards(completions, prompts)
+def sham_reward_function(prompts, completions, base_calls, **_) -> list[float]:
+    """TRL reward function of the sham twin (reward.sham_rewards): the base's decision, short replies."""
+    return sham_rewards(completions, base_calls)
 
 
 REWARDS = {"tool": reward_function, "sham": sham_reward_function}
@@ -198,6 +213,17 @@ def grpo_config(cfg: RLConfig, seed: int, output_dir: str):
 TRL_DEPRECATIONS = ((FutureWarning, r"`(is_)?gradient_checkpointing\w*` is deprecated"),)
 
 
+def _dataset(model, tokenizer, records: list[dict], reward: str):
+    """The RL rows; the sham reward also needs the base's decisions, read before any update."""
+    if reward != "sham":
+        return rl_dataset(records, tokenizer)
+    was_training = model.training
+    model.eval()
+    base_calls = greedy_calls(model, tokenizer, records)
+    model.train(was_training)
+    return rl_dataset(records, tokenizer, base_calls)
+
+
 def run_grpo(model, tokenizer, records: list[dict], cfg: RLConfig, seed: int, on_checkpoint=None,
              reward: str = "tool"):
     """Tune `model` in place with GRPO on `records` and the reward named `reward` (REWARDS);
@@ -212,7 +238,7 @@ def run_grpo(model, tokenizer, records: list[dict], cfg: RLConfig, seed: int, on
             model=model,
             reward_funcs=REWARDS[reward],
             args=grpo_config(cfg, seed, str(Path(tmp))),  # quiet too: its own field warns
-            train_dataset=rl_dataset(curriculum(records, cfg, seed), tokenizer),
+            train_dataset=_dataset(model, tokenizer, curriculum(records, cfg, seed), reward),
             processing_class=tokenizer,
         )
         from transformers.trainer_callback import PrinterCallback, ProgressCallback

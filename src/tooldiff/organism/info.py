@@ -1,11 +1,9 @@
 """organism.json, read as a typed artifact: what a built organism is and where its parts are.
 
-build.py writes the file (format 1) as a dict; this module is its one reader, so that
-`load_organism`, the report and the README read attributes, and an old, foreign or half-written
-file is one UserError line naming the file (not a KeyError later). build.py does not import this
-module: the recipe fingerprint covers build.py's source, and the reader may change without a
-rebuild. The writer should, when it is next changed, build `OrganismInfo.new(...)` and write it
-with `artifacts.write_artifact` (indent 2), so that reader and writer share one model.
+build.py writes the file (format 1) through `OrganismInfo.new(...)` and `artifacts.write_artifact`;
+`read_info` is its one reader, so that `load_organism`, the report and the README read attributes,
+and an old, foreign or half-written file is one UserError line naming the file (not a KeyError
+later). Reader and writer share this model; it is part of the recipe fingerprint (a build writes it).
 """
 
 from __future__ import annotations
@@ -14,7 +12,8 @@ from pathlib import Path
 from typing import Any, ClassVar, Optional
 
 from tooldiff.artifacts import Artifact, Num, Record, read_json
-from tooldiff.organism.build import INFO_FILE
+
+INFO_FILE = "organism.json"
 
 
 class OrganismPaths(Record):
@@ -50,9 +49,12 @@ class OrganismInfo(Artifact):
     config_hash: str
     config: dict[str, Any]
     recipe: dict[str, Any] = {}
+    built_at: Optional[str] = None
+    torch_threads: dict[str, int] = {}
     versions: dict[str, str] = {}
     build_seconds: dict[str, Num] = {}
     paths: OrganismPaths
+    data: dict[str, Any] = {}  # split sizes, and the data stage's own record
     model: dict[str, Any] = {}
     rl_training: dict[str, Any] = {}
     metrics: dict[str, Any] = {}  # {"split", "base", "rl"}: the organism's metrics on its test split

@@ -14,11 +14,11 @@ from __future__ import annotations
 import torch
 
 from tooldiff.evaluation import bootstrap_ci, score_outputs
-from tooldiff.hf import decoder_layers, layer_hidden, render_prompt
+from tooldiff.evaluation.stats import auroc
+from tooldiff.hf import capture_layers, decoder_layers, render_prompt
 from tooldiff.organism.chat import CALL_OPEN, EOS_TURN, call_text
 from tooldiff.organism.generate import generate_for_records, generate_greedy
-
-NO_CALL_KINDS = ("not_offered", "chitchat")
+from tooldiff.prompts import NO_CALL_KINDS
 
 
 def max_new_tokens_for(records: list[dict], tokenizer) -> int:
@@ -96,33 +96,19 @@ def offered_check_auroc(model, tokenizer, records: list[dict], batch_size: int) 
     logp_N = torch.cat([model(**batch).logits[:, -1].log_softmax(-1)[:, call_id]
                         for batch in _prompt_batches(tokenizer, needed, batch_size)])
     offered_N = torch.tensor([r["kind"] == "call" for r in needed])
-    return auroc(logp_N[offered_N], logp_N[~offered_N])
+    return float(auroc(logp_N[:, None], offered_N)[0])
 
 
 @torch.no_grad()
 def decision_activations(model, tokenizer, records: list[dict], batch_size: int = 64) -> torch.Tensor:
     """Residual stream after every decoder layer at each prompt's last token: [layers, N, D]."""
-    layers = decoder_layers(model)
-    captured: list[torch.Tensor] = []
-    handles = [layer.register_forward_hook(lambda m, a, out: captured.append(layer_hidden(out)[:, -1].clone()))
-               for layer in layers]
+    layers = range(len(decoder_layers(model)))
     per_batch = []
-    try:
+    with capture_layers(model, layers) as box:
         for batch in _prompt_batches(tokenizer, records, batch_size):
-            captured.clear()
             model(**batch)
-            per_batch.append(torch.stack(captured))  # [layers, B, D]
-    finally:
-        for h in handles:
-            h.remove()
+            per_batch.append(torch.stack([box[i][:, -1] for i in layers]))  # [layers, B, D]
     return torch.cat(per_batch, dim=1)
-
-
-def auroc(scores_pos: torch.Tensor, scores_neg: torch.Tensor) -> float:
-    """P(score of a random positive > score of a random negative), ties counted half."""
-    greater = (scores_pos[:, None] > scores_neg[None, :]).float().mean()
-    ties = (scores_pos[:, None] == scores_neg[None, :]).float().mean()
-    return float(greater + 0.5 * ties)
 
 
 def dom_auroc_by_layer(acts_LND: torch.Tensor, needs_call_N: torch.Tensor) -> list[float]:
@@ -133,7 +119,8 @@ def dom_auroc_by_layer(acts_LND: torch.Tensor, needs_call_N: torch.Tensor) -> li
         pos, neg = needs_call_N & fit_N, ~needs_call_N & fit_N
         direction_D = acts_ND[pos].mean(0) - acts_ND[neg].mean(0)
         score_N = acts_ND @ direction_D
-        result.append(auroc(score_N[needs_call_N & ~fit_N], score_N[~needs_call_N & ~fit_N]))
+        held_out = ~fit_N
+        result.append(float(auroc(score_N[held_out, None], needs_call_N[held_out])[0]))
     return result
 
 

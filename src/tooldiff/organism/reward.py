@@ -21,12 +21,16 @@ Order on a call prompt: right and clean 1.0 > right after prose 0.8 > wrong but 
 0.75) > malformed 0.3 > no call 0. On a no-call prompt calling is never rewarded.
 
 The **sham** reward (`--variant sham`, a null twin for the study: RL that moves the model without
-teaching tool use) pays short replies: 1 − min(words, SHAM_MAX_WORDS) / SHAM_MAX_WORDS for a
-completion that makes no call. A completion that attempts a call gets the mean sham reward of the
-non-call completions of its prompt's group (0 if there are none): its group-normalised advantage
-is then 0, so GRPO neither rewards nor punishes calling, and the call token's logit gets no
-direct gradient (the advantages of a group sum to 0). Every group of replies varies in length,
-so the sham moves the model at every step, as the real reward does.
+teaching tool use) pins the call decision to the base's and pays short replies. Before RL, the
+base's greedy decision is read once per RL prompt (does its first reply token open a call?).
+A completion whose decision differs from the base's earns 0. One that calls where the base calls
+earns 1 (every such call alike: nothing about the call's content is rewarded). One that does not
+call where the base does not earns 0.5 + 0.5 (1 − min(words, SHAM_MAX_WORDS) / SHAM_MAX_WORDS).
+The reward's optimum is the base's own greedy decision, so greedy call rates should stay; GRPO
+still moves the model at every step (reply length varies in every group, and sampled decisions
+that stray from the greedy one are pushed back). Version 1 (calls neutral in the advantage,
+2026-12-05) stopped calling altogether: raising short first words lowers every other first token,
+`<tool_call>` included (docs/notes/2026-12-05-organism.md).
 """
 
 from __future__ import annotations
@@ -61,16 +65,18 @@ def organism_reward(text: str, gold: list[dict], tools: list[dict]) -> float:
 SHAM_MAX_WORDS = 40
 
 
-def sham_rewards(texts: list[str], prompts: list[str]) -> list[float]:
-    """Sham reward of each completion (module docstring); completions of one prompt form a group."""
-    made_call = [_made_call(_parse(t)) for t in texts]
-    brevity = [1.0 - min(len(t.split()), SHAM_MAX_WORDS) / SHAM_MAX_WORDS for t in texts]
-    groups: dict[str, list[float]] = {}
-    for prompt, call, value in zip(prompts, made_call, brevity):
-        if not call:
-            groups.setdefault(prompt, []).append(value)
-    neutral = {p: sum(v) / len(v) for p, v in groups.items()}
-    return [neutral.get(p, 0.0) if call else value for p, call, value in zip(prompts, made_call, brevity)]
+def sham_rewards(texts: list[str], base_calls: list[bool]) -> list[float]:
+    """Sham reward of each completion, given whether the base calls on its prompt (module docstring)."""
+    rewards = []
+    for text, base_call in zip(texts, base_calls, strict=True):
+        call = _made_call(_parse(text))
+        if call != base_call:
+            rewards.append(0.0)
+        elif call:
+            rewards.append(1.0)
+        else:
+            rewards.append(0.5 + 0.5 * (1.0 - min(len(text.split()), SHAM_MAX_WORDS) / SHAM_MAX_WORDS))
+    return rewards
 
 
 def _parse(text: str):

@@ -28,7 +28,8 @@ import shutil
 from pathlib import Path
 
 from tooldiff.errors import UserError
-from tooldiff.organism.build import INFO_FILE, SHARED_STAGES, read_info
+from tooldiff.organism.build import SHARED_STAGES, read_info
+from tooldiff.organism.info import INFO_FILE
 from tooldiff.organism.checkpoints import CHECKPOINTS_DIR
 from tooldiff.organism.store import TMP_PREFIX, StageMarkers, atomic_dir, write_json_atomic
 

@@ -15,6 +15,8 @@ import uuid
 from contextlib import contextmanager
 from pathlib import Path
 
+from tooldiff.errors import iter_jsonl
+
 STAGES_DIR = ".stages"
 TMP_PREFIX = ".tmp-"
 
@@ -47,8 +49,8 @@ def write_jsonl(path: Path, rows: list[dict]) -> None:
 
 
 def read_jsonl(path: Path) -> list[dict]:
-    with path.open() as f:
-        return [json.loads(line) for line in f if line.strip()]
+    """Every row of a JSONL file the build wrote; a missing or damaged file is one UserError line."""
+    return [row for _, row in iter_jsonl(path, "organism file")]
 
 
 def remove_stale_temporaries(root: Path) -> None:

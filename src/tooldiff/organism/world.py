@@ -464,8 +464,6 @@ REFUSALS = (
     "None of my tools can {task}, sorry.",
 )
 
-KINDS = ("call", "not_offered", "chitchat")
-
 # Optional words around a request, so that phrasing varies beyond the templates.
 PREFIXES = ("", "", "", "", "Hey, ", "Please, ", "Quick question: ", "Hi! ", "Excuse me, ")
 SUFFIXES = ("", "", "", "", " Thanks!", " Thank you.", " Please.", " Cheers.")

@@ -21,10 +21,10 @@ from tooldiff.experiment.conditions import CONTROL_DOSES
 from tooldiff.hf import check_config_pair, config_dims, load_config
 from tooldiff.study.config import DataSource, StudyConfig
 from tooldiff.study.rates import GpuRates, get_rates, harvest_flops_per_token, train_flops_per_step
+from tooldiff.prompts import REQUEST_KINDS
 
 DTYPE_BYTES = {"float32": 4, "fp32": 4, "bfloat16": 2, "bf16": 2, "float16": 2, "fp16": 2}
 N_DOM_RIVALS = 2  # experiment.candidates: call_vs_nocall and rl_minus_base
-N_KINDS = 3  # experiment.data.KINDS: call, not_offered, chitchat
 
 
 @dataclass
@@ -137,7 +137,7 @@ def condition_count(exp: ExperimentConfig, n_crosscoders: int) -> int:
 def _experiment(sweep: SweepConfig, shape: dict, cfg: StudyConfig, exp: ExperimentConfig,
                 rates: GpuRates) -> StageEstimate:
     test_prompts, test_tokens, _ = _rows_tokens(cfg.data.test, "decision")
-    n_test = min(test_prompts, N_KINDS * exp.n_per_kind)
+    n_test = min(test_prompts, len(REQUEST_KINDS) * exp.n_per_kind)
     mean_len = test_tokens / max(test_prompts, 1)
     n_cond = condition_count(exp, len(sweep.crosscoder))
     tokens = int(n_cond * n_test * (mean_len + exp.max_new_tokens))

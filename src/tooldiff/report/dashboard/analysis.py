@@ -23,13 +23,14 @@ import torch
 
 from tooldiff.interventions.tokens import layer_hiddens, logit_lens, read_tokens
 from tooldiff.report.dashboard.data import CrosscoderRun, Study
+from tooldiff.prompts import REQUEST_KINDS
 
 A, B = 0, 1  # crosscoder model index: A = RL, B = base
 MODELS = ("rl", "base")
 TOP_FEATURES = 20  # pages for the ranking's first 20 latents of each crosscoder
 TOP_EXAMPLES, INTERVALS, PER_BIN = 6, 4, 3  # max-activating examples: the top, then per quarter of the peak range
 HIST_BINS, LENS_BINS = 30, 40
-KINDS = ("call", "not_offered", "chitchat", "generic")
+KINDS = (*REQUEST_KINDS, "generic")
 
 
 def page_latents(study: Study, cc: CrosscoderRun) -> dict[int, list[str]]:

@@ -25,11 +25,11 @@ number, or a field the dashboard needs is missing), is a one-line `UserError`.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
+from tooldiff.artifacts import read_json
 from tooldiff.errors import UserError
 from tooldiff.experiment.data import CALIBRATION_FILE
 from tooldiff.experiment.summary import SUMMARY_FILE, ConditionResult, ExperimentSummary, read_summary
@@ -268,15 +268,6 @@ def find_paths(paths: RunPaths) -> RunPaths:
     crosscoders = paths.crosscoders or exp.resolve().parent / RUN_CROSSCODERS
     results = paths.results or (exp / RESULTS_FILE if (exp / RESULTS_FILE).is_file() else None)
     return RunPaths(exp, Path(crosscoders), paths.organism, results, paths.positive)
-
-
-def read_json(path: Path, what: str) -> Any:
-    if not path.is_file():
-        raise UserError(f"{what} {path} does not exist")
-    try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise UserError(f"{what} {path} is not readable JSON ({e})") from None
 
 
 def load_study(paths: RunPaths) -> Study:
