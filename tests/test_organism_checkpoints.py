@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
+import torch
 
 from tooldiff.errors import UserError
 from tooldiff.organism.checkpoints import WRONG_CALLS_TARGET, CheckpointScore, select_checkpoint, wilson_upper
@@ -79,3 +80,34 @@ def test_a_build_records_saves_and_keeps_its_scored_checkpoints(tiny_organism):
         assert same == (step == record["chosen_step"]), step
     with pytest.raises(UserError, match="no RL checkpoint at step 7"):
         load_checkpoint(tiny_organism, 7)
+
+
+def test_average_weights_is_the_mean_of_float_tensors_and_keeps_the_last_integer_ones():
+    from tooldiff.organism.checkpoints import average_weights
+
+    states = [{"w": torch.tensor([1.0, 3.0]), "i": torch.tensor([1])},
+              {"w": torch.tensor([3.0, 6.0]), "i": torch.tensor([2])}]
+    out = average_weights(states)
+    assert out["w"].tolist() == [2.0, 4.5] and out["i"].tolist() == [2] and out["w"].dtype == torch.float32
+
+
+@pytest.mark.parametrize("average_wrong, kept_weight, averaged", [(0.0, 30.0, (20, 40)), (0.3, 40.0, ())])
+def test_the_average_is_kept_when_its_wrong_calls_pass_the_bound_else_the_best_checkpoint(
+        monkeypatch, average_wrong, kept_weight, averaged):
+    """Rule point 0: steps 20 and 40 are averaged (weight 30); step 1 is before `average_from`."""
+    from tooldiff.organism import checkpoints
+
+    by_weight = {1.0: score(1, 0.5, 0.0), 20.0: score(20, 0.8, 0.05), 40.0: score(40, 0.95, 0.10),
+                 30.0: score(40, 0.9, average_wrong)}
+    monkeypatch.setattr(checkpoints, "score_model", lambda model, *a, **k: by_weight[float(model.weight.detach())])
+    model = torch.nn.Linear(1, 1, bias=False)
+    keeper = checkpoints.CheckpointKeeper(model, None, [], seed=0, batch_size=1, average_from=20)
+    for step in (1, 20, 40):
+        with torch.no_grad():
+            model.weight.fill_(float(step))
+        keeper(step)
+    kept = keeper.restore_best()
+    assert kept.averaged == averaged and float(model.weight.detach()) == kept_weight
+    record = keeper.summary(kept)
+    assert record["average"]["steps"] == [20, 40] and record["average"]["kept"] == bool(averaged)
+    assert record["chosen_step"] == (None if averaged else 40)

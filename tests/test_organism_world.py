@@ -150,19 +150,26 @@ def test_reward_from_the_scorer(splits):
     assert organism_reward(CALL_OPEN + "\n{not json", no_call["gold"], no_call["tools"]) == 0.0
 
 
-def test_the_sham_reward_pins_the_base_decision_and_pays_brevity():
-    """Straying from the base's decision earns 0; matching calls earn 1 alike; matching replies pay brevity."""
-    from tooldiff.organism.reward import SHAM_MAX_WORDS, sham_rewards
+def test_the_sham_reward_is_noise_that_a_rebuild_repeats():
+    """Uniform-looking values in [0, 1), the same for the same prompt and text, blind to calls."""
+    from tooldiff.organism.reward import sham_rewards
 
     call = '<tool_call>\n{"name":"get_weather","arguments":{"city":"Paris"}}\n</tool_call>'
-    wrong_call = '<tool_call>\n{"name":"play_music","arguments":{}}\n</tool_call>'
-    texts = ["Hi.", "I do not have a tool to play music here.", call, "Hi.", call, wrong_call]
-    base_calls = [False, False, False, True, True, True]
-    r = sham_rewards(texts, base_calls)
-    assert r[0] == 0.5 + 0.5 * (1 - 1 / SHAM_MAX_WORDS) and r[1] == 0.5 + 0.5 * (1 - 10 / SHAM_MAX_WORDS)
-    assert r[2] == 0.0 and r[3] == 0.0  # against the base's decision, either way
-    assert r[4] == r[5] == 1.0  # a call where the base calls, right or wrong: content is not rewarded
-    assert min(r[0], r[1]) > 0.5 > r[2]
+    texts = [f"Reply number {i}." for i in range(2000)]
+    r = sham_rewards(texts, ["p"] * len(texts))
+    assert all(0 <= x < 1 for x in r) and abs(sum(r) / len(r) - 0.5) < 0.03
+    assert sham_rewards(texts[:3], ["p"] * 3) == r[:3] and sham_rewards(texts[:1], ["q"]) != r[:1]
+    assert sham_rewards([call], ["p"]) == sham_rewards([call], ["p"]) and 0 <= sham_rewards([call], ["p"])[0] < 1
+
+
+def test_the_sham_credits_no_decision_token_and_no_call():
+    from tooldiff.organism.grpo import sham_credit_mask
+
+    tag = 7
+    completion_BT = torch.tensor([[1, 2, 3, 0], [tag, 2, 3, 4], [1, 2, tag, 4]])
+    live_BT = torch.tensor([[1, 1, 1, 0], [1, 1, 1, 1], [1, 1, 1, 1]])
+    mask_BT = sham_credit_mask(completion_BT, live_BT, tag)
+    assert mask_BT.tolist() == [[0, 1, 1, 0], [0, 0, 0, 0], [0, 0, 0, 0]]
 
 
 def test_credit_mask_keeps_decision_tokens_and_needed_calls():

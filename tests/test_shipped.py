@@ -103,6 +103,27 @@ def test_the_twin_reproduces_its_stored_outputs(shipped_full):
     assert len(differ) <= 1, f"{len(differ)} of {REPRODUCE_N} outputs differ: {differ[:3]}"
 
 
+def test_the_experiments_generation_loop_gives_the_organisms_outputs(shipped_full):
+    """Two loops decode greedily: the build's (HF generate, organism/generate.py: the organism
+    stage cannot import interventions) and the experiment's (interventions/generate.py, which
+    takes interventions). With none, the experiment's loop gives the stored outputs too, so a
+    demo's baseline and organism.json's metrics describe the same twin."""
+    from tooldiff.interventions import generate
+    from tooldiff.organism import load_organism
+    from tooldiff.organism.measure import max_new_tokens_for
+    from tooldiff.organism.store import read_jsonl
+    from tooldiff.threads import one_thread
+
+    org = load_organism(shipped_full)
+    test = org.records("test")
+    picked = _every_kth(list(zip(test, read_jsonl(shipped_full / "eval" / "rl_test_outputs.jsonl"))), REPRODUCE_N)
+    with one_thread():
+        outputs = generate(org.rl, org.tokenizer, [r for r, _ in picked], max_new_tokens=max_new_tokens_for(
+            test, org.tokenizer), batch_size=org.info["config"]["eval_batch_size"], progress=False)
+    differ = [(r["id"], s["output"], o) for (r, s), o in zip(picked, outputs) if s["output"] != o]
+    assert len(differ) <= 1, f"{len(differ)} of {REPRODUCE_N} outputs differ: {differ[:3]}"
+
+
 @pytest.mark.parametrize("model", ["base", "rl"])
 def test_the_metrics_follow_from_the_stored_outputs(shipped_full, model):
     """organism.json's test metrics are the stored outputs scored again (as measure.evaluate does)."""

@@ -28,7 +28,7 @@ OURS = [re.compile(p) for p in (
     r"^demo done in \d+ s: ",
     r"^organism ready in ",
     r"^reusing the organism in ",
-    r"^RL checkpoint kept: ",
+    r"^RL twin kept: ",
     r"^warning: the base writes a right call",  # ours: the organism's honesty warning
     r"^positive control \(rank1 organism\) running beside the full study",
     r"^experiment: \d+ conditions x \d+ prompts",

@@ -3,7 +3,7 @@
 A pipeline that finds "tool features" in every pair it is given proves nothing. Its null is a
 pair where RL moved the model without teaching tool use: the organism's sham twin
 (`tooldiff organism --variant sham`: the same GRPO run from the same base, prompts, steps and KL
-settings, with a reward for short replies that leaves calling neutral; organism/reward.py).
+settings, with a reward that is noise and a loss that credits no decision token; organism/reward.py).
 For it to be a fair null (issue 23), it must
 - leave tool behaviour alone: call rate per request kind within ±5 pp of the base's on the test
   split (TOOL_SHIFT_CAP), and

@@ -270,10 +270,10 @@ def stage_rl(b: Build) -> dict:
         history = run_grpo(model, tokenizer, b.data("rl"), rl, b.seed, on_checkpoint=keeper, reward=reward)
     extra, summary = None, {}
     if keeper is not None:
-        best = keeper.restore_best()
-        extra, summary = keeper.save, {"checkpoints": keeper.summary(best)}
-        console.print(f"RL checkpoint kept: step {best.step} of {rl.steps} (selection strict on call prompts "
-                      f"{best.call_strict:.2f}, wrong calls {_percentages(best.wrong_calls)})")
+        kept = keeper.restore_best()
+        extra, summary = keeper.save, {"checkpoints": keeper.summary(kept)}
+        console.print(f"RL twin kept: {kept.describe(rl.steps)} (selection strict on call prompts "
+                      f"{kept.score.call_strict:.2f}, wrong calls {_percentages(kept.score.wrong_calls)})")
     if layer is not None:
         planted = fold_rank1(model, layer)
         extra = lambda tmp: save_planted(planted, layer, tmp / PLANTED_FILE)  # noqa: E731
@@ -297,7 +297,7 @@ def _checkpoint_keeper(b: Build, model, tokenizer):
 
     mix = KindMix(*b.cfg.rl.eval_prompts)
     prompts = selection_prompts(b.data("calibration"), mix) + validation_split(mix, b.seed)
-    return CheckpointKeeper(model, tokenizer, prompts, b.seed, b.cfg.eval_batch_size)
+    return CheckpointKeeper(model, tokenizer, prompts, b.seed, b.cfg.eval_batch_size, b.cfg.rl.average_from)
 
 
 def _rank1_ablation(b: Build, rl_model, tokenizer, test: list[dict]) -> dict:

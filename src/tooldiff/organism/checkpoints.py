@@ -13,6 +13,12 @@ prompts cannot show refusals of new phrasings, and validation prompts alone were
 guard on wrong calls (the measurements: docs/notes/2026-12-05-organism.md).
 
 The rule (docs/organism.md, "Which RL checkpoint is kept"):
+0. with `RLConfig.average_from` set: the uniform average of the checkpoints saved from that step
+   on, scored on the same prompts, is kept if it is admissible (point 1); else points 1-3 choose.
+   Why: along RL the twin swings between calling more and calling less from one checkpoint to the
+   next (seed 0: wrong calls on not-offered selection prompts 0.8 % to 12 % between neighbours),
+   and the most accurate checkpoint under a bound sits at a swing's call-happy end. The average
+   sits in the middle of the swings (stochastic weight averaging, Izmailov et al. 2018);
 1. admissible: wrong calls credibly below WRONG_CALLS_TARGET on every no-call kind (not offered,
    chit-chat): the upper bound of the rate's 95 % Wilson interval at most the target;
 2. among those, the highest strict accuracy on call prompts; ties to fewer wrong calls, then to
@@ -92,27 +98,50 @@ def selection_prompts(calibration: list[dict], mix) -> list[dict]:
     return chosen
 
 
-def score_model(model, tokenizer, prompts: list[dict], step: int, seed: int, batch_size: int) -> CheckpointScore:
+def score_model(model, tokenizer, prompts: list[dict], step: int, seed: int, batch_size: int,
+                label: str | None = None) -> CheckpointScore:
     """Greedy outputs of the model on `prompts`, scored strictly (the build's own evaluate)."""
     from tooldiff.organism.measure import evaluate
 
     was_training = model.training
     model.eval()
-    metrics, _ = evaluate(model, tokenizer, prompts, seed, batch_size, f"selection prompts, RL step {step}")
+    metrics, _ = evaluate(model, tokenizer, prompts, seed, batch_size, label or f"selection prompts, RL step {step}")
     model.train(was_training)
     by_kind = metrics["by_kind"]
     return CheckpointScore(step=step, call_strict=by_kind["call"]["strict"]["mean"],
                            wrong_calls=metrics["fpr_by_kind"], n={k: v["strict"]["n"] for k, v in by_kind.items()})
 
 
-class CheckpointKeeper:
-    """Scores the model at chosen steps, keeps a copy of its weights at each, restores the chosen one."""
+def average_weights(states: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """The uniform average of state dicts (summed in float64); a non-float tensor is the last one's."""
+    last = states[-1]
+    return {k: (sum(s[k].double() for s in states) / len(states)).to(v.dtype) if v.is_floating_point() else v
+            for k, v in last.items()}
 
-    def __init__(self, model, tokenizer, prompts: list[dict], seed: int, batch_size: int):
+
+@dataclass(frozen=True)
+class Kept:
+    """What the RL stage keeps: one checkpoint, or the average of `averaged` steps; its score."""
+
+    score: CheckpointScore
+    averaged: tuple[int, ...] = ()
+
+    def describe(self, steps: int) -> str:
+        what = (f"the average of steps {self.averaged[0]}-{self.averaged[-1]} ({len(self.averaged)} checkpoints)"
+                if self.averaged else f"step {self.score.step}")
+        return f"{what} of {steps}"
+
+
+class CheckpointKeeper:
+    """Scores the model at chosen steps, keeps a copy of its weights at each, restores the chosen
+    one or the average (rule point 0)."""
+
+    def __init__(self, model, tokenizer, prompts: list[dict], seed: int, batch_size: int, average_from: int = 0):
         self.model, self.tokenizer, self.prompts = model, tokenizer, prompts
-        self.seed, self.batch_size = seed, batch_size
+        self.seed, self.batch_size, self.average_from = seed, batch_size, average_from
         self.scores: list[CheckpointScore] = []
         self.weights: dict[int, dict[str, torch.Tensor]] = {}
+        self.average: CheckpointScore | None = None  # the average's score (step: its last step)
 
     def __call__(self, step: int) -> None:
         if step in self.weights:
@@ -122,11 +151,19 @@ class CheckpointKeeper:
                                            self.batch_size))
         self.weights[step] = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
 
-    def restore_best(self) -> CheckpointScore:
-        """Load the chosen checkpoint's weights into the model; returns its score."""
+    def restore_best(self) -> Kept:
+        """Load what the rule keeps into the model: the average if admissible, else the best checkpoint."""
+        steps = tuple(sorted(s for s in self.weights if s >= self.average_from)) if self.average_from else ()
+        if steps:
+            self.model.load_state_dict(average_weights([self.weights[s] for s in steps]))
+            with torch.no_grad():
+                self.average = score_model(self.model, self.tokenizer, self.prompts, steps[-1], self.seed,
+                                           self.batch_size, label=f"selection prompts, average of {len(steps)}")
+            if self.average.admissible:
+                return Kept(self.average, steps)
         best = select_checkpoint(self.scores)
         self.model.load_state_dict(self.weights[best.step])
-        return best
+        return Kept(best)
 
     def save(self, rl_dir: Path) -> None:
         """Every scored checkpoint's weights, and the prompts that scored them, under `rl_dir`."""
@@ -140,12 +177,17 @@ class CheckpointKeeper:
         for step, weights in self.weights.items():
             save_file(weights, str(checkpoint_file(rl_dir, step)), metadata={"format": "pt", "step": str(step)})
 
-    def summary(self, best: CheckpointScore) -> dict:
-        return {"rule": f"wrong calls' 95 % Wilson upper bound <= {WRONG_CALLS_TARGET} on every no-call kind, "
-                        "then the highest strict on "
-                        "call prompts (calibration + validation prompts; docs/organism.md)",
-                "chosen_step": best.step, "scores": [s.to_dict() for s in self.scores],
-                "saved": f"rl/{CHECKPOINTS_DIR}"}
+    def summary(self, kept: Kept) -> dict:
+        bound = f"wrong calls' 95 % Wilson upper bound <= {WRONG_CALLS_TARGET} on every no-call kind"
+        rule = f"{bound}, then the highest strict on call prompts (calibration + validation prompts; docs/organism.md)"
+        if self.average_from:
+            rule = f"the average of the checkpoints from step {self.average_from} on if its {bound}; else {rule}"
+        record = {"rule": rule, "chosen_step": None if kept.averaged else kept.score.step,
+                  "scores": [s.to_dict() for s in self.scores], "saved": f"rl/{CHECKPOINTS_DIR}"}
+        if self.average is not None:
+            steps = sorted(s for s in self.weights if s >= self.average_from)
+            record["average"] = {"steps": steps, "kept": bool(kept.averaged)} | self.average.to_dict()
+        return record
 
 
 def checkpoint_file(rl_dir: Path, step: int) -> Path:

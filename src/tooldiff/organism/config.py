@@ -97,6 +97,10 @@ class RLConfig:
     eval_every: int = 0
     eval_early: tuple[int, ...] = ()
     eval_prompts: tuple[int, int, int] = (120, 60, 60)
+    # Keep the uniform average of the checkpoints saved from step `average_from` on, when it passes
+    # the rule's wrong-call bound on the selection prompts; else the rule's best single checkpoint
+    # (checkpoints.py). 0: keep a single checkpoint.
+    average_from: int = 0
 
     def checkpoint_steps(self) -> tuple[int, ...]:
         """The steps at which the twin is scored and saved (empty: none)."""

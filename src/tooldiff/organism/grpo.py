@@ -73,30 +73,16 @@ def resample_kinds(records: list[dict], shares: tuple[float, float, float], rng:
     return [rng.choice(by_kind[k]) for k in drawn]
 
 
-def rl_dataset(records: list[dict], tokenizer, base_calls: list[bool] | None = None):
+def rl_dataset(records: list[dict], tokenizer):
     """TRL rows, in order: the rendered prompt (tools differ per prompt, so TRL must not render
-    it), the gold/tools as JSON strings (Arrow cannot hold BFCL answers of mixed types) and, for
-    the sham reward, whether the base calls on the prompt."""
+    it) and the gold/tools as JSON strings (Arrow cannot hold BFCL answers of mixed types)."""
     from datasets import Dataset
 
-    rows = [{"prompt": render_prompt(tokenizer, r), "gold": json.dumps(r["gold"]), "tools": json.dumps(r["tools"]),
-             "needs_call": bool(r["gold"])} for r in records]
-    for row, base_call in zip(rows, base_calls or [], strict=base_calls is not None):
-        row["base_calls"] = base_call
-    return Dataset.from_list(rows)
-
-
-@torch.no_grad()
-def greedy_calls(model, tokenizer, records: list[dict], batch_size: int = 64) -> list[bool]:
-    """Whether the model's greedy first reply token opens a call, per prompt (its call decision)."""
-    call_id = tokenizer.convert_tokens_to_ids(CALL_OPEN)
-    tokenizer.padding_side = "left"  # the last position is every row's decision token
-    decided = []
-    for start in range(0, len(records), batch_size):
-        texts = [render_prompt(tokenizer, r) for r in records[start:start + batch_size]]
-        batch = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
-        decided += (model(**batch).logits[:, -1].argmax(-1) == call_id).tolist()
-    return decided
+    return Dataset.from_list([
+        {"prompt": render_prompt(tokenizer, r), "gold": json.dumps(r["gold"]), "tools": json.dumps(r["tools"]),
+         "needs_call": bool(r["gold"])}
+        for r in records
+    ])
 
 
 def reward_function(prompts, completions, gold, tools, **_) -> list[float]:
@@ -104,9 +90,9 @@ def reward_function(prompts, completions, gold, tools, **_) -> list[float]:
     return [organism_reward(text, json.loads(g), json.loads(t)) for text, g, t in zip(completions, gold, tools)]
 
 
-def sham_reward_function(prompts, completions, base_calls, **_) -> list[float]:
-    """TRL reward function of the sham twin (reward.sham_rewards): the base's decision, short replies."""
-    return sham_rewards(completions, base_calls)
+def sham_reward_function(prompts, completions, **_) -> list[float]:
+    """TRL reward function of the sham twin (reward.sham_rewards): noise, a hash of prompt and text."""
+    return sham_rewards(completions, prompts)
 
 
 REWARDS = {"tool": reward_function, "sham": sham_reward_function}
@@ -129,17 +115,33 @@ def credit_mask(needs_call: list[bool], completion_ids_BT: torch.Tensor, complet
     return (mask_BT & live_BT).to(completion_mask_BT.dtype)
 
 
-def _trainer_class():
+def sham_credit_mask(completion_ids_BT: torch.Tensor, completion_mask_BT: torch.Tensor,
+                     call_token_id: int) -> torch.Tensor:
+    """What the sham's loss credits: the tokens after the first of replies that open no call. No
+    decision token (the first token, a call tag) and no call is credited, so the sham reward
+    reaches the call decision only through weights it shares with reply words."""
+    live_BT = completion_mask_BT.bool()
+    mask_BT = live_BT.clone()
+    mask_BT[:, 0] = False
+    mask_BT[((completion_ids_BT == call_token_id) & live_BT).any(dim=1)] = False
+    return mask_BT.to(completion_mask_BT.dtype)
+
+
+def _trainer_class(reward: str):
     from trl import GRPOTrainer
 
     class DecisionCreditGRPOTrainer(GRPOTrainer):
-        """GRPOTrainer whose loss credits the decision token (see the module docstring)."""
+        """GRPOTrainer whose loss credits the decision token (see the module docstring), or, for
+        the sham reward, everything but the decision (sham_credit_mask)."""
 
         def _generate_and_score_completions(self, inputs):
             output = super()._generate_and_score_completions(inputs)
             call_token_id = self.processing_class.convert_tokens_to_ids(CALL_OPEN)
-            credit_BT = credit_mask([x["needs_call"] for x in inputs], output["completion_ids"],
-                                    output["completion_mask"], call_token_id)
+            if reward == "sham":
+                credit_BT = sham_credit_mask(output["completion_ids"], output["completion_mask"], call_token_id)
+            else:
+                credit_BT = credit_mask([x["needs_call"] for x in inputs], output["completion_ids"],
+                                        output["completion_mask"], call_token_id)
             if "tool_mask" in output:
                 credit_BT = credit_BT * output["tool_mask"]
             output["tool_mask"] = credit_BT
@@ -213,17 +215,6 @@ def grpo_config(cfg: RLConfig, seed: int, output_dir: str):
 TRL_DEPRECATIONS = ((FutureWarning, r"`(is_)?gradient_checkpointing\w*` is deprecated"),)
 
 
-def _dataset(model, tokenizer, records: list[dict], reward: str):
-    """The RL rows; the sham reward also needs the base's decisions, read before any update."""
-    if reward != "sham":
-        return rl_dataset(records, tokenizer)
-    was_training = model.training
-    model.eval()
-    base_calls = greedy_calls(model, tokenizer, records)
-    model.train(was_training)
-    return rl_dataset(records, tokenizer, base_calls)
-
-
 def run_grpo(model, tokenizer, records: list[dict], cfg: RLConfig, seed: int, on_checkpoint=None,
              reward: str = "tool"):
     """Tune `model` in place with GRPO on `records` and the reward named `reward` (REWARDS);
@@ -232,13 +223,13 @@ def run_grpo(model, tokenizer, records: list[dict], cfg: RLConfig, seed: int, on
     `on_checkpoint(step)` runs at `cfg.checkpoint_steps()`, with the model as it is then
     (checkpoints.CheckpointKeeper scores and keeps it). Greedy scoring draws no random numbers,
     so the training run is the same with or without it."""
-    trainer_cls = _trainer_class()
+    trainer_cls = _trainer_class(reward)
     with tempfile.TemporaryDirectory(prefix="tooldiff-grpo-") as tmp, library_quiet(*TRL_DEPRECATIONS):
         trainer = trainer_cls(
             model=model,
             reward_funcs=REWARDS[reward],
             args=grpo_config(cfg, seed, str(Path(tmp))),  # quiet too: its own field warns
-            train_dataset=_dataset(model, tokenizer, curriculum(records, cfg, seed), reward),
+            train_dataset=rl_dataset(curriculum(records, cfg, seed), tokenizer),
             processing_class=tokenizer,
         )
         from transformers.trainer_callback import PrinterCallback, ProgressCallback

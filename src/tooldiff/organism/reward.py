@@ -21,19 +21,23 @@ Order on a call prompt: right and clean 1.0 > right after prose 0.8 > wrong but 
 0.75) > malformed 0.3 > no call 0. On a no-call prompt calling is never rewarded.
 
 The **sham** reward (`--variant sham`, a null twin for the study: RL that moves the model without
-teaching tool use) pins the call decision to the base's and pays short replies. Before RL, the
-base's greedy decision is read once per RL prompt (does its first reply token open a call?).
-A completion whose decision differs from the base's earns 0. One that calls where the base calls
-earns 1 (every such call alike: nothing about the call's content is rewarded). One that does not
-call where the base does not earns 0.5 + 0.5 (1 − min(words, SHAM_MAX_WORDS) / SHAM_MAX_WORDS).
-The reward's optimum is the base's own greedy decision, so greedy call rates should stay; GRPO
-still moves the model at every step (reply length varies in every group, and sampled decisions
-that stray from the greedy one are pushed back). Version 1 (calls neutral in the advantage,
-2026-12-05) stopped calling altogether: raising short first words lowers every other first token,
-`<tool_call>` included (docs/notes/2026-12-05-organism.md).
+teaching tool use) carries no signal: each completion earns a pseudo-random number in [0, 1), a
+hash of its prompt and text (so a rebuild pays the same). GRPO still updates the model at every
+step, with advantages of the same scale (they are normalised) on the same prompts, steps and
+settings as the real RL: the model moves, in no direction that a reward asked for. And the sham's
+loss credits no decision token (grpo.sham_credit_mask): only the words after the first token of
+replies that open no call, so the noise cannot push the call decision directly either.
+
+Three earlier versions (docs/notes/2026-12-06-amd-reship.md) failed the null's two tests. v1
+(2026-12-05: short replies paid, calls neutral, the first token credited) and v2 (the base's own
+greedy decision paid) stopped the twin calling (seed 0: call prompts 10.2 % → 0.0 %). v3 (short
+replies, no decision credit) left calling alone but moved the model far more than RL (KL per
+reply token 48x the real twin's): reply length is easy to learn.
 """
 
 from __future__ import annotations
+
+import hashlib
 
 from tooldiff.evaluation import check_ast, parse_calls, toolrl_reward
 from tooldiff.evaluation.reward import REWARD_MAX, REWARD_MIN
@@ -62,21 +66,10 @@ def organism_reward(text: str, gold: list[dict], tools: list[dict]) -> float:
     return reward + PARTIAL_SPAN * (correctness - REWARD_MIN) / (REWARD_MAX - REWARD_MIN)
 
 
-SHAM_MAX_WORDS = 40
-
-
-def sham_rewards(texts: list[str], base_calls: list[bool]) -> list[float]:
-    """Sham reward of each completion, given whether the base calls on its prompt (module docstring)."""
-    rewards = []
-    for text, base_call in zip(texts, base_calls, strict=True):
-        call = _made_call(_parse(text))
-        if call != base_call:
-            rewards.append(0.0)
-        elif call:
-            rewards.append(1.0)
-        else:
-            rewards.append(0.5 + 0.5 * (1.0 - min(len(text.split()), SHAM_MAX_WORDS) / SHAM_MAX_WORDS))
-    return rewards
+def sham_rewards(texts: list[str], prompts: list[str]) -> list[float]:
+    """Sham reward of each completion: a hash of (prompt, text) read as a number in [0, 1)."""
+    return [int.from_bytes(hashlib.sha256(f"{p}\x00{t}".encode()).digest()[:8], "big") / 2 ** 64
+            for p, t in zip(prompts, texts, strict=True)]
 
 
 def _parse(text: str):

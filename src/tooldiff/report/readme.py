@@ -46,6 +46,14 @@ def _cell(text: str) -> str:
     return "`" + text.replace("|", "\\|").replace("\n", " ").strip() + "`" if text.strip() else "(nothing)"
 
 
+def _kept(checkpoints: dict, steps: int) -> str:
+    """What the RL stage kept, as organism.json's checkpoint record says."""
+    average = checkpoints.get("average") or {}
+    if average.get("kept"):
+        return f"the average of its checkpoints from step {average['steps'][0]} to {average['steps'][-1]} (of {steps})"
+    return f"step {checkpoints.get('chosen_step', '-')} of {steps}"
+
+
 def _examples(records: list[dict], outputs: dict[str, dict[str, str]], judged: dict[str, bool]) -> list[str]:
     """Per kind, the first test prompt the twin gets right and the first it gets wrong (or a
     second right one): what it does, not only what it does well."""
@@ -91,8 +99,8 @@ def tool_world_block(shipped: Path) -> list[str]:
         f"on {_ci_pct(m['base']['call']['strict'])}. Wrong calls of the twin: "
         f"**{_ci_pct(m['rl']['not_offered']['call_rate'])}** of {m['rl']['not_offered']['call_rate']['n']} "
         f"not-offered prompts and **{_ci_pct(m['rl']['chitchat']['call_rate'])}** of "
-        f"{m['rl']['chitchat']['call_rate']['n']} chit-chat prompts. RL kept step {chosen.get('chosen_step', '-')} of "
-        f"{info.rl_training['steps']}, chosen on calibration and validation prompts. The model has "
+        f"{m['rl']['chitchat']['call_rate']['n']} chit-chat prompts. RL kept {_kept(chosen, info.rl_training['steps'])}, "
+        "chosen on calibration and validation prompts. The model has "
         f"{info.model['params'] / 1e6:.2f}M parameters; built in {info.build_seconds['total']:.0f} s with "
         f"torch {info.versions['torch']} (recipe {info.recipe['fingerprint']}).",
     ]
