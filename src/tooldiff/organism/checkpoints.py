@@ -16,9 +16,9 @@ The rule (docs/organism.md, "Which RL checkpoint is kept"):
 0. with `RLConfig.average_from` set: the uniform average of the checkpoints saved from that step
    on, scored on the same prompts, is kept if it is admissible (point 1); else points 1-3 choose.
    Why: along RL the twin swings between calling more and calling less from one checkpoint to the
-   next (seed 0: wrong calls on not-offered selection prompts 0.8 % to 12 % between neighbours),
-   and the most accurate checkpoint under a bound sits at a swing's call-happy end. The average
-   sits in the middle of the swings (stochastic weight averaging, Izmailov et al. 2018);
+   next, and the most accurate checkpoint under a bound sits at a swing's call-happy end. The
+   average sits in the middle of the swings (stochastic weight averaging, Izmailov et al. 2018;
+   measured in docs/notes/2026-12-06-amd-reship.md);
 1. admissible: wrong calls credibly below WRONG_CALLS_TARGET on every no-call kind (not offered,
    chit-chat): the upper bound of the rate's 95 % Wilson interval at most the target;
 2. among those, the highest strict accuracy on call prompts; ties to fewer wrong calls, then to
