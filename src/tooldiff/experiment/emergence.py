@@ -178,18 +178,15 @@ class Instrument:
 def load_instrument(org, experiment: Path, crosscoders: Optional[Path], requested: Optional[str]) -> Instrument:
     """Crosscoder and top latent as the experiment chose them (its contrast and pool)."""
     from tooldiff.artifacts import read_json
-    from tooldiff.crosscoder.model import CONFIG_FILE
     from tooldiff.experiment.candidates import top_latents
-    from tooldiff.experiment.run import checkpoint_dir, load_crosscoders
+    from tooldiff.experiment.run import existing_checkpoint, load_crosscoders
     from tooldiff.experiment.summary import SUMMARY_FILE
     from tooldiff.features.ranking import RUN_CROSSCODERS, ranking_file, read_ranking
 
     experiment = Path(experiment)
     summary = read_json(experiment / SUMMARY_FILE, "experiment summary")
     name = pick_crosscoder(summary, requested)
-    directory = checkpoint_dir(Path(crosscoders or experiment.resolve().parent / RUN_CROSSCODERS), name)
-    if not (directory / CONFIG_FILE).is_file():
-        raise UserError(f"crosscoder {name!r} of {experiment} is not at {directory}; pass its directory with --crosscoders")
+    directory = existing_checkpoint(Path(crosscoders or experiment.resolve().parent / RUN_CROSSCODERS), name, experiment)
     cc = load_crosscoders(directory, org.as_pair())[directory.name]
     ranking = read_ranking(ranking_file(experiment, name), directory, cc.dict_size).model_dump()
     config = summary.get("config") or {}

@@ -73,6 +73,14 @@ def checkpoint_dir(crosscoders: Path, name: str) -> Path:
     return crosscoders if (crosscoders / CONFIG_FILE).is_file() else crosscoders / name
 
 
+def existing_checkpoint(crosscoders: Path, name: str, experiment: Path) -> Path:
+    """`checkpoint_dir` of crosscoder `name`, ranked by `experiment`; missing is one UserError line."""
+    directory = checkpoint_dir(Path(crosscoders), name)
+    if not (directory / CONFIG_FILE).is_file():
+        raise UserError(f"crosscoder {name!r} of {experiment} is not at {directory}; pass its directory with --crosscoders")
+    return directory
+
+
 def planted_check(cc, planted_D: torch.Tensor, top: list[int], acts: CalibrationActs) -> dict:
     """Positive control: cosine of RL decoder directions with the planted rank-1 direction, and how
     much of the planted change the top-ranked latent carries at the decision position.

@@ -28,11 +28,10 @@ settings as the real RL: the model moves, in no direction that a reward asked fo
 loss credits no decision token (grpo.sham_credit_mask): only the words after the first token of
 replies that open no call, so the noise cannot push the call decision directly either.
 
-Three earlier versions (docs/notes/2026-12-06-amd-reship.md) failed the null's two tests. v1
-(2026-12-05: short replies paid, calls neutral, the first token credited) and v2 (the base's own
-greedy decision paid) stopped the twin calling (seed 0: call prompts 10.2 % → 0.0 %). v3 (short
-replies, no decision credit) left calling alone but moved the model far more than RL (KL per
-reply token 48x the real twin's): reply length is easy to learn.
+Three earlier versions failed the null's two tests (measured in docs/notes/2026-12-06-amd-reship.md).
+v1 (short replies paid, calls neutral, the first token credited) and v2 (the base's own greedy
+decision paid) stopped the twin calling. v3 (short replies, no decision credit) left calling
+alone but moved the model far more than RL: reply length is easy to learn.
 """
 
 from __future__ import annotations

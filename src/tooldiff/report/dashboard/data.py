@@ -303,14 +303,9 @@ def _condition(raw: ConditionResult) -> Condition:
 
 def checkpoint_of(paths: RunPaths, name: str) -> Path:
     """Crosscoder `name`'s checkpoint: `crosscoders` itself (one checkpoint) or `crosscoders/name`."""
-    from tooldiff.crosscoder.model import CONFIG_FILE
-    from tooldiff.experiment.run import checkpoint_dir
+    from tooldiff.experiment.run import existing_checkpoint
 
-    directory = checkpoint_dir(Path(paths.crosscoders), name)
-    if not (directory / CONFIG_FILE).is_file():
-        raise UserError(f"crosscoder {name!r} of {paths.experiment} is not at {directory}; "
-                        "pass its directory with --crosscoders")
-    return directory
+    return existing_checkpoint(Path(paths.crosscoders), name, paths.experiment)
 
 
 def _crosscoder(paths: RunPaths, name: str, summary: ExperimentSummary) -> CrosscoderRun:
