@@ -6,8 +6,10 @@
 Runs `tooldiff matrix --out DIR --seed ...` in a child process (wall and CPU seconds), then prints,
 from DIR/matrix.json, each seed's stages with the wall seconds they took over every invocation
 (a resumed matrix adds up its invocations; a stage an interrupted one had begun counts only from
-where it resumed), the total against the target, and, side by side in the same run, the seed on
-the shipped pair (nothing to build, no RL checkpoints) against the seeds built from the recipe.
+where it resumed), the total against the target, and, side by side in the same run, the seconds
+of stages against the wall seconds of each invocation (its jobs run --workers at a time) and the
+seed on the shipped pair (nothing to build, no RL checkpoints) against the seeds built from the
+recipe.
 --report-only: print the table of a matrix already in DIR without running anything.
 Exits 1 when the total is over the target. Not run in CI.
 """
@@ -36,6 +38,9 @@ def table(record: dict, target: float) -> str:
     verdict = "within" if total <= target else "OVER"
     lines.append(f"total {total:.1f} s over {len(record['runs'])} invocation(s): {verdict} the {target:.0f} s target "
                  f"({total / target:.0%})")
+    lines += [f"side by side, invocation {i + 1}: {busy:.1f} s of stages in {run['wall_s']:.1f} s wall "
+              f"({busy / run['wall_s']:.2f}x: the jobs that ran at once, --workers {run['config'].get('workers', 1)})"
+              for i, run in enumerate(record["runs"]) if (busy := _stage_sum(run)) and run["wall_s"] > 0]
     built = {s: sum(st.values()) for s, st in record["stage_s"].items() if _organism_s(st) > 60}
     shipped = {s: sum(st.values()) for s, st in record["stage_s"].items() if s not in built}
     if built and shipped:
@@ -43,6 +48,10 @@ def table(record: dict, target: float) -> str:
         lines.append(f"side by side: a seed on the shipped pair {p:.1f} s, a seed built here {b:.1f} s (mean of "
                      f"{len(built)}): {b / p:.2f}x")
     return "\n".join(lines)
+
+
+def _stage_sum(run: dict) -> float:
+    return sum(sum(seed["seconds"].values()) for seed in run["seeds"])
 
 
 def _organism_s(stages: dict) -> float:

@@ -8,7 +8,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "tooldiff"
 STAGES = ["organism", "activations", "crosscoder", "features", "interventions", "experiment", "report", "serve"]
 # Libraries every stage may use; they import no stage themselves.
-LIBRARIES = {"errors", "progress", "threads", "artifacts", "hf", "prompts", "evaluation", "configs"}
+LIBRARIES = {"errors", "progress", "threads", "artifacts", "hf", "prompts", "evaluation", "configs", "jobs"}
 
 
 def _imports(path: Path) -> set[str]:

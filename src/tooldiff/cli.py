@@ -298,21 +298,29 @@ def matrix(
     sweep: Optional[str] = typer.Option(None, help="Sweep TOML, or a shipped sweep's name: the study's crosscoders and "
                                                    "the positive control's (default: sweep-demo and sweep-positive)."),
     nulls: bool = typer.Option(True, help="Run base vs base beside each real pair (the instrument's false positives)."),
+    sham: bool = typer.Option(True, help="Build each seed's sham twin (RL whose reward ignores tool use) and run it as "
+                                         "a third pair, with its fairness check (needs --nulls)."),
     positive_control: bool = typer.Option(True, help="Run the rank1 positive control at each seed."),
     rebuild: bool = typer.Option(False, help="Build seed 0 from the recipe too (default: the shipped pair)."),
     rl_course: bool = typer.Option(True, help="Emergence and the headroom twin at each seed built here (the "
                                               "shipped pair keeps no RL checkpoints)."),
-    threads: int = typer.Option(os.cpu_count() or 1, help="Torch threads for the organism builds."),
+    threads: int = typer.Option(os.cpu_count() or 1, help="Torch threads for the organism builds (they run alone)."),
+    workers: int = typer.Option(os.cpu_count() or 1, help="Jobs side by side after the builds (pipelines, controls, "
+                                                          "emergence, headroom), one torch thread and process each."),
     device: str = typer.Option("cpu", help="cpu|cuda|cuda:N."),
+    publish: Optional[Path] = typer.Option(None, help="Then copy the quotable files to this directory (replaced "
+                                                      "whole), as docs/results/matrix/ holds them."),
 ) -> None:
-    """Every organism seed through the study, its positive control and a null pair, then the claims
-    judged across seeds; resumes where it stopped."""
-    from tooldiff.matrix import MatrixConfig, run_matrix
+    """Every organism seed through the study, its positive control and its null pairs, then the
+    claims judged across seeds; resumes where it stopped."""
+    from tooldiff.matrix import MatrixConfig, publish as publish_to, run_matrix
 
     config = MatrixConfig(seeds=tuple(seed), preset=preset, n_per_kind=n_per_kind, sweep=sweep, nulls=nulls,
-                          positive_control=positive_control, rebuild=rebuild, rl_course=rl_course, threads=threads,
-                          device=device)
+                          sham=sham and nulls, positive_control=positive_control, rebuild=rebuild,
+                          rl_course=rl_course, threads=threads, workers=workers, device=device)
     Console().print(run_matrix(config, out).read_text(), highlight=False, soft_wrap=True)
+    if publish is not None:
+        Console().print(f"published -> {publish_to(out, publish)}", highlight=False)
 
 
 # --- demo -------------------------------------------------------------------------------

@@ -14,8 +14,6 @@ crosscoder training ~8x slower (benchmarks/demo_time.py reports CPU beside wall 
 from __future__ import annotations
 
 import multiprocessing
-import os
-import sys
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -171,19 +169,16 @@ def run_positive_control(job: ControlJob) -> tuple[dict, Clock]:
 
 def _child_main(conn, job: ControlJob, log: Path) -> None:
     """Entry of the child process: its console output goes to `log`, its result up the pipe."""
-    log.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    os.dup2(fd, 1)
-    os.dup2(fd, 2)
+    from tooldiff.jobs import output_to
+
+    log.unlink(missing_ok=True)
     torch.set_num_threads(1)
-    try:
-        conn.send(("ok", run_positive_control(job)))
-    except BaseException as e:  # noqa: BLE001 - every failure must reach the parent
-        conn.send(("error", e if isinstance(e, UserError) else RuntimeError(f"{type(e).__name__}: {e}")))
-        raise
-    finally:
-        sys.stdout.flush()
-        sys.stderr.flush()
+    with output_to(log):
+        try:
+            conn.send(("ok", run_positive_control(job)))
+        except BaseException as e:  # noqa: BLE001 - every failure must reach the parent
+            conn.send(("error", e if isinstance(e, UserError) else RuntimeError(f"{type(e).__name__}: {e}")))
+            raise
 
 
 class PositiveControl:

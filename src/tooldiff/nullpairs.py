@@ -90,25 +90,54 @@ def outcome(name: str, run_dir: Path, results, min_auroc: float) -> PairOutcome:
 
 def run_null_pairs(pairs: dict[str, ModelPair], sweep, experiment_config, out: Path, min_auroc: float) -> list[PairOutcome]:
     """The pipeline on each pair into out/<name>, then the side-by-side table."""
-    from tooldiff.pipeline import run_pipeline
     from tooldiff.progress import say
 
     outcomes = []
     for name, pair in pairs.items():
         say(f"null pairs: the pipeline on {name}")
-        results = run_pipeline(pair, sweep, experiment_config, out / name)
-        outcomes.append(outcome(name, out / name, results, min_auroc))
+        outcomes.append(run_pair(name, pair, sweep, experiment_config, out, min_auroc))
     write_outputs(outcomes, out, experiment_config, min_auroc)
     return outcomes
 
 
-def write_outputs(outcomes: list[PairOutcome], out: Path, experiment_config, min_auroc: float) -> None:
+def run_pair(name: str, pair: ModelPair, sweep, experiment_config, out: Path, min_auroc: float) -> PairOutcome:
+    """The pipeline on one pair into out/<name> (resuming what is there), and what it found."""
+    from tooldiff.pipeline import run_pipeline
+
+    return outcome(name, out / name, run_pipeline(pair, sweep, experiment_config, out / name), min_auroc)
+
+
+def write_outputs(outcomes: list[PairOutcome], out: Path, experiment_config, min_auroc: float,
+                  sham_check: Optional[dict] = None) -> None:
+    """null_pairs.json and null_pairs.md; `sham_check` (experiment.nulls.null_check) says whether
+    the sham twin is a fair null, beside its row."""
     from tooldiff.features.ranking import selection_rule
 
     payload = {"format": 1, "selection": selection_rule(min_auroc), "experiment": experiment_config.model_dump(),
-               "pairs": [asdict(o) for o in outcomes]}
+               "pairs": [asdict(o) for o in outcomes], "sham_check": sham_check}
     (out / JSON_FILE).write_text(json.dumps(payload, indent=2) + "\n")
-    (out / TABLE_FILE).write_text(markdown(outcomes, selection_rule(min_auroc), experiment_config.seed))
+    table = markdown(outcomes, selection_rule(min_auroc), experiment_config.seed)
+    (out / TABLE_FILE).write_text(table + (sham_note(sham_check) if sham_check else ""))
+
+
+def sham_note(check: dict) -> str:
+    """How the sham twin moved (tool use per kind, KL and ‖ΔW‖ against the real twin's), and
+    whether that makes it a fair null by each reading of the rule."""
+    shifts = ", ".join(f"{s['kind']} {100 * s['diff']:+.1f} pp [{100 * s['ci95'][0]:+.1f}, {100 * s['ci95'][1]:+.1f}]"
+                       for s in check["sham"]["shifts"])
+    ratios, crit = check["sham_over_real"], check["criteria"]
+    untouched = all(crit["tool_use_untouched"].values())
+    moves = crit["moves_like_rl"]
+    return "\n".join([
+        "", "## Is the sham twin a fair null? (`tooldiff null-check`)", "",
+        f"- Calls per request kind against the base (test split, paired 95 % CI): {shifts}; "
+        f"within ±{100 * crit['tool_shift_cap']:.0f} pp at every kind: {'yes' if untouched else 'no'}.",
+        f"- Moved against the real twin: ‖ΔW‖ {ratios['weight_norm']:.2f}x, KL per prompt token "
+        f"{ratios['kl_all']:.2f}x, KL at the decision token {ratios['kl_decision']:.3f}x "
+        f"(cap {crit['move_ratio_cap']:g}x either way).",
+        f"- Fair by the rule in docs (tool use untouched, KL *and* ‖ΔW‖ within the cap): "
+        f"{'yes' if check['fair_null'] else 'no'}; by the issue's wording (KL *or* ‖ΔW‖): "
+        f"{'yes' if untouched and (moves['kl_all'] or moves['weight_norm']) else 'no'}.", ""])
 
 
 def _pct(x: Optional[float]) -> str:

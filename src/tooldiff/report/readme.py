@@ -54,6 +54,27 @@ def _kept(checkpoints: dict, steps: int) -> str:
     return f"step {checkpoints.get('chosen_step', '-')} of {steps}"
 
 
+def organism_markdown(organism: Path) -> str:
+    """One organism's own numbers (test split, 95 % CIs) and the checkpoint its RL kept: the
+    page a matrix seed publishes beside its results."""
+    from tooldiff.organism.info import read_info
+
+    info, _ = read_info(organism)
+    m = {name: info.metrics[name]["by_kind"] for name in ("base", "rl")}
+    lines = [f"# Organism seed {info.seed} ({info.preset}, {info.variant}, recipe {info.recipe['fingerprint']}, built "
+             f"{info.built_at}, {info.build_seconds['total']:.0f} s, torch threads "
+             f"{', '.join(f'{k} {v}' for k, v in info.torch_threads.items()) or 'n/a'})", "",
+             "| model | strict on call prompts | calls on call prompts | wrong calls, not offered | wrong calls, chit-chat |",
+             "|---|---|---|---|---|"]
+    for name in ("base", "rl"):
+        k = m[name]
+        lines.append(f"| {name} | {_ci_pct(k['call']['strict'])} | {_ci_pct(k['call']['call_rate'])} | "
+                     f"{_ci_pct(k['not_offered']['call_rate'])} | {_ci_pct(k['chitchat']['call_rate'])} |")
+    kept = _kept(info.rl_training.get("checkpoints", {}), info.rl_training["steps"])
+    return "\n".join([*lines, "", f"RL kept {kept} (rule: docs/organism.md; chosen on calibration and "
+                                   "validation prompts).", ""])
+
+
 def _examples(records: list[dict], outputs: dict[str, dict[str, str]], judged: dict[str, bool]) -> list[str]:
     """Per kind, the first test prompt the twin gets right and the first it gets wrong (or a
     second right one): what it does, not only what it does well."""
@@ -180,15 +201,25 @@ def matrix_block(matrix: Path) -> list[str]:
              f"condition; {record['wall_s']:.0f} s of stages over {len(record['runs'])} invocation(s) "
              "(benchmarks/matrix_time.py).", ""]
     for r in seeds:
-        nulls = json.loads((matrix / f"seed-{r.seed}" / "null_pairs.json").read_text())["pairs"]
-        passing = ", ".join(f"{p['name']} {sum(map(len, p['passing'].values()))}" for p in nulls)
+        saved = json.loads((matrix / f"seed-{r.seed}" / "null_pairs.json").read_text())
+        passing = ", ".join(f"{p['name']} {sum(map(len, p['passing'].values()))}" for p in saved["pairs"])
         pc = r.positive_control or PositiveSummary()
         lines.append(f"- seed {r.seed} ({r.organism_source or 'n/a'}): strict over every kind: RL "
                      f"{_pct(r.models['rl'].strict.mean)}, base {_pct(r.models['base'].strict.mean)}; positive control "
                      f"{'passed' if pc.passed else 'not passed'} ({len(pc.passed_by)} of {len(pc.verdicts)}); "
-                     f"latents passing the tool-feature selection: {passing}.")
+                     f"latents passing the tool-feature selection: {passing}{_sham_moves(saved.get('sham_check'))}.")
     claims = (matrix / "claims.md").read_text().splitlines()
     return [*lines, "", *claims[2:]]
+
+
+def _sham_moves(check: dict | None) -> str:
+    """How far the seed's sham twin moved, against the real twin (its fairness check)."""
+    if not check:
+        return ""
+    shifts = "/".join(f"{100 * sh['diff']:+.1f}" for sh in check["sham"]["shifts"])
+    r = check["sham_over_real"]
+    return (f"; sham twin: calls per kind {shifts} pp against the base, ‖ΔW‖ {r['weight_norm']:.2f}x and KL per token "
+            f"{r['kl_all']:.2f}x the real twin's")
 
 
 def render(readme: str, blocks: dict[str, list[str]]) -> str:
