@@ -58,3 +58,14 @@ def test_a_graph_that_cannot_start_is_refused():
         check_graph([Job("x", _fail, ("",), after=("nowhere",))])
     with pytest.raises(UserError, match="job names repeat"):
         check_graph([Job("x", _fail, ("",)), Job("x", _fail, ("",))])
+
+
+def test_the_job_with_the_longest_chain_behind_it_starts_first(tmp_path):
+    """`short` comes first in the list, but `head` has two jobs waiting behind it one after
+    another: it starts first, then `middle` (one behind it); ties go in list order."""
+    trace = str(tmp_path / "trace.txt")
+    jobs = [Job("short", _write, (trace, "short")), Job("head", _write, (trace, "head")),
+            Job("middle", _write, (trace, "middle"), after=("head",)),
+            Job("tail", _write, (trace, "tail"), after=("middle",))]
+    run_jobs(jobs, 1)
+    assert (tmp_path / "trace.txt").read_text().split() == ["head", "middle", "short", "tail"]

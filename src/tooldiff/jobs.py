@@ -55,7 +55,16 @@ class _Plan:
     done: dict[str, Done] = field(default_factory=dict)
 
     def ready(self) -> list[Job]:
-        return [j for j in self.waiting.values() if all(a in self.done for a in j.after)]
+        """The jobs whose dependencies are done, those that others wait on the longest chain
+        of first (then in list order): a long chain started last leaves the other workers idle
+        at the end (the matrix's emergence -> headroom after the real pair's pipeline)."""
+        ready = [j for j in self.waiting.values() if all(a in self.done for a in j.after)]
+        return sorted(ready, key=lambda j: -_chain(j.name, self.waiting))
+
+
+def _chain(name: str, jobs: dict[str, Job]) -> int:
+    """How many jobs wait, one after another, behind `name` (the longest such chain)."""
+    return max((1 + _chain(j.name, jobs) for j in jobs.values() if name in j.after), default=0)
 
 
 def check_graph(jobs: list[Job]) -> None:

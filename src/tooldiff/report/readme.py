@@ -198,8 +198,9 @@ def matrix_block(matrix: Path) -> list[str]:
     lines = [f"The committed `tooldiff matrix` run (`docs/results/matrix/`: claims.md, and per organism seed "
              f"its report, null pairs, emergence and headroom tables): **{max(r.finished_at or '' for r in seeds)}**, "
              f"{seeds[0].machine if seeds else 'n/a'}; n = {seeds[0].n_test if seeds else 0} test prompts per "
-             f"condition; {record['wall_s']:.0f} s of stages over {len(record['runs'])} invocation(s) "
-             "(benchmarks/matrix_time.py).", ""]
+             f"condition; {record['wall_s']:.0f} s wall over {len(record['runs'])} invocation(s), "
+             f"{sum(map(sum, (st.values() for st in record['stage_s'].values()))):.0f} s of stages (jobs side by side; "
+             "benchmarks/matrix_time.py).", ""]
     for r in seeds:
         saved = json.loads((matrix / f"seed-{r.seed}" / "null_pairs.json").read_text())
         passing = ", ".join(f"{p['name']} {sum(map(len, p['passing'].values()))}" for p in saved["pairs"])
