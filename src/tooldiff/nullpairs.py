@@ -135,8 +135,8 @@ def sham_note(check: dict) -> str:
         f"- Moved against the real twin: ‖ΔW‖ {ratios['weight_norm']:.2f}x, KL per prompt token "
         f"{ratios['kl_all']:.2f}x, KL at the decision token {ratios['kl_decision']:.3f}x "
         f"(cap {crit['move_ratio_cap']:g}x either way).",
-        f"- Fair by the rule in docs (tool use untouched, KL *and* ‖ΔW‖ within the cap): "
-        f"{'yes' if check['fair_null'] else 'no'}; by the issue's wording (KL *or* ‖ΔW‖): "
+        f"- Fair by our rule (tool use untouched, KL *and* ‖ΔW‖ within the cap; docs/experiment.md): "
+        f"{'yes' if check['fair_null'] else 'no'}; by the looser reading (KL *or* ‖ΔW‖): "
         f"{'yes' if untouched and (moves['kl_all'] or moves['weight_norm']) else 'no'}.", ""])
 
 
