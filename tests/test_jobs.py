@@ -54,6 +54,9 @@ def test_a_graph_that_cannot_start_is_refused():
     cycle = [Job("x", _fail, ("",), after=("y",)), Job("y", _fail, ("",), after=("x",))]
     with pytest.raises(UserError, match=r"wait for each other in a cycle: \['x', 'y'\]"):
         check_graph(cycle)
+    behind_a_start = [Job("start", _fail, ("",)), *(Job(j.name, j.fn, j.args, after=(*j.after, "start")) for j in cycle)]
+    with pytest.raises(UserError, match=r"in a cycle: \['x', 'y'\]"):  # a job that can start leads into it
+        check_graph(behind_a_start)
     with pytest.raises(UserError, match="waits for jobs that do not exist"):
         check_graph([Job("x", _fail, ("",), after=("nowhere",))])
     with pytest.raises(UserError, match="job names repeat"):

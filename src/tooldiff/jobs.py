@@ -75,13 +75,13 @@ def check_graph(jobs: list[Job]) -> None:
     for job in jobs:
         if missing := [a for a in job.after if a not in names]:
             raise UserError(f"job {job.name} waits for jobs that do not exist: {missing}")
-    plan = _Plan({j.name: j for j in jobs})
-    while ready := plan.ready():
-        for job in ready:
-            plan.done[job.name] = Done(None, 0.0, 0.0)
-            del plan.waiting[job.name]
-    if plan.waiting:
-        raise UserError(f"these jobs wait for each other in a cycle: {sorted(plan.waiting)}")
+    waiting, done = {j.name: j for j in jobs}, set()  # not _Plan.ready: its ordering walks the chains
+    while ready := [n for n, j in waiting.items() if all(a in done for a in j.after)]:
+        for name in ready:
+            done.add(name)
+            del waiting[name]
+    if waiting:
+        raise UserError(f"these jobs wait for each other in a cycle: {sorted(waiting)}")
 
 
 def run_jobs(jobs: list[Job], workers: int) -> dict[str, Done]:
