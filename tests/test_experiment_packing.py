@@ -63,6 +63,10 @@ def test_packed_results_equal_each_condition_run_alone(tiny, tmp_path):
     assert len(packed) == len(set(conditions)) > 20
     for cond in dict.fromkeys(conditions):
         assert packed[cond.key] == unpacked(cond, tok, models, ccs, recs, cfg), cond.describe()
+    # a narrower grid over the same file gets its own conditions back, not the wider grid's
+    few = conditions[:3]
+    again = runner.run_conditions(few, models, tok, recs, ccs, tmp_path / "results.jsonl", cfg)
+    assert list(again) == [c.key for c in dict.fromkeys(few)] and all(again[c.key] == packed[c.key] for c in few)
 
     # the test covers the shortcuts: some rows are copies of `none`, some signatures are shared
     gen = runner.Generator(models, tok, recs, ccs, cfg)

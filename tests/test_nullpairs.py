@@ -58,7 +58,9 @@ def test_the_matrix_runs_each_pair_judges_the_claims_and_resumes(tiny_study, tin
     assert (seed_dir(out, 0) / "logs" / "pipeline-sham.txt").is_file()  # a job's output goes to its log
     # the same model in both slots decodes the same outputs: its "RL" strict is the base's
     assert null["strict"]["rl"] == null["strict"]["base"] == real["strict"]["base"]
-    assert null["n_latents"] == real["n_latents"] and set(null["sweep"]) == set(real["sweep"])
+    # a null pair runs the top latent's grid: the real pair's cells without the top-|S| ones
+    assert saved["null_grid"] == "top_latent" and null["n_latents"] == real["n_latents"]
+    assert set(null["sweep"]) == {cell for cell in real["sweep"] if "top2" not in cell} < set(real["sweep"])
     table = (pairs / TABLE_FILE).read_text()
     assert f"| {BASE_VS_BASE} |" in table and "| condition | real | base-vs-base | sham |" in table
     text = claims.read_text()
@@ -110,6 +112,9 @@ def _check_headroom(out, final_experiment):
     assert text.count("| 16 |") >= 2 and text.count("on its call prompts") == len(POSITIONS) + 1  # tool prompts
     transfer, steered = read_summary(out / TRANSFER_DIR), read_summary(out / POSITIONS[0] / "experiment")
     assert transfer.target == str(out / MODEL_DIR) and {c.intervention for c in transfer.conditions} == {"none", "add"}
+    # the steer grid alone: the top latent's steers, their controls and rivals (added directions)
+    assert {(c.intervention, len(c.features)) for c in steered.conditions if c.role == "effect"} == {("steer", 1)}
+    assert {c.intervention for c in steered.conditions} == {"none", "steer", "add"}
     assert transfer.reference("base").metrics.strict.mean == steered.reference("rl").metrics.strict.mean
     assert transfer.rankings.keys() == read_summary(final_experiment).rankings.keys()
     assert "(transfer)" in text and text.count("| 0.5 |") == len(transfer.rankings)  # a row per crosscoder, dose 0.5

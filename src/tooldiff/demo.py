@@ -156,12 +156,12 @@ def run_positive_control(job: ControlJob) -> tuple[dict, Clock]:
     with clock.stage("organism (rank1)"):
         build_organism(out / "organism-rank1", preset=job.preset, seed=job.seed, variant="rank1",
                        shared_from=out / "organism")  # same data, tokenizer and base: only RL differs
-    # The instrument under test is the main study's ranking (contrast and pool); the steering
-    # grids are cut to one point, since the control asks about ablation. The planted change is
+    # The instrument under test is the main study's ranking (contrast and pool); the grid is cut
+    # to the top latent's ablations, since the control asks about ablation. The planted change is
     # spread over every token (its gate is centred over all of them), so the crosscoder learns
     # from every prompt token and the ablation acts at every position: harvested at the decision
     # token only, no latent came closer than |cos| 0.86 and ablation changed nothing (docs/organism.md).
-    pc_cfg = load_experiment_config({**job.exp_cfg, "alphas": [1], "doses": [1.0], "positions": "all"})
+    pc_cfg = load_experiment_config({**job.exp_cfg, "grid": "ablate", "positions": "all"})
     pc = study(organism_pair(out / "organism-rank1"), out / "rank1", job.sweep, pc_cfg, clock, "rank1",
                harvest_positions="prompt")
     return positive_summary(pc), clock

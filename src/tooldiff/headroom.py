@@ -7,7 +7,8 @@ headroom: the one whose strict accuracy on *calibration* call prompts (read by `
 emergence`, emergence.json) is closest to TARGET_STRICT; the test split never chooses.
 
 `tooldiff headroom` exports that checkpoint as a model directory, runs the pipeline on (base,
-checkpoint) with the paper's grid (α ∈ ExperimentConfig.alphas, at the last prompt token), then
+checkpoint) with the paper's grid (α ∈ ExperimentConfig.alphas, at the last prompt token: the
+top latent's steers and their panels alone, GRID; the splice and ablations are the study's), then
 the experiment again with the interventions at every position, and writes OUT/headroom.md: each
 steer of the top latent beside its random, unrelated-latent and difference-of-means rivals. Given
 the final twin's crosscoders (`--transfer-from`), it also adds each one's top RL latent (selected
@@ -28,6 +29,7 @@ from tooldiff.pair import ModelPair
 TARGET_STRICT = 0.25  # the paper's RL model before steering: 22.5 %
 MODEL_DIR, POSITIONS, TRANSFER_DIR = "model", ("last_prompt", "all"), "transfer"
 TABLE_FILE = "headroom.md"
+GRID = "steer"  # the top latent's steer grid with its panels and rivals (experiment.config.GRIDS)
 
 
 def headroom_step(emergence_json: Path, target: float = TARGET_STRICT) -> tuple[int, float]:
@@ -93,7 +95,7 @@ def run_headroom(job: HeadroomJob) -> Path:
     from tooldiff.pipeline import run_pipeline
 
     step, strict = headroom_step(job.emergence_json)
-    out, cfg = job.out, job.experiment
+    out, cfg = job.out, job.experiment.model_copy(update={"grid": GRID})
     out.mkdir(parents=True, exist_ok=True)
     model_dir = out / MODEL_DIR
     if not (model_dir / "config.json").is_file():

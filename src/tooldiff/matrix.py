@@ -162,14 +162,15 @@ def seed_jobs(config: MatrixConfig, plan: SeedPlan) -> list:
 def pipeline_job(plan: SeedPlan, name: str):
     """The pipeline on one pair (nullpairs.run_pair), or what a finished one found."""
     from tooldiff.features.ranking import MIN_AUROC
-    from tooldiff.nullpairs import outcome, run_pair
+    from tooldiff.nullpairs import outcome, pair_config, run_pair
     from tooldiff.report.results import RESULTS_FILE, read_results
 
     pairs, stage = plan.root / "pairs", f"pipeline-{name}"
-    if finished(plan.root, stage, plan.identity):
+    identity = plan.identity | {"grid": pair_config(name, plan.exp_cfg).grid}
+    if finished(plan.root, stage, identity):
         return outcome(name, pairs / name, read_results(pairs / name / RESULTS_FILE), MIN_AUROC)
     found = run_pair(name, plan.pairs[name], plan.sweep, plan.exp_cfg, pairs, MIN_AUROC)
-    mark(plan.root, stage, plan.identity)
+    mark(plan.root, stage, identity)
     return found
 
 
@@ -208,15 +209,16 @@ def headroom_job(plan: SeedPlan) -> None:
     """The checkpoint nearest 25 % calibration strict, steered, and the final twin's latent added in."""
     from tooldiff.experiment.emergence import JSON_FILE
     from tooldiff.features.ranking import RUN_CROSSCODERS
-    from tooldiff.headroom import HeadroomJob, run_headroom
+    from tooldiff.headroom import GRID, HeadroomJob, run_headroom
     from tooldiff.nullpairs import REAL
 
-    if finished(plan.root, "headroom", plan.identity):
+    identity = plan.identity | {"grid": GRID}
+    if finished(plan.root, "headroom", identity):
         return
     real = plan.root / "pairs" / REAL
     run_headroom(HeadroomJob(plan.pairs[REAL], plan.root / "organism", plan.root / "emergence" / JSON_FILE,
                              plan.sweep, plan.exp_cfg, plan.root / "headroom", transfer_from=real / RUN_CROSSCODERS))
-    mark(plan.root, "headroom", plan.identity)
+    mark(plan.root, "headroom", identity)
 
 
 def finish_seed(plan: SeedPlan, done: dict, seconds: dict[str, float]) -> SeedRun:

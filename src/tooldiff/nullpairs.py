@@ -27,6 +27,7 @@ from tooldiff.pair import ModelPair
 
 REAL, BASE_VS_BASE, SHAM = "real", "base-vs-base", "sham"
 JSON_FILE, TABLE_FILE = "null_pairs.json", "null_pairs.md"
+NULL_GRID = "top_latent"  # the experiment grid of a null pair (experiment.config.GRIDS)
 
 
 @dataclass(frozen=True)
@@ -104,7 +105,18 @@ def run_pair(name: str, pair: ModelPair, sweep, experiment_config, out: Path, mi
     """The pipeline on one pair into out/<name> (resuming what is there), and what it found."""
     from tooldiff.pipeline import run_pipeline
 
-    return outcome(name, out / name, run_pipeline(pair, sweep, experiment_config, out / name), min_auroc)
+    config = pair_config(name, experiment_config)
+    return outcome(name, out / name, run_pipeline(pair, sweep, config, out / name), min_auroc)
+
+
+def pair_config(name: str, experiment_config):
+    """The experiment a pair runs: the real pair the whole grid; a null pair, of a full grid, only
+    NULL_GRID: the splice and every op of its top latent, with their panels. That is what a null
+    is compared on (the same cells of the real twin, the single-latent claim, the claims table's
+    null column); the top |S| cells it leaves out show as "–" beside the real twin's."""
+    if name == REAL or experiment_config.grid != "full":
+        return experiment_config
+    return experiment_config.model_copy(update={"grid": NULL_GRID})
 
 
 def write_outputs(outcomes: list[PairOutcome], out: Path, experiment_config, min_auroc: float,
@@ -114,6 +126,7 @@ def write_outputs(outcomes: list[PairOutcome], out: Path, experiment_config, min
     from tooldiff.features.ranking import selection_rule
 
     payload = {"format": 1, "selection": selection_rule(min_auroc), "experiment": experiment_config.model_dump(),
+               "null_grid": pair_config(BASE_VS_BASE, experiment_config).grid,
                "pairs": [asdict(o) for o in outcomes], "sham_check": sham_check}
     (out / JSON_FILE).write_text(json.dumps(payload, indent=2) + "\n")
     table = markdown(outcomes, selection_rule(min_auroc), experiment_config.seed)

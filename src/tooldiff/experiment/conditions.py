@@ -143,10 +143,17 @@ def dom_steer_rivals(size: float, cand: Candidates, layer: int, positions: str) 
             for name, v_D in cand.dom.items()]
 
 
+def latent_sets(cfg: ExperimentConfig, cand: Candidates) -> list[tuple]:
+    """The latent sets a steer or an ablation acts on: the top latent and, if the grid runs them,
+    the top |S|."""
+    sets = [tuple(cand.top[:1])] + ([tuple(cand.top[:cfg.top_s])] if cfg.runs("top_s") else [])
+    return list(dict.fromkeys(sets))
+
+
 def steer_conditions(cc: str, layer: int, cfg: ExperimentConfig, cand: Candidates) -> list[Condition]:
     """Steer the top-1 and top-|S| latents in RL on the alpha grid (alpha = 1 *is* `none`)."""
     out: list[Condition] = []
-    for feats in dict.fromkeys([tuple(cand.top[:1]), tuple(cand.top[:cfg.top_s])]):
+    for feats in latent_sets(cfg, cand):
         for alpha in [a for a in cfg.alphas if a != 1]:
             size = abs(alpha - 1) * sum(cand.relative_size.get(i, 0.0) for i in feats)
             rivals = dom_steer_rivals(size, cand, layer, cfg.positions) if alpha > 1 else ()
@@ -157,7 +164,7 @@ def steer_conditions(cc: str, layer: int, cfg: ExperimentConfig, cand: Candidate
 def ablate_conditions(cc: str, layer: int, cfg: ExperimentConfig, cand: Candidates) -> list[Condition]:
     """Ablate the top latents, and steer the top one negatively, in RL: does tool use need them?"""
     out: list[Condition] = []
-    for feats in dict.fromkeys([tuple(cand.top[:1]), tuple(cand.top[:cfg.top_s])]):
+    for feats in latent_sets(cfg, cand):
         size = sum(cand.relative_size.get(i, 0.0) for i in feats)
         out += _latent_op(cc, layer, cfg, cand, "ablate", feats, size, op="ablate")
     top = tuple(cand.top[:1])
@@ -210,8 +217,13 @@ def transfer_conditions(cc: str, layer: int, cfg: ExperimentConfig, cand: Candid
 
 
 def crosscoder_conditions(cc: str, layer: int, cfg: ExperimentConfig, cand: Candidates) -> list[Condition]:
-    conditions = reconstruct_conditions(cc, layer, cfg.positions)
-    if cand.top:
-        conditions += (steer_conditions(cc, layer, cfg, cand) + ablate_conditions(cc, layer, cfg, cand)
-                       + direction_ablation_conditions(cc, layer, cfg, cand) + transfer_conditions(cc, layer, cfg, cand))
+    """Every condition of the grid (cfg.grid) on one crosscoder."""
+    conditions = reconstruct_conditions(cc, layer, cfg.positions) if cfg.runs("splice") else []
+    if not cand.top:
+        return conditions
+    families = (("steer", steer_conditions), ("ablate", ablate_conditions), ("ablate", direction_ablation_conditions),
+                ("transfer", transfer_conditions))
+    for family, build in families:
+        if cfg.runs(family):
+            conditions += build(cc, layer, cfg, cand)
     return conditions

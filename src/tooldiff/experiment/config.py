@@ -12,6 +12,20 @@ from tooldiff.interventions.spec import Positions
 
 Finite = Annotated[float, Field(allow_inf_nan=False)]
 
+# Which condition families each grid runs (the one home of this list; conditions.py reads it):
+# - full: the study, every family on the top latent and on the top |S| latents;
+# - top_latent: the splice and every op of the top latent alone, with their panels: what a null
+#   pair is compared on (the real twin's same cells, its single-latent claim);
+# - steer: the top latent's steer grid alone, with its panels and rivals (the headroom twin);
+# - ablate: the top latent's ablations alone (the positive control: its criteria ask no more).
+Grid = Literal["full", "top_latent", "steer", "ablate"]
+GRIDS: dict[str, frozenset[str]] = {
+    "full": frozenset({"splice", "steer", "ablate", "transfer", "top_s"}),
+    "top_latent": frozenset({"splice", "steer", "ablate", "transfer"}),
+    "steer": frozenset({"steer"}),
+    "ablate": frozenset({"ablate"}),
+}
+
 
 class ExperimentConfig(BaseModel):
     """Knobs of `tooldiff experiment`; defaults follow the paper's grid (SPEC §1, §3)."""
@@ -27,6 +41,7 @@ class ExperimentConfig(BaseModel):
     contrast: Literal["paper", "strict"] = "paper"  # which ranking picks "the top A-exclusive latent"
     pool: Literal["a_excl", "rl_side"] = "a_excl"  # a_excl (the paper) | rl_side (A-exclusive and RL-dominant shared)
     positions: Positions = "last_prompt"  # where the interventions act
+    grid: Grid = "full"  # which condition families run (GRIDS)
     n_per_kind: int = 60  # test prompts per request kind (call / not_offered / chitchat)
     max_new_tokens: int = 40
     parse_format: str = "hermes"  # how outputs are parsed: hermes | toolrl | openai
@@ -35,6 +50,11 @@ class ExperimentConfig(BaseModel):
     n_boot: int = 1000
     seed: int = 0
     device: str = "cpu"
+
+
+    def runs(self, family: str) -> bool:
+        """Does this grid run the condition family (GRIDS)?"""
+        return family in GRIDS[self.grid]
 
 
 def load_experiment_config(overrides: dict | None) -> ExperimentConfig:

@@ -70,7 +70,9 @@ def _verdicts(pc: ExperimentSummary, criteria: PositiveCriteria) -> tuple[dict[s
     rl_call_rate = pc.reference("rl").call_rate()
     verdicts: dict[str, dict] = {}
     lines = []
-    for c in (c for c in pc.conditions if _is_ablation(c, criteria)):
+    ablations = sorted((c for c in pc.conditions if _is_ablation(c, criteria)),
+                       key=lambda c: (criteria.ablations[c.intervention], c.crosscoder))  # not the runner's order
+    for c in ablations:
         kind, effect = criteria.ablations[c.intervention], c.effect["call_rate"]
         found = pc.positive_control[c.crosscoder]
         v = verdicts.setdefault(c.crosscoder,

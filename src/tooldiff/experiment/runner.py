@@ -193,7 +193,7 @@ def run_conditions(conditions: list[Condition], models: dict, tokenizer, records
     done = read_results(results_path)
     todo = [c for c in dict.fromkeys(conditions) if c.key not in done]
     if not todo:
-        return done
+        return _asked(done, conditions)
     gen = Generator(models, tokenizer, records, crosscoders, cfg)
     plan = plan_rows(todo, gen)
     total = sum(len(rows) for rows in plan.pending.values())
@@ -210,4 +210,9 @@ def run_conditions(conditions: list[Condition], models: dict, tokenizer, records
                 done[cond.key] = entry
     say(f"experiment: {len(todo)} conditions x {len(records)} prompts; {gen.n_generated} rows generated, "
         "every other row is identical to one of them")
-    return done
+    return _asked(done, conditions)
+
+
+def _asked(done: dict[str, dict], conditions: list[Condition]) -> dict[str, dict]:
+    """The results of `conditions` alone: a file written by a wider grid holds more."""
+    return {c.key: done[c.key] for c in dict.fromkeys(conditions)}
