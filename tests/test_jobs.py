@@ -72,3 +72,13 @@ def test_the_job_with_the_longest_chain_behind_it_starts_first(tmp_path):
             Job("tail", _write, (trace, "tail"), after=("middle",))]
     run_jobs(jobs, 1)
     assert (tmp_path / "trace.txt").read_text().split() == ["head", "middle", "short", "tail"]
+
+
+def test_a_costly_job_starts_before_a_longer_chain_of_cheap_ones(tmp_path):
+    """The start order follows the expected seconds (Job.cost) of a job and its chain, not the
+    number of jobs: `long` (cost 10) before `head` -> `tail` (cost 1 each)."""
+    trace = str(tmp_path / "trace.txt")
+    jobs = [Job("head", _write, (trace, "head")), Job("tail", _write, (trace, "tail"), after=("head",)),
+            Job("long", _write, (trace, "long"), cost=10.0)]
+    run_jobs(jobs, 1)
+    assert (tmp_path / "trace.txt").read_text().split() == ["long", "head", "tail"]

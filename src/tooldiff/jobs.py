@@ -38,6 +38,7 @@ class Job:
     args: tuple = ()
     after: tuple[str, ...] = ()
     log: Path | None = None  # its terminal output (default: none kept)
+    cost: float = 1.0  # its expected seconds, relative to the others': only the start order reads it
 
 
 @dataclass(frozen=True)
@@ -55,16 +56,16 @@ class _Plan:
     done: dict[str, Done] = field(default_factory=dict)
 
     def ready(self) -> list[Job]:
-        """The jobs whose dependencies are done, those that others wait on the longest chain
-        of first (then in list order): a long chain started last leaves the other workers idle
-        at the end (the matrix's emergence -> headroom after the real pair's pipeline)."""
+        """The jobs whose dependencies are done, the longest path first (its own cost and the
+        costliest chain waiting behind it; ties in list order): a long job or chain started last
+        leaves the other workers idle at the end (the matrix's emergence -> headroom)."""
         ready = [j for j in self.waiting.values() if all(a in self.done for a in j.after)]
-        return sorted(ready, key=lambda j: -_chain(j.name, self.waiting))
+        return sorted(ready, key=lambda j: -_path(j, self.waiting))
 
 
-def _chain(name: str, jobs: dict[str, Job]) -> int:
-    """How many jobs wait, one after another, behind `name` (the longest such chain)."""
-    return max((1 + _chain(j.name, jobs) for j in jobs.values() if name in j.after), default=0)
+def _path(job: Job, jobs: dict[str, Job]) -> float:
+    """The cost of `job` and of the costliest chain of jobs waiting, one after another, behind it."""
+    return job.cost + max((_path(j, jobs) for j in jobs.values() if job.name in j.after), default=0.0)
 
 
 def check_graph(jobs: list[Job]) -> None:

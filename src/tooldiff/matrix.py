@@ -11,8 +11,9 @@ Per seed s, under OUT/seed-<s>/ (organism directories and rank1/ as the demo lay
 - organism/ (the shipped pair at seed 0 unless --rebuild, else built from the recipe),
   organism-rank1/ (its positive-control twin: same data, tokenizer and base) and organism-sham/
   (its sham twin: the same RL from the same base, a reward that ignores tool use);
-- pairs/real/, pairs/base-vs-base/ and pairs/sham/: the pipeline on each (nullpairs.run_pair),
-  with pairs/null_pairs.md beside them (and pairs/sham-check.json: is the sham a fair null?);
+- pairs/real/, pairs/base-vs-base/ and pairs/sham/: the pipeline on each (nullpairs.run_pair; a
+  null pair runs the top latent's cells alone, nullpairs.pair_config), with pairs/null_pairs.md
+  beside them (and pairs/sham-check.json: is the sham a fair null?);
   pairs/real/results.json carries the positive control's verdict;
 - rank1/: the positive control's study (demo.run_positive_control);
 - emergence/ and headroom/, where the organism keeps its RL checkpoints (a seed built here; the
@@ -44,6 +45,11 @@ from tooldiff.errors import UserError
 
 CLAIMS_FILE, MATRIX_FILE = "claims.md", "matrix.json"
 SHAM_DIR, SHAM_CHECK_FILE = "organism-sham", "sham-check.json"
+# Each kind of job's wall seconds in the 2026-12-07 run (2-core AMD EPYC, default seed): the job
+# graph starts the longest path first (jobs.Job.cost), so a headroom run does not end the matrix
+# alone. Only the start order reads them; on another machine only their ratios matter.
+JOB_COSTS = {"pipeline": 340.0, "sham check": 10.0, "positive control": 250.0, "emergence": 220.0,
+             "headroom": 470.0}
 
 
 @dataclass(frozen=True)
@@ -143,19 +149,21 @@ def seed_jobs(config: MatrixConfig, plan: SeedPlan) -> list:
     from tooldiff.organism.checkpoints import CHECKPOINTS_DIR
 
     s, logs = plan.seed, plan.root / "logs"
-    jobs = [Job(f"seed {s}: pipeline {name}", pipeline_job, (plan, name), log=logs / f"pipeline-{name}.txt")
-            for name in plan.pairs]
+    jobs = [Job(f"seed {s}: pipeline {name}", pipeline_job, (plan, name), log=logs / f"pipeline-{name}.txt",
+                cost=JOB_COSTS["pipeline"]) for name in plan.pairs]
     if SHAM in plan.pairs:
-        jobs.append(Job(f"seed {s}: sham check", sham_check_job, (plan,), log=logs / "sham-check.txt"))
+        jobs.append(Job(f"seed {s}: sham check", sham_check_job, (plan,), log=logs / "sham-check.txt",
+                        cost=JOB_COSTS["sham check"]))
     if config.positive_control:
         control = ControlJob(plan.root, config.preset, s, plan.exp_cfg.model_dump(), plan.control_sweep)
-        jobs.append(Job(f"seed {s}: positive control", positive_job, (control,), log=plan.root / "rank1" / "log.txt"))
+        jobs.append(Job(f"seed {s}: positive control", positive_job, (control,), log=plan.root / "rank1" / "log.txt",
+                        cost=JOB_COSTS["positive control"]))
     checkpoints = plan.root / "organism" / "rl" / CHECKPOINTS_DIR
     if config.rl_course and any(checkpoints.glob("step-*.safetensors")):
         jobs += [Job(f"seed {s}: emergence", emergence_job, (plan,), after=(f"seed {s}: pipeline {REAL}",),
-                     log=logs / "emergence.txt"),
+                     log=logs / "emergence.txt", cost=JOB_COSTS["emergence"]),
                  Job(f"seed {s}: headroom", headroom_job, (plan,), after=(f"seed {s}: emergence",),
-                     log=logs / "headroom.txt")]
+                     log=logs / "headroom.txt", cost=JOB_COSTS["headroom"])]
     return jobs
 
 

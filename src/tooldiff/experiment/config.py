@@ -51,7 +51,6 @@ class ExperimentConfig(BaseModel):
     seed: int = 0
     device: str = "cpu"
 
-
     def runs(self, family: str) -> bool:
         """Does this grid run the condition family (GRIDS)?"""
         return family in GRIDS[self.grid]
