@@ -45,9 +45,9 @@ from tooldiff.errors import UserError
 
 CLAIMS_FILE, MATRIX_FILE = "claims.md", "matrix.json"
 SHAM_DIR, SHAM_CHECK_FILE = "organism-sham", "sham-check.json"
-# Each kind of job's wall seconds in the 2026-12-07 run (2-core AMD EPYC, default seed): the job
-# graph starts the longest path first (jobs.Job.cost), so a headroom run does not end the matrix
-# alone. Only the start order reads them; on another machine only their ratios matter.
+# Each kind of job's expected wall seconds on a 2-core box (measured: docs/notes/2026-12-07-matrix-hour.md):
+# the job graph starts the longest path first (jobs.Job.cost), so a headroom run does not end the
+# matrix alone. Only the start order reads them, so only their ratios matter.
 JOB_COSTS = {"pipeline": 340.0, "sham check": 10.0, "positive control": 250.0, "emergence": 220.0,
              "headroom": 470.0}
 
