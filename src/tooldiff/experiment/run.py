@@ -121,9 +121,9 @@ def run_experiment(pair: ModelPair, crosscoders: Path, out: Path, config: Experi
         if planted_D is not None:
             positive[name] = planted_check(ccs[name], planted_D, cand.top, acts)
     results = run_conditions(conditions, models, tokenizer, test, ccs, out / "results.jsonl", config)
-    texts = loss_texts(pair.records("calibration"), tokenizer, config.loss_texts, config.seed)
-    splices = bool(texts) and config.runs("splice")
-    losses = splice_losses(ccs, models, tokenizer, texts, layer, config.positions) if splices else []
+    n_texts = config.loss_texts if config.runs("splice") else 0  # no splice, no loss recovered
+    texts = loss_texts(pair.records("calibration"), tokenizer, n_texts, config.seed) if n_texts else {}
+    losses = splice_losses(ccs, models, tokenizer, texts, layer, config.positions) if texts else []
     return _analysed(results, test, config, out, layer=layer, rankings=rankings,
                      crosscoders={n: _train_metrics(Path(crosscoders), n) for n in ccs},
                      positive_control=positive, splice_loss=[x.to_dict() for x in losses])
